@@ -1,0 +1,2 @@
+//! xmppd: an XMPP server (RFC 6120/6121).
+pub mod xml;

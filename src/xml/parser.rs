@@ -1,0 +1,256 @@
+//! Streaming parser for one XML stream (RFC 6120 §4, §11): fed arbitrary byte chunks, it yields the
+//! stream header, each complete top-level element, and the stream's end.
+//!
+//! Tokenising is done by `rxml`, which enforces XML 1.0 well-formedness, namespace
+//! well-formedness and the RFC 6120 §11 restrictions (no DTD, no entity declarations or references
+//! beyond the predefined five and character references, no processing instructions, no comments,
+//! UTF-8 only, XML 1.0 only). On top of it this parser adds what the RFC leaves to the server:
+//! a byte budget per top-level element (§13.12: "policy-violation") counted from the bytes the
+//! tokenizer consumed, a nesting-depth cap, and refusal of text directly inside the stream.
+
+use rxml::error::EndOrError;
+use rxml::{Event, Options, Parse, Parser, WithOptions};
+
+use super::element::{Element, NS_XML, Node};
+
+/// Limits applied to one stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Maximum size in bytes of one top-level element (a stanza or a negotiation element).
+    pub max_stanza_size: usize,
+    /// Maximum nesting depth below the stream root (a stanza counts as depth 1).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_stanza_size: 256 * 1024,
+            max_depth: 32,
+        }
+    }
+}
+
+/// The attributes of a received `<stream:stream>` header.
+#[derive(Debug, Clone, Default)]
+pub struct StreamHeader {
+    /// Namespace of the root element (must be `http://etherx.jabber.org/streams`).
+    pub ns: String,
+    /// Local name of the root element (must be `stream`).
+    pub name: String,
+    /// `to`, `from`, `version`, `id`, `xml:lang`, in document order.
+    pub attrs: Vec<(String, String)>,
+}
+
+impl StreamHeader {
+    /// An attribute of the header.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the parser produced.
+#[derive(Debug)]
+pub enum StreamEvent {
+    /// The opening `<stream:stream>` tag.
+    Header(StreamHeader),
+    /// A complete top-level element.
+    Element(Element),
+    /// The closing `</stream:stream>` tag.
+    End,
+}
+
+/// Why the stream can no longer be parsed; each maps to one RFC 6120 §4.9.3 condition.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum XmlError {
+    /// Not well-formed XML (§4.9.3.13 `not-well-formed`).
+    #[error("not well-formed: {0}")]
+    NotWellFormed(String),
+    /// A construct that RFC 6120 §11.1 forbids (§4.9.3.18 `restricted-xml`).
+    #[error("restricted XML: {0}")]
+    Restricted(String),
+    /// An undeclared namespace prefix (§4.9.3.2 `bad-namespace-prefix`).
+    #[error("undeclared namespace prefix")]
+    BadNamespacePrefix,
+    /// Input that is not UTF-8 (§4.9.3.22 `unsupported-encoding`).
+    #[error("input is not UTF-8")]
+    UnsupportedEncoding,
+    /// A configured limit was exceeded (§4.9.3.14 `policy-violation`).
+    #[error("limit exceeded: {0}")]
+    PolicyViolation(String),
+    /// Text directly inside the stream root (§4.9.3.1 `bad-format`).
+    #[error("character data at stream level")]
+    BadFormat,
+}
+
+/// One stream's parser. Restart it (make a new one) after TLS and SASL success (RFC 6120 §4.3.3).
+pub struct StreamParser {
+    parser: Parser,
+    limits: Limits,
+    /// Open elements below the root; the first is the top-level element being built.
+    stack: Vec<Element>,
+    /// Whether the root `<stream:stream>` has been opened.
+    in_stream: bool,
+    /// Bytes consumed by the top-level element being built.
+    element_bytes: usize,
+    /// Set once the stream has ended or failed; nothing more is parsed.
+    done: bool,
+}
+
+impl StreamParser {
+    /// A parser for a new stream.
+    pub fn new(limits: Limits) -> Self {
+        let mut opts = Options::default();
+        // Text arrives in chunks of at most this size; names and attribute values must fit in it.
+        opts.max_token_length = limits.max_stanza_size.clamp(1024, 64 * 1024);
+        StreamParser {
+            parser: Parser::with_options(opts),
+            limits,
+            stack: Vec::new(),
+            in_stream: false,
+            element_bytes: 0,
+            done: false,
+        }
+    }
+
+    /// Whether an element is half-received (used to tell idle streams from busy ones).
+    pub fn in_element(&self) -> bool {
+        !self.stack.is_empty()
+    }
+
+    /// Consumes bytes from `input` until one event is complete (`Ok(Some)`), or all of `input`
+    /// was consumed and more is needed (`Ok(None)`). Call again with the rest of `input` after an
+    /// event: one chunk can hold many elements.
+    pub fn next(&mut self, input: &mut &[u8]) -> Result<Option<StreamEvent>, XmlError> {
+        if self.done {
+            return Ok(None);
+        }
+        loop {
+            let ev = match self.parser.parse(input, false) {
+                Ok(Some(ev)) => ev,
+                Ok(None) => return Ok(None),
+                Err(EndOrError::NeedMoreData) => return Ok(None),
+                Err(EndOrError::Error(e)) => {
+                    self.done = true;
+                    return Err(map_error(e));
+                }
+            };
+            match self.handle(ev) {
+                Ok(Some(out)) => {
+                    if matches!(out, StreamEvent::End) {
+                        self.done = true;
+                    }
+                    return Ok(Some(out));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Event) -> Result<Option<StreamEvent>, XmlError> {
+        match ev {
+            Event::XmlDeclaration(..) => Ok(None),
+            Event::StartElement(metrics, (ns, name), attrs) => {
+                let attrs: Vec<(String, String)> = attrs
+                    .into_iter()
+                    .map(|((ans, aname), v)| {
+                        let key = if ans.is_empty() {
+                            aname.to_string()
+                        } else if ans.as_str() == NS_XML {
+                            format!("xml:{aname}")
+                        } else {
+                            format!("{{{ans}}}{aname}")
+                        };
+                        (key, v)
+                    })
+                    .collect();
+                if !self.in_stream {
+                    self.in_stream = true;
+                    return Ok(Some(StreamEvent::Header(StreamHeader {
+                        ns: ns.to_string(),
+                        name: name.to_string(),
+                        attrs,
+                    })));
+                }
+                if self.stack.is_empty() {
+                    self.element_bytes = 0;
+                }
+                self.count(metrics.len())?;
+                if self.stack.len() >= self.limits.max_depth {
+                    return Err(XmlError::PolicyViolation(format!(
+                        "elements nested deeper than {}",
+                        self.limits.max_depth
+                    )));
+                }
+                let mut el = Element::new(name.to_string(), ns.to_string());
+                for (k, v) in attrs {
+                    el.set_attr(k, v);
+                }
+                self.stack.push(el);
+                Ok(None)
+            }
+            Event::EndElement(metrics) => {
+                let Some(el) = self.stack.pop() else {
+                    // The root closed: the stream is over (RFC 6120 §4.4).
+                    return Ok(Some(StreamEvent::End));
+                };
+                self.count(metrics.len())?;
+                match self.stack.last_mut() {
+                    Some(parent) => {
+                        parent.append_child(el);
+                        Ok(None)
+                    }
+                    None => Ok(Some(StreamEvent::Element(el))),
+                }
+            }
+            Event::Text(metrics, text) => match self.stack.last_mut() {
+                Some(parent) => {
+                    parent.append_node(Node::Text(text));
+                    self.count(metrics.len())?;
+                    Ok(None)
+                }
+                // Whitespace between stanzas is a keepalive (RFC 6120 §4.6.1); anything else
+                // is not allowed at stream level.
+                None if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) => {
+                    Ok(None)
+                }
+                None => Err(XmlError::BadFormat),
+            },
+        }
+    }
+
+    fn count(&mut self, n: usize) -> Result<(), XmlError> {
+        self.element_bytes = self.element_bytes.saturating_add(n);
+        if self.element_bytes > self.limits.max_stanza_size {
+            return Err(XmlError::PolicyViolation(format!(
+                "element larger than {} bytes",
+                self.limits.max_stanza_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn map_error(e: rxml::Error) -> XmlError {
+    use rxml::Error as E;
+    match e {
+        E::RestrictedXml(what) if what.contains("long") => {
+            XmlError::PolicyViolation(format!("token too long ({what})"))
+        }
+        E::RestrictedXml(what) => XmlError::Restricted(what.to_string()),
+        E::UndeclaredEntity => XmlError::Restricted("entity reference".into()),
+        E::UndeclaredNamespacePrefix(_) => XmlError::BadNamespacePrefix,
+        E::InvalidUtf8Byte(_) => XmlError::UnsupportedEncoding,
+        other => XmlError::NotWellFormed(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
