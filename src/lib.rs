@@ -1,2 +1,25 @@
 //! xmppd: an XMPP server (RFC 6120/6121).
+//!
+//! # Layout
+//! Imports point one way: `xml → stanza → stream → transport/session → router → ext → server`.
+//! - [`xml`]: streaming parser (rxml underneath), element tree, writer. Sans-IO.
+//! - [`stanza`]: stanza kinds and stanza errors (RFC 6120 §8).
+//! - [`stream`]: stream header checks, features, stream errors, SASL (SCRAM, PLAIN). Sans-IO.
+//! - [`transport`]: listeners, TLS, connection limits.
+//! - [`session`]: the c2s task per connection and the registry of bound sessions.
+//! - [`router`]: delivery decisions (RFC 6121 §8.5).
+//! - [`ext`]: server-side features as extensions (ping, disco…), plugged into the router.
+//! - [`storage`]: one trait per area, SQLite and PostgreSQL implementations.
+//! - [`config`]: the typed configuration.
+//! - [`server`]: wiring, listeners, graceful shutdown.
+
+pub mod config;
+pub mod ext;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod stanza;
+pub mod storage;
+pub mod stream;
+pub mod transport;
 pub mod xml;

@@ -1,0 +1,182 @@
+//! Loading and validating the configuration: every error at once, each with its key path.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+use super::{Backend, Config};
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path, e.g. `c2s.max_stanza_size` (empty for the file as a whole).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+fn err(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Reads and validates a configuration file.
+pub fn load_file(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![err("", format!("cannot read {}: {e}", path.display()))])?;
+    parse_str(&text)
+}
+
+/// Parses and validates configuration text.
+pub fn parse_str(text: &str) -> Result<Config, Vec<ConfigError>> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| vec![err("", format!("not valid TOML: {}", e.message()))])?;
+    let mut errors = Vec::new();
+    let mut config = Config::default();
+    for (section, value) in &table {
+        match section.as_str() {
+            "server" => section_into(section, value, &mut config.server, &mut errors),
+            "storage" => section_into(section, value, &mut config.storage, &mut errors),
+            "tls" => section_into(section, value, &mut config.tls, &mut errors),
+            "c2s" => section_into(section, value, &mut config.c2s, &mut errors),
+            "limits" => section_into(section, value, &mut config.limits, &mut errors),
+            _ => errors.push(err(section, "unknown section")),
+        }
+    }
+    validate(&config, &mut errors);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Deserialises one section key by key (so each bad key is reported), then as a whole.
+fn section_into<T: DeserializeOwned>(
+    section: &str,
+    value: &toml::Value,
+    slot: &mut T,
+    errors: &mut Vec<ConfigError>,
+) {
+    let Some(table) = value.as_table() else {
+        errors.push(err(section, "must be a table ([section])"));
+        return;
+    };
+    let before = errors.len();
+    for (key, v) in table {
+        let mut one = toml::Table::new();
+        one.insert(key.clone(), v.clone());
+        if let Err(e) = T::deserialize(toml::Value::Table(one)) {
+            errors.push(err(&format!("{section}.{key}"), clean(e.message())));
+        }
+    }
+    if errors.len() > before {
+        return;
+    }
+    match T::deserialize(value.clone()) {
+        Ok(v) => *slot = v,
+        Err(e) => errors.push(err(section, clean(e.message()))),
+    }
+}
+
+fn clean(msg: &str) -> String {
+    msg.trim().replace('\n', " ")
+}
+
+fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
+    if c.server.hosts.is_empty() {
+        errors.push(err("server.hosts", "at least one domain is needed"));
+    }
+    for (i, h) in c.server.hosts.iter().enumerate() {
+        if jid::BareJid::new(h).map(|j| j.node().is_some()).unwrap_or(true) {
+            errors.push(err(&format!("server.hosts[{i}]"), format!("{h:?} is not a valid domain")));
+        }
+    }
+    if c.storage.backend == Backend::Postgres && c.storage.url.is_empty() {
+        errors.push(err("storage.url", "a postgres:// URL is required for the postgres backend"));
+    }
+    if c.storage.pool_size == 0 {
+        errors.push(err("storage.pool_size", "must be at least 1"));
+    }
+    if c.tls.cert_file.is_some() != c.tls.key_file.is_some() {
+        errors.push(err("tls", "cert_file and key_file go together"));
+    }
+    for (name, list) in [("c2s.listen", &c.c2s.listen), ("c2s.tls_listen", &c.c2s.tls_listen)] {
+        for (i, a) in list.iter().enumerate() {
+            if a.parse::<std::net::SocketAddr>().is_err() {
+                errors.push(err(&format!("{name}[{i}]"), format!("{a:?} is not an ip:port address")));
+            }
+        }
+    }
+    if c.c2s.max_stanza_size < 1024 {
+        errors.push(err("c2s.max_stanza_size", "must be at least 1024 bytes"));
+    }
+    if !(2..=1000).contains(&c.c2s.max_depth) {
+        errors.push(err("c2s.max_depth", "must be between 2 and 1000"));
+    }
+    for (key, v) in [
+        ("c2s.auth_timeout_secs", c.c2s.auth_timeout_secs),
+        ("c2s.max_auth_attempts", u64::from(c.c2s.max_auth_attempts)),
+        ("c2s.session_queue", c.c2s.session_queue as u64),
+        ("limits.max_connections", c.limits.max_connections as u64),
+        ("limits.max_connections_per_ip", c.limits.max_connections_per_ip as u64),
+        ("limits.connections_per_ip_per_minute", u64::from(c.limits.connections_per_ip_per_minute)),
+        ("limits.auth_failures_per_ip_per_minute", u64::from(c.limits.auth_failures_per_ip_per_minute)),
+    ] {
+        if v == 0 {
+            errors.push(err(key, "must be at least 1"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_embedded_default() {
+        let c = parse_str("").unwrap();
+        assert_eq!(c.server.hosts, vec!["localhost"]);
+        assert_eq!(c.storage.backend, Backend::Sqlite);
+        assert!(c.c2s.require_tls);
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../../config/xmppd.toml");
+        parse_str(text).unwrap();
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_key_path() {
+        let errs = parse_str(
+            "[server]\nhosts = []\nbogus = 1\n[c2s]\nmax_stanza_size = 'big'\nlisten = ['nope']\n\
+             resource_conflict = 'maybe'\n[storage]\nbackend = 'postgres'\n[nosuch]\n",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        for k in ["server.bogus", "c2s.max_stanza_size", "c2s.resource_conflict", "nosuch"] {
+            assert!(keys.contains(&k), "missing {k} in {errs:?}");
+        }
+        let errs = parse_str("[server]\nhosts = []\n[c2s]\nlisten = ['nope']\n[storage]\nbackend = 'postgres'\n")
+            .unwrap_err();
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        for k in ["server.hosts", "c2s.listen[0]", "storage.url"] {
+            assert!(keys.contains(&k), "missing {k} in {errs:?}");
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The server's configuration: one typed struct, defaults in code, unknown keys rejected, and
+//! every error reported at once with its key path (`xmppd check`).
+//!
+//! `config/xmppd.toml` documents every option; an empty file (or none) gives the embedded
+//! default: domain `localhost`, SQLite under `./data`, a self-signed certificate.
+
+mod load;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, load_file, parse_str};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Served domains, data folder, logging.
+    pub server: ServerConfig,
+    /// The database.
+    pub storage: StorageConfig,
+    /// Certificates.
+    pub tls: TlsConfig,
+    /// Client-to-server listeners and stream negotiation.
+    pub c2s: C2sConfig,
+    /// Connection and authentication limits.
+    pub limits: LimitsConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Domains this server hosts; the first is the default.
+    pub hosts: Vec<String>,
+    /// Folder for the SQLite database and the generated certificate.
+    pub data_dir: PathBuf,
+    /// Log filter (tracing's `EnvFilter` syntax); `RUST_LOG` overrides it.
+    pub log: String,
+    /// Seconds a graceful shutdown waits for sessions to close.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            hosts: vec!["localhost".into()],
+            data_dir: PathBuf::from("data"),
+            log: "info".into(),
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+/// Which database backs the stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// SQLite in `data_dir` (the embedded default).
+    Sqlite,
+    /// PostgreSQL at `storage.url`.
+    Postgres,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `sqlite` or `postgres`.
+    pub backend: Backend,
+    /// Database URL; empty for SQLite means `<data_dir>/xmppd.sqlite`.
+    pub url: String,
+    /// Connections in the pool.
+    pub pool_size: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: Backend::Sqlite,
+            url: String::new(),
+            pool_size: 8,
+        }
+    }
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; unset: a self-signed certificate is created in `data_dir`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+}
+
+/// What happens when a client binds a resource that another session of the account holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceConflict {
+    /// The old session is closed with `<conflict/>` (Prosody's and ejabberd's default).
+    KickOld,
+    /// The new bind fails with `<conflict/>`.
+    Refuse,
+    /// The new session gets a server-generated resource instead.
+    Random,
+}
+
+/// `[c2s]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct C2sConfig {
+    /// Addresses for plain TCP with STARTTLS (RFC 6120 §5), e.g. `0.0.0.0:5222`.
+    pub listen: Vec<String>,
+    /// Addresses for direct TLS (XEP-0368), e.g. `0.0.0.0:5223`.
+    pub tls_listen: Vec<String>,
+    /// Refuse SASL and stanzas until STARTTLS has succeeded.
+    pub require_tls: bool,
+    /// Offer SASL PLAIN (checked against the stored SCRAM keys); only ever over TLS.
+    pub allow_plain: bool,
+    /// Largest top-level element in bytes (RFC 6120 §13.12).
+    pub max_stanza_size: usize,
+    /// Deepest element nesting inside a stanza.
+    pub max_depth: usize,
+    /// Seconds a connection may take to authenticate and bind before it is closed.
+    pub auth_timeout_secs: u64,
+    /// Failed SASL attempts allowed on one connection before it is closed.
+    pub max_auth_attempts: u32,
+    /// `kick_old`, `refuse` or `random`.
+    pub resource_conflict: ResourceConflict,
+    /// Stanzas queued for one session before further ones are refused with an error.
+    pub session_queue: usize,
+}
+
+impl Default for C2sConfig {
+    fn default() -> Self {
+        C2sConfig {
+            listen: vec!["0.0.0.0:5222".into()],
+            tls_listen: vec!["0.0.0.0:5223".into()],
+            require_tls: true,
+            allow_plain: true,
+            max_stanza_size: 256 * 1024,
+            max_depth: 32,
+            auth_timeout_secs: 30,
+            max_auth_attempts: 3,
+            resource_conflict: ResourceConflict::KickOld,
+            session_queue: 1024,
+        }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Open client connections in total.
+    pub max_connections: usize,
+    /// Open client connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// New connections one IP address may open per minute (token bucket, burst of the same size).
+    pub connections_per_ip_per_minute: u32,
+    /// Failed authentications one IP address may make per minute before it is refused for a while.
+    pub auth_failures_per_ip_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 10_000,
+            max_connections_per_ip: 100,
+            connections_per_ip_per_minute: 120,
+            auth_failures_per_ip_per_minute: 10,
+        }
+    }
+}
+
+impl Config {
+    /// The default domain (the first of `server.hosts`).
+    pub fn default_host(&self) -> &str {
+        self.server.hosts.first().map(String::as_str).unwrap_or("localhost")
+    }
+
+    /// Whether `domain` is served here.
+    pub fn serves(&self, domain: &str) -> bool {
+        self.server.hosts.iter().any(|h| h.eq_ignore_ascii_case(domain))
+    }
+}

@@ -1,0 +1,65 @@
+//! XEP-0030 Service Discovery, server side: disco#info lists exactly the features the enabled
+//! extensions registered; disco#items is empty until components exist.
+
+use std::sync::Arc;
+
+use super::{IqFuture, IqHandler, Registrar};
+use crate::router::Router;
+use crate::stanza::{ErrorCondition, error_reply, iq_result};
+use crate::xml::Element;
+
+/// `http://jabber.org/protocol/disco#info`
+pub const NS_INFO: &str = "http://jabber.org/protocol/disco#info";
+/// `http://jabber.org/protocol/disco#items`
+pub const NS_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+
+struct Disco {
+    features: Vec<String>,
+}
+
+impl IqHandler for Disco {
+    fn handle<'a>(&'a self, _router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
+        Box::pin(async move {
+            let Some(q) = iq.children().next() else {
+                return iq_result(iq);
+            };
+            let to_server = iq
+                .attr("to")
+                .is_some_and(|t| !t.contains('@'));
+            if iq.attr("type") != Some("get") || q.attr("node").is_some() {
+                return error_reply(iq, ErrorCondition::ItemNotFound, None).unwrap_or_else(|| iq_result(iq));
+            }
+            let mut query = Element::new("query", q.ns());
+            if q.ns() == NS_INFO {
+                if to_server {
+                    query.append_child(
+                        Element::new("identity", NS_INFO)
+                            .with_attr("category", "server")
+                            .with_attr("type", "im")
+                            .with_attr("name", "xmppd"),
+                    );
+                } else {
+                    // An account (XEP-0030 §3.1 with the RFC 6121 account identity).
+                    query.append_child(
+                        Element::new("identity", NS_INFO)
+                            .with_attr("category", "account")
+                            .with_attr("type", "registered"),
+                    );
+                }
+                for f in &self.features {
+                    query.append_child(Element::new("feature", NS_INFO).with_attr("var", f.clone()));
+                }
+            }
+            iq_result(iq).with_child(query)
+        })
+    }
+}
+
+/// Registers disco#info and disco#items (call after the other extensions registered features).
+pub fn register(r: &mut Registrar) {
+    r.feature(NS_INFO);
+    r.feature(NS_ITEMS);
+    let d = Arc::new(Disco { features: r.features() });
+    r.iq(NS_INFO, d.clone());
+    r.iq(NS_ITEMS, d);
+}

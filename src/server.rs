@@ -1,0 +1,161 @@
+//! Wires Config → Storage → Registry → Router → Extensions, binds the listeners, and shuts down
+//! gracefully: every stream gets `<system-shutdown/>` and the server waits for sessions to end.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::ext::{Extensions, Registrar};
+use crate::router::Router;
+use crate::session::Registry;
+use crate::session::c2s::{self, Shared};
+use crate::storage::{Storage, StoreError};
+use crate::stream::{Condition, StreamError, random_id, response_header, write_top_level};
+use crate::transport::tls::{self, TlsError};
+use crate::transport::{ConnLimits, Refusal};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database.
+    #[error("storage: {0}")]
+    Storage(#[from] StoreError),
+    /// Certificates.
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {err}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        err: std::io::Error,
+    },
+}
+
+/// A running server.
+pub struct Server {
+    /// Bound STARTTLS listener addresses (with the real ports when 0 was configured).
+    pub c2s_addrs: Vec<SocketAddr>,
+    /// Bound direct-TLS listener addresses.
+    pub tls_addrs: Vec<SocketAddr>,
+    /// The router (tests and the admin use it to look at sessions).
+    pub router: Arc<Router>,
+    shutdown: watch::Sender<bool>,
+    /// Closed when every session and listener task has ended (each holds a sender).
+    done: mpsc::Receiver<()>,
+    timeout: Duration,
+}
+
+impl Server {
+    /// Opens storage, sets up TLS and binds every listener; sessions are served from then on.
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        let config = Arc::new(config);
+        let storage = Storage::open(&config).await?;
+        let tls = Some(tls::acceptors(&config)?);
+        let registry = Arc::new(Registry::new());
+        let router = Arc::new(Router::new(registry, config.server.hosts.clone()));
+        router.set_local_handler(Arc::new(Extensions(Arc::new(Registrar::with_defaults()))));
+        let limits = ConnLimits::new(config.limits.clone());
+        let shared = Arc::new(Shared::new(config.clone(), tls, storage, router.clone(), limits));
+        let (shutdown, _) = watch::channel(false);
+        let (alive, done) = mpsc::channel(1);
+        let mut server = Server {
+            c2s_addrs: Vec::new(),
+            tls_addrs: Vec::new(),
+            router,
+            shutdown,
+            done,
+            timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
+        };
+        for (list, direct) in [(&config.c2s.listen, false), (&config.c2s.tls_listen, true)] {
+            for addr in list {
+                let l = TcpListener::bind(addr).await.map_err(|err| StartError::Bind {
+                    addr: addr.clone(),
+                    err,
+                })?;
+                let local = l.local_addr().map_err(|err| StartError::Bind {
+                    addr: addr.clone(),
+                    err,
+                })?;
+                info!(%local, direct_tls = direct, "listening for clients");
+                if direct {
+                    server.tls_addrs.push(local);
+                } else {
+                    server.c2s_addrs.push(local);
+                }
+                let rx = server.shutdown.subscribe();
+                tokio::spawn(accept_loop(l, shared.clone(), direct, rx, alive.clone()));
+            }
+        }
+        Ok(server)
+    }
+
+    /// Closes every stream with `<system-shutdown/>` and waits (bounded) for the sessions.
+    pub async fn shutdown(mut self) {
+        info!("shutting down");
+        let _ = self.shutdown.send(true);
+        if tokio::time::timeout(self.timeout, self.done.recv()).await.is_err() {
+            warn!("some sessions did not close within {:?}", self.timeout);
+        }
+    }
+}
+
+async fn accept_loop(
+    l: TcpListener,
+    shared: Arc<Shared>,
+    direct: bool,
+    mut shutdown: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.changed() => return,
+            r = l.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        match shared.limits.admit(peer.ip()) {
+            Ok(guard) => {
+                let (shared, rx, alive) = (shared.clone(), shutdown.clone(), alive.clone());
+                tokio::spawn(async move {
+                    c2s::run(shared, tcp, peer, direct, rx, guard).await;
+                    drop(alive);
+                });
+            }
+            Err(why) => {
+                warn!(%peer, ?why, "connection refused by limits");
+                if !direct {
+                    let host = shared.config.default_host().to_string();
+                    tokio::spawn(refuse(tcp, host, why));
+                }
+            }
+        }
+    }
+}
+
+/// Tells a refused plain-TCP client why, as a stream error (RFC 6120 §4.9.3.14 / §4.9.3.17).
+async fn refuse(mut tcp: TcpStream, host: String, why: Refusal) {
+    let (cond, text) = match why {
+        Refusal::Total => (Condition::ResourceConstraint, "the server has too many connections"),
+        Refusal::PerIp => (Condition::PolicyViolation, "too many connections from your address"),
+        Refusal::Rate => (Condition::PolicyViolation, "connecting too fast from your address"),
+    };
+    let mut out = Vec::new();
+    response_header(&mut out, &host, None, &random_id());
+    write_top_level(&StreamError::with_text(cond, text).to_element(), &mut out);
+    out.extend_from_slice(b"</stream:stream>");
+    let _ = tokio::time::timeout(Duration::from_secs(2), tcp.write_all(&out)).await;
+}

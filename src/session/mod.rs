@@ -1,0 +1,6 @@
+//! Sessions: the c2s task per connection and the registry of bound sessions.
+
+pub mod c2s;
+pub mod registry;
+
+pub use registry::{BindOutcome, DeliveryError, Registry, SessionHandle, SessionMsg};

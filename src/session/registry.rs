@@ -1,0 +1,244 @@
+//! The in-memory session registry: which full JIDs are bound, with a bounded channel to each
+//! session's task, and each session's availability and priority (RFC 6121 §4.7.2.3, §8.5).
+//!
+//! The lock is a plain `RwLock` held only for map operations, never across `.await`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jid::{BareJid, FullJid};
+use tokio::sync::{Notify, mpsc};
+
+use crate::config::ResourceConflict;
+use crate::stream::random_id;
+use crate::xml::Element;
+
+/// What a session task receives from the rest of the server.
+#[derive(Debug)]
+pub enum SessionMsg {
+    /// A stanza to write to the client.
+    Stanza(Element),
+}
+
+/// Why a stanza could not be handed to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryError {
+    /// The session's queue is full (a slow reader).
+    Full,
+    /// The session is gone.
+    Closed,
+}
+
+/// The handle the router uses to reach one session.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    /// Unique per session for this server's life (tells a resumed or replaced session apart).
+    pub id: u64,
+    /// The bound full JID.
+    pub jid: FullJid,
+    tx: mpsc::Sender<SessionMsg>,
+    /// Signalled when a newer session took this resource (works even when the queue is full).
+    kicked: Arc<Notify>,
+}
+
+impl SessionHandle {
+    /// Queues a message without waiting.
+    pub fn try_send(&self, msg: SessionMsg) -> Result<(), DeliveryError> {
+        self.tx.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => DeliveryError::Full,
+            mpsc::error::TrySendError::Closed(_) => DeliveryError::Closed,
+        })
+    }
+
+    /// Tells the session to close with `<conflict/>` (RFC 6120 §4.9.3.3).
+    pub fn kick(&self) {
+        self.kicked.notify_one();
+    }
+
+    /// What the session waits on to learn it was replaced.
+    pub fn kicked(&self) -> Arc<Notify> {
+        self.kicked.clone()
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    handle: SessionHandle,
+    /// Sent initial presence and not unavailable since (RFC 6121 §4.2).
+    available: bool,
+    priority: i8,
+}
+
+/// Result of binding a resource.
+#[derive(Debug)]
+pub enum BindOutcome {
+    /// Bound; `replaced` is the older session that held the resource and must be closed.
+    Bound {
+        /// Our handle.
+        handle: SessionHandle,
+        /// The session that lost the resource (policy `kick_old`).
+        replaced: Option<SessionHandle>,
+    },
+    /// The resource is taken (policy `refuse`).
+    Conflict,
+}
+
+/// All bound sessions of this node.
+#[derive(Debug, Default)]
+pub struct Registry {
+    sessions: RwLock<HashMap<BareJid, Vec<Entry>>>,
+    next_id: AtomicU64,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Binds `jid` to a new session whose inbox is `tx`, applying the conflict policy.
+    pub fn bind(&self, jid: FullJid, tx: mpsc::Sender<SessionMsg>, policy: ResourceConflict) -> BindOutcome {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let bare = jid.to_bare();
+        let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        let entries = map.entry(bare.clone()).or_default();
+        let mut jid = jid;
+        let mut replaced = None;
+        if let Some(pos) = entries.iter().position(|e| e.handle.jid == jid) {
+            match policy {
+                ResourceConflict::Refuse => return BindOutcome::Conflict,
+                ResourceConflict::KickOld => replaced = Some(entries.remove(pos).handle),
+                ResourceConflict::Random => loop {
+                    let Ok(j) = bare.with_resource_str(&format!("{}-{}", jid.resource(), random_id())) else {
+                        return BindOutcome::Conflict;
+                    };
+                    if !entries.iter().any(|e| e.handle.jid == j) {
+                        jid = j;
+                        break;
+                    }
+                },
+            }
+        }
+        let handle = SessionHandle {
+            id,
+            jid,
+            tx,
+            kicked: Arc::new(Notify::new()),
+        };
+        entries.push(Entry {
+            handle: handle.clone(),
+            available: false,
+            priority: 0,
+        });
+        BindOutcome::Bound { handle, replaced }
+    }
+
+    /// Removes session `id` (if it still holds `jid`).
+    pub fn unbind(&self, jid: &FullJid, id: u64) {
+        let bare = jid.to_bare();
+        let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(entries) = map.get_mut(&bare) {
+            entries.retain(|e| e.handle.id != id);
+            if entries.is_empty() {
+                map.remove(&bare);
+            }
+        }
+    }
+
+    /// Records the session's own broadcast presence (RFC 6121 §4.2, §4.5).
+    pub fn set_presence(&self, jid: &FullJid, id: u64, available: bool, priority: i8) {
+        let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = map
+            .get_mut(&jid.to_bare())
+            .and_then(|v| v.iter_mut().find(|e| e.handle.id == id))
+        {
+            e.available = available;
+            e.priority = priority;
+        }
+    }
+
+    /// The session bound to exactly `jid`.
+    pub fn get(&self, jid: &FullJid) -> Option<SessionHandle> {
+        let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&jid.to_bare())?
+            .iter()
+            .find(|e| &e.handle.jid == jid)
+            .map(|e| e.handle.clone())
+    }
+
+    /// Available sessions of `bare` with non-negative priority, as (handle, priority).
+    pub fn available(&self, bare: &BareJid) -> Vec<(SessionHandle, i8)> {
+        let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(bare)
+            .map(|v| {
+                v.iter()
+                    .filter(|e| e.available && e.priority >= 0)
+                    .map(|e| (e.handle.clone(), e.priority))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Number of bound sessions.
+    pub fn len(&self) -> usize {
+        let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        map.values().map(Vec::len).sum()
+    }
+
+    /// Whether no session is bound.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jid(s: &str) -> FullJid {
+        FullJid::new(s).unwrap()
+    }
+
+    #[test]
+    fn conflict_policies() {
+        let r = Registry::new();
+        let (tx, _rx) = mpsc::channel(4);
+        let BindOutcome::Bound { handle: a, .. } = r.bind(jid("u@h/r"), tx.clone(), ResourceConflict::KickOld) else {
+            panic!()
+        };
+        assert!(matches!(r.bind(jid("u@h/r"), tx.clone(), ResourceConflict::Refuse), BindOutcome::Conflict));
+        let BindOutcome::Bound { handle: c, .. } = r.bind(jid("u@h/r"), tx.clone(), ResourceConflict::Random) else {
+            panic!()
+        };
+        assert_ne!(c.jid, a.jid);
+        let BindOutcome::Bound { handle: b, replaced } = r.bind(jid("u@h/r"), tx, ResourceConflict::KickOld) else {
+            panic!()
+        };
+        assert_eq!(replaced.unwrap().id, a.id);
+        assert_eq!(r.get(&jid("u@h/r")).unwrap().id, b.id);
+        assert_eq!(r.len(), 2);
+        // The kicked session's late unbind must not remove its successor.
+        r.unbind(&jid("u@h/r"), a.id);
+        assert_eq!(r.get(&jid("u@h/r")).unwrap().id, b.id);
+    }
+
+    #[test]
+    fn availability_and_priority() {
+        let r = Registry::new();
+        let (tx, _rx) = mpsc::channel(4);
+        let BindOutcome::Bound { handle: a, .. } = r.bind(jid("u@h/a"), tx.clone(), ResourceConflict::KickOld) else {
+            panic!()
+        };
+        let BindOutcome::Bound { handle: b, .. } = r.bind(jid("u@h/b"), tx, ResourceConflict::KickOld) else {
+            panic!()
+        };
+        let bare = a.jid.to_bare();
+        assert!(r.available(&bare).is_empty());
+        r.set_presence(&a.jid, a.id, true, 5);
+        r.set_presence(&b.jid, b.id, true, -1);
+        let av = r.available(&bare);
+        assert_eq!(av.len(), 1);
+        assert_eq!(av[0].0.id, a.id);
+    }
+}

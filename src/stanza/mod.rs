@@ -1,0 +1,178 @@
+//! Stanza helpers: kinds, stanza errors (RFC 6120 §8.3) and error replies.
+//! A stanza error never closes the stream, and an error is never answered with an error.
+
+use crate::stream::NS_CLIENT;
+use crate::xml::Element;
+
+/// `urn:ietf:params:xml:ns:xmpp-stanzas`
+pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+/// The defined conditions of RFC 6120 §8.3.3, with their usual error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCondition {
+    /// modify
+    BadRequest,
+    /// cancel
+    Conflict,
+    /// cancel
+    FeatureNotImplemented,
+    /// auth
+    Forbidden,
+    /// cancel
+    InternalServerError,
+    /// cancel
+    ItemNotFound,
+    /// modify
+    JidMalformed,
+    /// modify
+    NotAcceptable,
+    /// cancel
+    NotAllowed,
+    /// auth
+    NotAuthorized,
+    /// modify
+    PolicyViolation,
+    /// wait
+    RecipientUnavailable,
+    /// cancel
+    RemoteServerNotFound,
+    /// wait
+    ResourceConstraint,
+    /// cancel
+    ServiceUnavailable,
+    /// wait
+    UnexpectedRequest,
+}
+
+impl ErrorCondition {
+    /// Element name and default `type` attribute.
+    pub fn parts(self) -> (&'static str, &'static str) {
+        use ErrorCondition::*;
+        match self {
+            BadRequest => ("bad-request", "modify"),
+            Conflict => ("conflict", "cancel"),
+            FeatureNotImplemented => ("feature-not-implemented", "cancel"),
+            Forbidden => ("forbidden", "auth"),
+            InternalServerError => ("internal-server-error", "cancel"),
+            ItemNotFound => ("item-not-found", "cancel"),
+            JidMalformed => ("jid-malformed", "modify"),
+            NotAcceptable => ("not-acceptable", "modify"),
+            NotAllowed => ("not-allowed", "cancel"),
+            NotAuthorized => ("not-authorized", "auth"),
+            PolicyViolation => ("policy-violation", "modify"),
+            RecipientUnavailable => ("recipient-unavailable", "wait"),
+            RemoteServerNotFound => ("remote-server-not-found", "cancel"),
+            ResourceConstraint => ("resource-constraint", "wait"),
+            ServiceUnavailable => ("service-unavailable", "cancel"),
+            UnexpectedRequest => ("unexpected-request", "wait"),
+        }
+    }
+}
+
+/// Whether `el` is a stanza (message, presence or iq in `jabber:client`).
+pub fn is_stanza(el: &Element) -> bool {
+    el.ns() == NS_CLIENT && matches!(el.name(), "message" | "presence" | "iq")
+}
+
+/// Whether `el` is of type `error` (never to be answered with an error, RFC 6120 §8.3.1).
+pub fn is_error(el: &Element) -> bool {
+    el.attr("type") == Some("error")
+}
+
+/// The error reply to `stanza`: addresses swapped, `type='error'`, the same `id`, the original
+/// payload kept for messages and presence (§8.3.1), and the `<error/>` child. `None` for an error.
+pub fn error_reply(stanza: &Element, condition: ErrorCondition, text: Option<&str>) -> Option<Element> {
+    if is_error(stanza) {
+        return None;
+    }
+    let (name, kind) = condition.parts();
+    let mut reply = Element::new(stanza.name(), NS_CLIENT);
+    if let Some(id) = stanza.attr("id") {
+        reply.set_attr("id", id);
+    }
+    if let Some(from) = stanza.attr("from") {
+        reply.set_attr("to", from);
+    }
+    if let Some(to) = stanza.attr("to") {
+        reply.set_attr("from", to);
+    }
+    reply.set_attr("type", "error");
+    if stanza.name() != "iq" {
+        for c in stanza.children() {
+            reply.append_child(c.clone());
+        }
+    }
+    let mut err = Element::new("error", NS_CLIENT)
+        .with_attr("type", kind)
+        .with_child(Element::new(name, NS_STANZAS));
+    if let Some(t) = text {
+        err.append_child(Element::new("text", NS_STANZAS).with_attr("xml:lang", "en").with_text(t));
+    }
+    reply.append_child(err);
+    Some(reply)
+}
+
+/// An empty `type='result'` reply to an iq.
+pub fn iq_result(iq: &Element) -> Element {
+    let mut r = Element::new("iq", NS_CLIENT).with_attr("type", "result");
+    if let Some(id) = iq.attr("id") {
+        r.set_attr("id", id);
+    }
+    if let Some(from) = iq.attr("from") {
+        r.set_attr("to", from);
+    }
+    if let Some(to) = iq.attr("to") {
+        r.set_attr("from", to);
+    }
+    r
+}
+
+/// Checks the RFC 6120 §8.2.3 shape of an iq: an `id`, a known `type`, and exactly one payload
+/// child for `get`/`set`. Returns the condition to answer with when it is wrong.
+pub fn check_iq(iq: &Element) -> Result<(), ErrorCondition> {
+    if iq.attr("id").is_none_or(str::is_empty) {
+        return Err(ErrorCondition::BadRequest);
+    }
+    match iq.attr("type") {
+        Some("get" | "set") if iq.children().count() == 1 => Ok(()),
+        Some("result" | "error") => Ok(()),
+        _ => Err(ErrorCondition::BadRequest),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_reply_swaps_addresses_and_keeps_id() {
+        let msg = Element::new("message", NS_CLIENT)
+            .with_attr("from", "a@x/r")
+            .with_attr("to", "b@x")
+            .with_attr("id", "7")
+            .with_child(Element::new("body", NS_CLIENT).with_text("hi"));
+        let r = error_reply(&msg, ErrorCondition::ServiceUnavailable, None).unwrap();
+        assert_eq!(
+            r.to_string_in(NS_CLIENT),
+            "<message id='7' to='a@x/r' from='b@x' type='error'><body>hi</body>\
+             <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
+        );
+        assert!(error_reply(&r, ErrorCondition::BadRequest, None).is_none());
+    }
+
+    #[test]
+    fn iq_shape() {
+        let iq = |t: &str, n: usize| {
+            let mut e = Element::new("iq", NS_CLIENT).with_attr("id", "1").with_attr("type", t);
+            for _ in 0..n {
+                e.append_child(Element::new("q", "urn:x"));
+            }
+            e
+        };
+        assert!(check_iq(&iq("get", 1)).is_ok());
+        assert!(check_iq(&iq("get", 0)).is_err());
+        assert!(check_iq(&iq("set", 2)).is_err());
+        assert!(check_iq(&iq("result", 0)).is_ok());
+        assert!(check_iq(&iq("bogus", 1)).is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! The account store: who has an account on which host, and their SCRAM credentials.
+
+use super::StoreFuture;
+use crate::stream::sasl::scram::{ScramCredentials, ScramHash};
+
+/// Accounts, implemented once per database (`sqlite/account.rs`, `postgres/account.rs`).
+pub trait AccountStore: Send + Sync {
+    /// Creates an account with its credentials; `false` if it already exists.
+    fn create<'a>(&'a self, host: &'a str, user: &'a str, creds: &'a [ScramCredentials]) -> StoreFuture<'a, bool>;
+    /// Deletes an account and everything stored for it; `false` if there was none.
+    fn delete<'a>(&'a self, host: &'a str, user: &'a str) -> StoreFuture<'a, bool>;
+    /// Replaces the credentials (password change); `false` if there is no such account.
+    fn set_credentials<'a>(&'a self, host: &'a str, user: &'a str, creds: &'a [ScramCredentials])
+    -> StoreFuture<'a, bool>;
+    /// The credentials of one hash family, if the account exists and has them.
+    fn credentials<'a>(&'a self, host: &'a str, user: &'a str, hash: ScramHash)
+    -> StoreFuture<'a, Option<ScramCredentials>>;
+    /// Whether the account exists.
+    fn exists<'a>(&'a self, host: &'a str, user: &'a str) -> StoreFuture<'a, bool>;
+    /// The user names on a host, sorted.
+    fn list<'a>(&'a self, host: &'a str) -> StoreFuture<'a, Vec<String>>;
+}
+
+/// Current time in seconds since the epoch, for `created_at`.
+pub(super) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

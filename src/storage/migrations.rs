@@ -1,0 +1,40 @@
+//! Embedded, forward-only migrations: `schemas/sqlite/NNNN_*.sql` and `schemas/postgres/NNNN_*.sql`
+//! exist in pairs with the same numbers.
+
+use std::borrow::Cow;
+
+use sqlx::SqlStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+/// (version, description, SQLite SQL, PostgreSQL SQL)
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "accounts",
+    include_str!("../../schemas/sqlite/0001_accounts.sql"),
+    include_str!("../../schemas/postgres/0001_accounts.sql"),
+)];
+
+/// Which dialect.
+#[derive(Clone, Copy)]
+pub enum Dialect {
+    /// SQLite
+    Sqlite,
+    /// PostgreSQL
+    Postgres,
+}
+
+/// The migrator for one dialect.
+pub fn migrator(dialect: Dialect) -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|&(version, desc, lite, pg)| {
+                let sql = match dialect {
+                    Dialect::Sqlite => lite,
+                    Dialect::Postgres => pg,
+                };
+                Migration::new(version, Cow::Borrowed(desc), MigrationType::Simple, SqlStr::from_static(sql), false)
+            })
+            .collect(),
+    )
+}

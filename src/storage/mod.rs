@@ -1,0 +1,65 @@
+//! Storage (the DAS layer): one `…Store` trait per area, implemented for SQLite and PostgreSQL.
+//! This is the only place SQL lives; migrations come from `schemas/{sqlite,postgres}/`.
+
+pub mod account;
+mod migrations;
+pub mod postgres;
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use account::AccountStore;
+
+use crate::config::{Backend, Config};
+
+/// What a store method returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row could not be understood.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// Files around the database (the data folder).
+    #[error("{0}")]
+    Io(String),
+}
+
+/// All stores of one database.
+#[derive(Clone)]
+pub struct Storage {
+    /// Accounts and credentials.
+    pub accounts: Arc<dyn AccountStore>,
+}
+
+impl Storage {
+    /// Opens the configured database and applies pending migrations.
+    pub async fn open(config: &Config) -> Result<Storage, StoreError> {
+        match config.storage.backend {
+            Backend::Sqlite => {
+                let url = if config.storage.url.is_empty() {
+                    std::fs::create_dir_all(&config.server.data_dir).map_err(|e| {
+                        StoreError::Io(format!("cannot create {}: {e}", config.server.data_dir.display()))
+                    })?;
+                    format!("sqlite://{}", config.server.data_dir.join("xmppd.sqlite").display())
+                } else {
+                    config.storage.url.clone()
+                };
+                sqlite::open(&url, config.storage.pool_size).await
+            }
+            Backend::Postgres => postgres::open(&config.storage.url, config.storage.pool_size).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod conformance;
