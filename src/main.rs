@@ -69,7 +69,10 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::Check) = cli.command {
-        println!("configuration OK: serving {}", config.server.hosts.join(", "));
+        println!(
+            "configuration OK: serving {}",
+            config.server.hosts.join(", ")
+        );
         return ExitCode::SUCCESS;
     }
     init_logging(&config);
@@ -100,7 +103,10 @@ fn load_config(path: Option<&Path>) -> Result<Config, Vec<config::ConfigError>> 
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.server.log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn run(cmd: Command, config: Config) -> Result<()> {
@@ -109,8 +115,9 @@ async fn run(cmd: Command, config: Config) -> Result<()> {
         Command::Adduser { jid, password } => {
             let (user, host) = split_jid(&jid, &config)?;
             let password = password_from(password, true)?;
-            let creds = ScramCredentials::new_set(&password, DEFAULT_ITERATIONS)
-                .map_err(|_| anyhow::anyhow!("the password contains characters SASLprep forbids"))?;
+            let creds = ScramCredentials::new_set(&password, DEFAULT_ITERATIONS).map_err(|_| {
+                anyhow::anyhow!("the password contains characters SASLprep forbids")
+            })?;
             let storage = Storage::open(&config).await?;
             if !storage.accounts.create(&host, &user, &creds).await? {
                 bail!("{user}@{host} already exists");
@@ -134,9 +141,13 @@ async fn run(cmd: Command, config: Config) -> Result<()> {
                 bail!("{user}@{host} does not exist");
             }
             let password = password_from(password, true)?;
-            let creds = ScramCredentials::new_set(&password, DEFAULT_ITERATIONS)
-                .map_err(|_| anyhow::anyhow!("the password contains characters SASLprep forbids"))?;
-            storage.accounts.set_credentials(&host, &user, &creds).await?;
+            let creds = ScramCredentials::new_set(&password, DEFAULT_ITERATIONS).map_err(|_| {
+                anyhow::anyhow!("the password contains characters SASLprep forbids")
+            })?;
+            storage
+                .accounts
+                .set_credentials(&host, &user, &creds)
+                .await?;
             println!("password changed for {user}@{host}");
             Ok(())
         }
@@ -160,11 +171,17 @@ async fn run(cmd: Command, config: Config) -> Result<()> {
 fn split_jid(s: &str, config: &Config) -> Result<(String, String)> {
     let jid = jid::BareJid::new(s).with_context(|| format!("{s:?} is not a valid JID"))?;
     let Some(node) = jid.node() else {
-        bail!("{s:?} has no user part: write it as user@{}", config.default_host());
+        bail!(
+            "{s:?} has no user part: write it as user@{}",
+            config.default_host()
+        );
     };
     let domain = jid.domain().as_str().to_string();
     if !config.serves(&domain) {
-        bail!("{domain} is not served here (server.hosts is {:?})", config.server.hosts);
+        bail!(
+            "{domain} is not served here (server.hosts is {:?})",
+            config.server.hosts
+        );
     }
     Ok((node.as_str().to_string(), domain))
 }

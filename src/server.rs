@@ -47,6 +47,8 @@ pub struct Server {
     pub tls_addrs: Vec<SocketAddr>,
     /// The router (tests and the admin use it to look at sessions).
     pub router: Arc<Router>,
+    /// The stores.
+    pub storage: Storage,
     shutdown: watch::Sender<bool>,
     /// Closed when every session and listener task has ended (each holds a sender).
     done: mpsc::Receiver<()>,
@@ -63,23 +65,32 @@ impl Server {
         let router = Arc::new(Router::new(registry, config.server.hosts.clone()));
         router.set_local_handler(Arc::new(Extensions(Arc::new(Registrar::with_defaults()))));
         let limits = ConnLimits::new(config.limits.clone());
-        let shared = Arc::new(Shared::new(config.clone(), tls, storage, router.clone(), limits));
+        let shared = Arc::new(Shared::new(
+            config.clone(),
+            tls,
+            storage.clone(),
+            router.clone(),
+            limits,
+        ));
         let (shutdown, _) = watch::channel(false);
         let (alive, done) = mpsc::channel(1);
         let mut server = Server {
             c2s_addrs: Vec::new(),
             tls_addrs: Vec::new(),
             router,
+            storage,
             shutdown,
             done,
             timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
         };
         for (list, direct) in [(&config.c2s.listen, false), (&config.c2s.tls_listen, true)] {
             for addr in list {
-                let l = TcpListener::bind(addr).await.map_err(|err| StartError::Bind {
-                    addr: addr.clone(),
-                    err,
-                })?;
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|err| StartError::Bind {
+                        addr: addr.clone(),
+                        err,
+                    })?;
                 let local = l.local_addr().map_err(|err| StartError::Bind {
                     addr: addr.clone(),
                     err,
@@ -101,7 +112,10 @@ impl Server {
     pub async fn shutdown(mut self) {
         info!("shutting down");
         let _ = self.shutdown.send(true);
-        if tokio::time::timeout(self.timeout, self.done.recv()).await.is_err() {
+        if tokio::time::timeout(self.timeout, self.done.recv())
+            .await
+            .is_err()
+        {
             warn!("some sessions did not close within {:?}", self.timeout);
         }
     }
@@ -149,9 +163,18 @@ async fn accept_loop(
 /// Tells a refused plain-TCP client why, as a stream error (RFC 6120 §4.9.3.14 / §4.9.3.17).
 async fn refuse(mut tcp: TcpStream, host: String, why: Refusal) {
     let (cond, text) = match why {
-        Refusal::Total => (Condition::ResourceConstraint, "the server has too many connections"),
-        Refusal::PerIp => (Condition::PolicyViolation, "too many connections from your address"),
-        Refusal::Rate => (Condition::PolicyViolation, "connecting too fast from your address"),
+        Refusal::Total => (
+            Condition::ResourceConstraint,
+            "the server has too many connections",
+        ),
+        Refusal::PerIp => (
+            Condition::PolicyViolation,
+            "too many connections from your address",
+        ),
+        Refusal::Rate => (
+            Condition::PolicyViolation,
+            "connecting too fast from your address",
+        ),
     };
     let mut out = Vec::new();
     response_header(&mut out, &host, None, &random_id());

@@ -102,12 +102,21 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
         errors.push(err("server.hosts", "at least one domain is needed"));
     }
     for (i, h) in c.server.hosts.iter().enumerate() {
-        if jid::BareJid::new(h).map(|j| j.node().is_some()).unwrap_or(true) {
-            errors.push(err(&format!("server.hosts[{i}]"), format!("{h:?} is not a valid domain")));
+        if jid::BareJid::new(h)
+            .map(|j| j.node().is_some())
+            .unwrap_or(true)
+        {
+            errors.push(err(
+                &format!("server.hosts[{i}]"),
+                format!("{h:?} is not a valid domain"),
+            ));
         }
     }
     if c.storage.backend == Backend::Postgres && c.storage.url.is_empty() {
-        errors.push(err("storage.url", "a postgres:// URL is required for the postgres backend"));
+        errors.push(err(
+            "storage.url",
+            "a postgres:// URL is required for the postgres backend",
+        ));
     }
     if c.storage.pool_size == 0 {
         errors.push(err("storage.pool_size", "must be at least 1"));
@@ -115,10 +124,16 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
     if c.tls.cert_file.is_some() != c.tls.key_file.is_some() {
         errors.push(err("tls", "cert_file and key_file go together"));
     }
-    for (name, list) in [("c2s.listen", &c.c2s.listen), ("c2s.tls_listen", &c.c2s.tls_listen)] {
+    for (name, list) in [
+        ("c2s.listen", &c.c2s.listen),
+        ("c2s.tls_listen", &c.c2s.tls_listen),
+    ] {
         for (i, a) in list.iter().enumerate() {
             if a.parse::<std::net::SocketAddr>().is_err() {
-                errors.push(err(&format!("{name}[{i}]"), format!("{a:?} is not an ip:port address")));
+                errors.push(err(
+                    &format!("{name}[{i}]"),
+                    format!("{a:?} is not an ip:port address"),
+                ));
             }
         }
     }
@@ -133,9 +148,18 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
         ("c2s.max_auth_attempts", u64::from(c.c2s.max_auth_attempts)),
         ("c2s.session_queue", c.c2s.session_queue as u64),
         ("limits.max_connections", c.limits.max_connections as u64),
-        ("limits.max_connections_per_ip", c.limits.max_connections_per_ip as u64),
-        ("limits.connections_per_ip_per_minute", u64::from(c.limits.connections_per_ip_per_minute)),
-        ("limits.auth_failures_per_ip_per_minute", u64::from(c.limits.auth_failures_per_ip_per_minute)),
+        (
+            "limits.max_connections_per_ip",
+            c.limits.max_connections_per_ip as u64,
+        ),
+        (
+            "limits.connections_per_ip_per_minute",
+            u64::from(c.limits.connections_per_ip_per_minute),
+        ),
+        (
+            "limits.auth_failures_per_ip_per_minute",
+            u64::from(c.limits.auth_failures_per_ip_per_minute),
+        ),
     ] {
         if v == 0 {
             errors.push(err(key, "must be at least 1"));
@@ -169,11 +193,18 @@ mod tests {
         )
         .unwrap_err();
         let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
-        for k in ["server.bogus", "c2s.max_stanza_size", "c2s.resource_conflict", "nosuch"] {
+        for k in [
+            "server.bogus",
+            "c2s.max_stanza_size",
+            "c2s.resource_conflict",
+            "nosuch",
+        ] {
             assert!(keys.contains(&k), "missing {k} in {errs:?}");
         }
-        let errs = parse_str("[server]\nhosts = []\n[c2s]\nlisten = ['nope']\n[storage]\nbackend = 'postgres'\n")
-            .unwrap_err();
+        let errs = parse_str(
+            "[server]\nhosts = []\n[c2s]\nlisten = ['nope']\n[storage]\nbackend = 'postgres'\n",
+        )
+        .unwrap_err();
         let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
         for k in ["server.hosts", "c2s.listen[0]", "storage.url"] {
             assert!(keys.contains(&k), "missing {k} in {errs:?}");

@@ -178,11 +178,18 @@ impl Default for LimitsConfig {
 impl Config {
     /// The default domain (the first of `server.hosts`).
     pub fn default_host(&self) -> &str {
-        self.server.hosts.first().map(String::as_str).unwrap_or("localhost")
+        self.server
+            .hosts
+            .first()
+            .map(String::as_str)
+            .unwrap_or("localhost")
     }
 
     /// Whether `domain` is served here.
     pub fn serves(&self, domain: &str) -> bool {
-        self.server.hosts.iter().any(|h| h.eq_ignore_ascii_case(domain))
+        self.server
+            .hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(domain))
     }
 }

@@ -23,11 +23,10 @@ impl IqHandler for Disco {
             let Some(q) = iq.children().next() else {
                 return iq_result(iq);
             };
-            let to_server = iq
-                .attr("to")
-                .is_some_and(|t| !t.contains('@'));
+            let to_server = iq.attr("to").is_some_and(|t| !t.contains('@'));
             if iq.attr("type") != Some("get") || q.attr("node").is_some() {
-                return error_reply(iq, ErrorCondition::ItemNotFound, None).unwrap_or_else(|| iq_result(iq));
+                return error_reply(iq, ErrorCondition::ItemNotFound, None)
+                    .unwrap_or_else(|| iq_result(iq));
             }
             let mut query = Element::new("query", q.ns());
             if q.ns() == NS_INFO {
@@ -47,7 +46,8 @@ impl IqHandler for Disco {
                     );
                 }
                 for f in &self.features {
-                    query.append_child(Element::new("feature", NS_INFO).with_attr("var", f.clone()));
+                    query
+                        .append_child(Element::new("feature", NS_INFO).with_attr("var", f.clone()));
                 }
             }
             iq_result(iq).with_child(query)
@@ -59,7 +59,9 @@ impl IqHandler for Disco {
 pub fn register(r: &mut Registrar) {
     r.feature(NS_INFO);
     r.feature(NS_ITEMS);
-    let d = Arc::new(Disco { features: r.features() });
+    let d = Arc::new(Disco {
+        features: r.features(),
+    });
     r.iq(NS_INFO, d.clone());
     r.iq(NS_ITEMS, d);
 }

@@ -89,7 +89,9 @@ impl Router {
         }
         match (stanza.name(), stanza.attr("type")) {
             // §8.5.3.2.1: normal, chat and headline messages fall back to the bare JID.
-            ("message", None | Some("normal" | "chat" | "headline")) => self.to_bare(stanza, to.to_bare()).await,
+            ("message", None | Some("normal" | "chat" | "headline")) => {
+                self.to_bare(stanza, to.to_bare()).await
+            }
             // §8.5.3.2.2: iq to an unavailable resource.
             ("iq", Some("get" | "set")) => self.bounce(&stanza, ErrorCondition::ServiceUnavailable),
             // §8.5.3.2.1 groupchat, and anything else: an error unless it is one.
@@ -146,8 +148,12 @@ impl Router {
 
     /// Sends the error reply for `stanza` back to its sender (never for an error, §8.3.1).
     pub fn bounce(&self, stanza: &Element, condition: ErrorCondition) {
-        let Some(reply) = error_reply(stanza, condition, None) else { return };
-        let Some(Ok(to)) = reply.attr("to").map(Jid::new) else { return };
+        let Some(reply) = error_reply(stanza, condition, None) else {
+            return;
+        };
+        let Some(Ok(to)) = reply.attr("to").map(Jid::new) else {
+            return;
+        };
         // Errors go only to a session that exists now: an error about an error is never made.
         if let Ok(full) = to.try_into_full() {
             if let Some(h) = self.registry.get(&full) {

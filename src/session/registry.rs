@@ -4,8 +4,8 @@
 //! The lock is a plain `RwLock` held only for map operations, never across `.await`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use jid::{BareJid, FullJid};
 use tokio::sync::{Notify, mpsc};
@@ -98,7 +98,12 @@ impl Registry {
     }
 
     /// Binds `jid` to a new session whose inbox is `tx`, applying the conflict policy.
-    pub fn bind(&self, jid: FullJid, tx: mpsc::Sender<SessionMsg>, policy: ResourceConflict) -> BindOutcome {
+    pub fn bind(
+        &self,
+        jid: FullJid,
+        tx: mpsc::Sender<SessionMsg>,
+        policy: ResourceConflict,
+    ) -> BindOutcome {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let bare = jid.to_bare();
         let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
@@ -110,7 +115,9 @@ impl Registry {
                 ResourceConflict::Refuse => return BindOutcome::Conflict,
                 ResourceConflict::KickOld => replaced = Some(entries.remove(pos).handle),
                 ResourceConflict::Random => loop {
-                    let Ok(j) = bare.with_resource_str(&format!("{}-{}", jid.resource(), random_id())) else {
+                    let Ok(j) =
+                        bare.with_resource_str(&format!("{}-{}", jid.resource(), random_id()))
+                    else {
                         return BindOutcome::Conflict;
                     };
                     if !entries.iter().any(|e| e.handle.jid == j) {
@@ -204,15 +211,26 @@ mod tests {
     fn conflict_policies() {
         let r = Registry::new();
         let (tx, _rx) = mpsc::channel(4);
-        let BindOutcome::Bound { handle: a, .. } = r.bind(jid("u@h/r"), tx.clone(), ResourceConflict::KickOld) else {
+        let BindOutcome::Bound { handle: a, .. } =
+            r.bind(jid("u@h/r"), tx.clone(), ResourceConflict::KickOld)
+        else {
             panic!()
         };
-        assert!(matches!(r.bind(jid("u@h/r"), tx.clone(), ResourceConflict::Refuse), BindOutcome::Conflict));
-        let BindOutcome::Bound { handle: c, .. } = r.bind(jid("u@h/r"), tx.clone(), ResourceConflict::Random) else {
+        assert!(matches!(
+            r.bind(jid("u@h/r"), tx.clone(), ResourceConflict::Refuse),
+            BindOutcome::Conflict
+        ));
+        let BindOutcome::Bound { handle: c, .. } =
+            r.bind(jid("u@h/r"), tx.clone(), ResourceConflict::Random)
+        else {
             panic!()
         };
         assert_ne!(c.jid, a.jid);
-        let BindOutcome::Bound { handle: b, replaced } = r.bind(jid("u@h/r"), tx, ResourceConflict::KickOld) else {
+        let BindOutcome::Bound {
+            handle: b,
+            replaced,
+        } = r.bind(jid("u@h/r"), tx, ResourceConflict::KickOld)
+        else {
             panic!()
         };
         assert_eq!(replaced.unwrap().id, a.id);
@@ -227,10 +245,14 @@ mod tests {
     fn availability_and_priority() {
         let r = Registry::new();
         let (tx, _rx) = mpsc::channel(4);
-        let BindOutcome::Bound { handle: a, .. } = r.bind(jid("u@h/a"), tx.clone(), ResourceConflict::KickOld) else {
+        let BindOutcome::Bound { handle: a, .. } =
+            r.bind(jid("u@h/a"), tx.clone(), ResourceConflict::KickOld)
+        else {
             panic!()
         };
-        let BindOutcome::Bound { handle: b, .. } = r.bind(jid("u@h/b"), tx, ResourceConflict::KickOld) else {
+        let BindOutcome::Bound { handle: b, .. } =
+            r.bind(jid("u@h/b"), tx, ResourceConflict::KickOld)
+        else {
             panic!()
         };
         let bare = a.jid.to_bare();

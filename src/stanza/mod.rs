@@ -81,7 +81,11 @@ pub fn is_error(el: &Element) -> bool {
 
 /// The error reply to `stanza`: addresses swapped, `type='error'`, the same `id`, the original
 /// payload kept for messages and presence (§8.3.1), and the `<error/>` child. `None` for an error.
-pub fn error_reply(stanza: &Element, condition: ErrorCondition, text: Option<&str>) -> Option<Element> {
+pub fn error_reply(
+    stanza: &Element,
+    condition: ErrorCondition,
+    text: Option<&str>,
+) -> Option<Element> {
     if is_error(stanza) {
         return None;
     }
@@ -106,7 +110,11 @@ pub fn error_reply(stanza: &Element, condition: ErrorCondition, text: Option<&st
         .with_attr("type", kind)
         .with_child(Element::new(name, NS_STANZAS));
     if let Some(t) = text {
-        err.append_child(Element::new("text", NS_STANZAS).with_attr("xml:lang", "en").with_text(t));
+        err.append_child(
+            Element::new("text", NS_STANZAS)
+                .with_attr("xml:lang", "en")
+                .with_text(t),
+        );
     }
     reply.append_child(err);
     Some(reply)
@@ -163,7 +171,9 @@ mod tests {
     #[test]
     fn iq_shape() {
         let iq = |t: &str, n: usize| {
-            let mut e = Element::new("iq", NS_CLIENT).with_attr("id", "1").with_attr("type", t);
+            let mut e = Element::new("iq", NS_CLIENT)
+                .with_attr("id", "1")
+                .with_attr("type", t);
             for _ in 0..n {
                 e.append_child(Element::new("q", "urn:x"));
             }

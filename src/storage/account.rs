@@ -6,15 +6,28 @@ use crate::stream::sasl::scram::{ScramCredentials, ScramHash};
 /// Accounts, implemented once per database (`sqlite/account.rs`, `postgres/account.rs`).
 pub trait AccountStore: Send + Sync {
     /// Creates an account with its credentials; `false` if it already exists.
-    fn create<'a>(&'a self, host: &'a str, user: &'a str, creds: &'a [ScramCredentials]) -> StoreFuture<'a, bool>;
+    fn create<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        creds: &'a [ScramCredentials],
+    ) -> StoreFuture<'a, bool>;
     /// Deletes an account and everything stored for it; `false` if there was none.
     fn delete<'a>(&'a self, host: &'a str, user: &'a str) -> StoreFuture<'a, bool>;
     /// Replaces the credentials (password change); `false` if there is no such account.
-    fn set_credentials<'a>(&'a self, host: &'a str, user: &'a str, creds: &'a [ScramCredentials])
-    -> StoreFuture<'a, bool>;
+    fn set_credentials<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        creds: &'a [ScramCredentials],
+    ) -> StoreFuture<'a, bool>;
     /// The credentials of one hash family, if the account exists and has them.
-    fn credentials<'a>(&'a self, host: &'a str, user: &'a str, hash: ScramHash)
-    -> StoreFuture<'a, Option<ScramCredentials>>;
+    fn credentials<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        hash: ScramHash,
+    ) -> StoreFuture<'a, Option<ScramCredentials>>;
     /// Whether the account exists.
     fn exists<'a>(&'a self, host: &'a str, user: &'a str) -> StoreFuture<'a, bool>;
     /// The user names on a host, sorted.

@@ -11,7 +11,10 @@ async fn account_store_conformance(s: &Storage) {
     let a = s.accounts.as_ref();
     let creds = ScramCredentials::new_set("pw1", 4096).unwrap();
     assert!(a.create(&host, "alice", &creds).await.unwrap());
-    assert!(!a.create(&host, "alice", &creds).await.unwrap(), "duplicate create");
+    assert!(
+        !a.create(&host, "alice", &creds).await.unwrap(),
+        "duplicate create"
+    );
     assert!(a.create(&host, "bob", &creds).await.unwrap());
     assert!(a.exists(&host, "alice").await.unwrap());
     assert!(!a.exists(&host, "carol").await.unwrap());
@@ -27,12 +30,21 @@ async fn account_store_conformance(s: &Storage) {
     let new = ScramCredentials::new_set("pw2", 4096).unwrap();
     assert!(a.set_credentials(&host, "alice", &new).await.unwrap());
     assert!(!a.set_credentials(&host, "nobody", &new).await.unwrap());
-    let got = a.credentials(&host, "alice", ScramHash::Sha256).await.unwrap().unwrap();
+    let got = a
+        .credentials(&host, "alice", ScramHash::Sha256)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(got.verify_password("pw2") && !got.verify_password("pw1"));
 
     assert!(a.delete(&host, "alice").await.unwrap());
     assert!(!a.delete(&host, "alice").await.unwrap());
-    assert!(a.credentials(&host, "alice", ScramHash::Sha1).await.unwrap().is_none());
+    assert!(
+        a.credentials(&host, "alice", ScramHash::Sha1)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(a.list(&host).await.unwrap(), vec!["bob"]);
 }
 

@@ -33,7 +33,13 @@ pub fn migrator(dialect: Dialect) -> Migrator {
                     Dialect::Sqlite => lite,
                     Dialect::Postgres => pg,
                 };
-                Migration::new(version, Cow::Borrowed(desc), MigrationType::Simple, SqlStr::from_static(sql), false)
+                Migration::new(
+                    version,
+                    Cow::Borrowed(desc),
+                    MigrationType::Simple,
+                    SqlStr::from_static(sql),
+                    false,
+                )
             })
             .collect(),
     )

@@ -48,15 +48,23 @@ impl Storage {
             Backend::Sqlite => {
                 let url = if config.storage.url.is_empty() {
                     std::fs::create_dir_all(&config.server.data_dir).map_err(|e| {
-                        StoreError::Io(format!("cannot create {}: {e}", config.server.data_dir.display()))
+                        StoreError::Io(format!(
+                            "cannot create {}: {e}",
+                            config.server.data_dir.display()
+                        ))
                     })?;
-                    format!("sqlite://{}", config.server.data_dir.join("xmppd.sqlite").display())
+                    format!(
+                        "sqlite://{}",
+                        config.server.data_dir.join("xmppd.sqlite").display()
+                    )
                 } else {
                     config.storage.url.clone()
                 };
                 sqlite::open(&url, config.storage.pool_size).await
             }
-            Backend::Postgres => postgres::open(&config.storage.url, config.storage.pool_size).await,
+            Backend::Postgres => {
+                postgres::open(&config.storage.url, config.storage.pool_size).await
+            }
         }
     }
 }

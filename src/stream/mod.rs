@@ -32,7 +32,10 @@ pub struct AcceptedHeader {
 
 /// Checks a client's initial stream header (RFC 6120 §4.7). On error, the domain to put in our
 /// own header (which must still be sent before the error, §4.9.1.2) is the default host.
-pub fn check_header(h: &StreamHeader, serves: impl Fn(&str) -> bool) -> Result<AcceptedHeader, StreamError> {
+pub fn check_header(
+    h: &StreamHeader,
+    serves: impl Fn(&str) -> bool,
+) -> Result<AcceptedHeader, StreamError> {
     if h.ns != NS_STREAMS {
         return Err(StreamError::with_text(
             Condition::InvalidNamespace,
@@ -40,7 +43,10 @@ pub fn check_header(h: &StreamHeader, serves: impl Fn(&str) -> bool) -> Result<A
         ));
     }
     if h.name != "stream" {
-        return Err(StreamError::with_text(Condition::BadFormat, "the root element must be <stream:stream>"));
+        return Err(StreamError::with_text(
+            Condition::BadFormat,
+            "the root element must be <stream:stream>",
+        ));
     }
     // §4.7.5: no version means 0.9, which this server does not speak.
     let major = h
@@ -48,14 +54,23 @@ pub fn check_header(h: &StreamHeader, serves: impl Fn(&str) -> bool) -> Result<A
         .and_then(|v| v.split('.').next())
         .and_then(|m| m.trim().parse::<u32>().ok());
     if !matches!(major, Some(m) if m >= 1) {
-        return Err(StreamError::with_text(Condition::UnsupportedVersion, "XMPP 1.0 is required"));
+        return Err(StreamError::with_text(
+            Condition::UnsupportedVersion,
+            "XMPP 1.0 is required",
+        ));
     }
     let Some(to) = h.attr("to") else {
-        return Err(StreamError::with_text(Condition::HostUnknown, "the stream header has no 'to'"));
+        return Err(StreamError::with_text(
+            Condition::HostUnknown,
+            "the stream header has no 'to'",
+        ));
     };
     let to = to.trim_end_matches('.').to_ascii_lowercase();
     if !serves(&to) {
-        return Err(StreamError::with_text(Condition::HostUnknown, format!("{to} is not served here")));
+        return Err(StreamError::with_text(
+            Condition::HostUnknown,
+            format!("{to} is not served here"),
+        ));
     }
     Ok(AcceptedHeader {
         to,
@@ -118,20 +133,33 @@ mod tests {
         StreamHeader {
             ns: NS_STREAMS.into(),
             name: "stream".into(),
-            attrs: attrs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            attrs: attrs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
         }
     }
 
     #[test]
     fn header_checks() {
         let serves = |d: &str| d == "localhost";
-        let ok = check_header(&header(&[("to", "LocalHost."), ("version", "1.0")]), serves).unwrap();
+        let ok =
+            check_header(&header(&[("to", "LocalHost."), ("version", "1.0")]), serves).unwrap();
         assert_eq!(ok.to, "localhost");
         let cond = |h| check_header(&h, serves).unwrap_err().condition;
-        assert_eq!(cond(header(&[("to", "other"), ("version", "1.0")])), Condition::HostUnknown);
+        assert_eq!(
+            cond(header(&[("to", "other"), ("version", "1.0")])),
+            Condition::HostUnknown
+        );
         assert_eq!(cond(header(&[("version", "1.0")])), Condition::HostUnknown);
-        assert_eq!(cond(header(&[("to", "localhost")])), Condition::UnsupportedVersion);
-        assert_eq!(cond(header(&[("to", "localhost"), ("version", "0.9")])), Condition::UnsupportedVersion);
+        assert_eq!(
+            cond(header(&[("to", "localhost")])),
+            Condition::UnsupportedVersion
+        );
+        assert_eq!(
+            cond(header(&[("to", "localhost"), ("version", "0.9")])),
+            Condition::UnsupportedVersion
+        );
         assert!(check_header(&header(&[("to", "localhost"), ("version", "2.0")]), serves).is_ok());
         let mut h = header(&[("to", "localhost"), ("version", "1.0")]);
         h.ns = "jabber:client".into();
@@ -141,7 +169,10 @@ mod tests {
     #[test]
     fn stream_error_is_prefixed() {
         let mut out = Vec::new();
-        write_top_level(&StreamError::with_text(Condition::HostUnknown, "x").to_element(), &mut out);
+        write_top_level(
+            &StreamError::with_text(Condition::HostUnknown, "x").to_element(),
+            &mut out,
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\

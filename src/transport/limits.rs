@@ -101,7 +101,10 @@ impl ConnLimits {
     fn with_ip<T>(&self, ip: IpAddr, f: impl FnOnce(&mut IpState) -> T) -> T {
         let mut ips = self.ips.lock().unwrap_or_else(|p| p.into_inner());
         if ips.len() >= PRUNE_AT && !ips.contains_key(&ip) {
-            let (c, a) = (self.cfg.connections_per_ip_per_minute, self.cfg.auth_failures_per_ip_per_minute);
+            let (c, a) = (
+                self.cfg.connections_per_ip_per_minute,
+                self.cfg.auth_failures_per_ip_per_minute,
+            );
             ips.retain(|_, s| s.open > 0 || !s.connects.is_full(c) || !s.auth_failures.is_full(a));
         }
         let cfg = &self.cfg;
@@ -119,7 +122,10 @@ impl ConnLimits {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::Total);
         }
-        let (per_ip, rate) = (self.cfg.max_connections_per_ip, self.cfg.connections_per_ip_per_minute);
+        let (per_ip, rate) = (
+            self.cfg.max_connections_per_ip,
+            self.cfg.connections_per_ip_per_minute,
+        );
         let r = self.with_ip(ip, |st| {
             if st.open >= per_ip {
                 return Err(Refusal::PerIp);
@@ -160,7 +166,8 @@ impl ConnLimits {
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.limits.total.fetch_sub(1, Ordering::AcqRel);
-        self.limits.with_ip(self.ip, |st| st.open = st.open.saturating_sub(1));
+        self.limits
+            .with_ip(self.ip, |st| st.open = st.open.saturating_sub(1));
     }
 }
 

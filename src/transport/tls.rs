@@ -88,7 +88,8 @@ pub fn self_signed(hosts: &[String], cert_path: &Path, key_path: &Path) -> Resul
         std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     }
     std::fs::write(cert_path, ck.cert.pem()).map_err(|e| file_err(cert_path, e))?;
-    write_private(key_path, ck.signing_key.serialize_pem().as_bytes()).map_err(|e| file_err(key_path, e))?;
+    write_private(key_path, ck.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| file_err(key_path, e))?;
     tracing::info!(cert = %cert_path.display(), "created a self-signed certificate for {}", hosts.join(", "));
     Ok(())
 }
@@ -112,6 +113,7 @@ pub fn exporter(conn: &rustls::ServerConnection) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = vec![0u8; 32];
-    conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None).ok()?;
+    conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None)
+        .ok()?;
     Some(out)
 }

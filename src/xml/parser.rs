@@ -218,7 +218,10 @@ impl StreamParser {
                 }
                 // Whitespace between stanzas is a keepalive (RFC 6120 §4.6.1); anything else
                 // is not allowed at stream level.
-                None if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) => {
+                None if text
+                    .bytes()
+                    .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) =>
+                {
                     Ok(None)
                 }
                 None => Err(XmlError::BadFormat),
@@ -246,6 +249,11 @@ fn map_error(e: rxml::Error) -> XmlError {
         }
         E::RestrictedXml(what) => XmlError::Restricted(what.to_string()),
         E::UndeclaredEntity => XmlError::Restricted("entity reference".into()),
+        // `<!` that is neither a comment nor CDATA: a DOCTYPE, ENTITY, ELEMENT or ATTLIST
+        // declaration, i.e. a DTD (RFC 6120 §11.1).
+        E::InvalidSyntax(what) if what.contains("cdata or comment") => {
+            XmlError::Restricted("document type declaration".into())
+        }
         E::UndeclaredNamespacePrefix(_) => XmlError::BadNamespacePrefix,
         E::InvalidUtf8Byte(_) => XmlError::UnsupportedEncoding,
         other => XmlError::NotWellFormed(other.to_string()),

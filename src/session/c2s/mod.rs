@@ -231,7 +231,9 @@ pub async fn run(
         let _ = tcp.set_nodelay(true);
         let deadline = Instant::now() + Duration::from_secs(shared.config.c2s.auth_timeout_secs);
         let conn = if direct_tls {
-            let Some(tls) = shared.tls.clone() else { return };
+            let Some(tls) = shared.tls.clone() else {
+                return;
+            };
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.direct.accept(tcp)).await {
                 Ok(Ok(t)) => Conn::Tls(Box::new(t)),
                 Ok(Err(e)) => return debug!("TLS handshake failed: {e}"),

@@ -11,8 +11,8 @@ use crate::stanza::{ErrorCondition, error_reply, is_stanza};
 use crate::stream::sasl::scram::{ScramCredentials, ScramHash, ScramServer};
 use crate::stream::sasl::{self, SaslFailure, decode_payload, parse_plain, payload_element};
 use crate::stream::{
-    Condition, NS_BIND, NS_CLIENT, NS_SESSION, NS_STREAMS, NS_TLS, StreamError, check_header, random_id,
-    response_header,
+    Condition, NS_BIND, NS_CLIENT, NS_SESSION, NS_STREAMS, NS_TLS, StreamError, check_header,
+    random_id, response_header,
 };
 use crate::transport::Conn;
 use crate::xml::{Element, StreamHeader};
@@ -63,10 +63,18 @@ impl C2s {
         };
         if !self.host.is_empty() && self.host != accepted.to {
             // A restarted stream must address the same domain.
-            return Flow::Close(StreamError::with_text(Condition::HostUnknown, "the domain changed"));
+            return Flow::Close(StreamError::with_text(
+                Condition::HostUnknown,
+                "the domain changed",
+            ));
         }
         self.host = accepted.to.clone();
-        response_header(&mut self.out, &accepted.to, accepted.from.as_deref(), &random_id());
+        response_header(
+            &mut self.out,
+            &accepted.to,
+            accepted.from.as_deref(),
+            &random_id(),
+        );
         self.header_sent = true;
         let features = self.features();
         self.write(&features);
@@ -95,7 +103,8 @@ impl C2s {
                         // XEP-0440: which channel-binding types we support.
                         f.append_child(
                             Element::new("sasl-channel-binding", sasl::NS_CB).with_child(
-                                Element::new("channel-binding", sasl::NS_CB).with_attr("type", "tls-exporter"),
+                                Element::new("channel-binding", sasl::NS_CB)
+                                    .with_attr("type", "tls-exporter"),
                             ),
                         );
                     }
@@ -104,7 +113,10 @@ impl C2s {
             Phase::Authenticated(_) | Phase::Bound(_) => {
                 f.append_child(Element::new("bind", NS_BIND));
                 // RFC 6121 Appendix E: tolerated, and optional.
-                f.append_child(Element::new("session", NS_SESSION).with_child(Element::new("optional", NS_SESSION)));
+                f.append_child(
+                    Element::new("session", NS_SESSION)
+                        .with_child(Element::new("optional", NS_SESSION)),
+                );
             }
         }
         f
@@ -141,7 +153,10 @@ impl C2s {
     }
 
     fn on_starttls(&mut self) -> Flow {
-        if self.conn.is_tls() || !self.tls_available() || !matches!(self.phase, Phase::Unauthenticated) {
+        if self.conn.is_tls()
+            || !self.tls_available()
+            || !matches!(self.phase, Phase::Unauthenticated)
+        {
             // RFC 6120 §5.4.2.2: <failure/> and close the stream.
             self.write(&Element::new("failure", NS_TLS));
             self.out.extend_from_slice(b"</stream:stream>");
@@ -153,7 +168,9 @@ impl C2s {
 
     /// Performs the TLS handshake after `<proceed/>`; false if it failed.
     pub(super) async fn upgrade_tls(&mut self) -> bool {
-        let Some(tls) = self.shared.tls.clone() else { return false };
+        let Some(tls) = self.shared.tls.clone() else {
+            return false;
+        };
         let Conn::Plain(tcp) = std::mem::replace(&mut self.conn, Conn::Closed) else {
             return false;
         };
@@ -216,7 +233,11 @@ impl C2s {
             return self.plain(&payload).await;
         }
         let plus = mech.ends_with("-PLUS");
-        let hash = if mech.starts_with("SCRAM-SHA-256") { ScramHash::Sha256 } else { ScramHash::Sha1 };
+        let hash = if mech.starts_with("SCRAM-SHA-256") {
+            ScramHash::Sha256
+        } else {
+            ScramHash::Sha1
+        };
         let binding = self.conn.channel_binding();
         let offered_plus = binding.is_some();
         let scram = ScramServer::new(hash, plus, binding, offered_plus);
@@ -246,7 +267,8 @@ impl C2s {
 
     /// The account's JID from a SASL user name, if it is a valid localpart.
     fn account(&self, username: &str, authzid: Option<&str>) -> Result<BareJid, SaslFailure> {
-        let bare = BareJid::new(&format!("{username}@{}", self.host)).map_err(|_| SaslFailure::NotAuthorized)?;
+        let bare = BareJid::new(&format!("{username}@{}", self.host))
+            .map_err(|_| SaslFailure::NotAuthorized)?;
         if bare.node().is_none() {
             return Err(SaslFailure::NotAuthorized);
         }
@@ -259,7 +281,11 @@ impl C2s {
         Ok(bare)
     }
 
-    async fn lookup(&self, bare: &BareJid, hash: ScramHash) -> Result<Option<ScramCredentials>, SaslFailure> {
+    async fn lookup(
+        &self,
+        bare: &BareJid,
+        hash: ScramHash,
+    ) -> Result<Option<ScramCredentials>, SaslFailure> {
         let node = bare.node().map(|n| n.as_str()).unwrap_or_default();
         self.shared
             .storage
@@ -331,7 +357,10 @@ impl C2s {
     /// Between authentication and binding only the bind (and legacy session) iq is allowed.
     fn on_pre_bind_iq(&mut self, iq: Element, bare: BareJid) -> Flow {
         let Some(bind) = iq.get_child("bind", NS_BIND) else {
-            return Flow::Close(StreamError::with_text(Condition::NotAuthorized, "bind a resource first"));
+            return Flow::Close(StreamError::with_text(
+                Condition::NotAuthorized,
+                "bind a resource first",
+            ));
         };
         if iq.attr("type") != Some("set") || iq.attr("id").is_none() {
             return self.reply_error(&iq, ErrorCondition::BadRequest);
@@ -340,7 +369,11 @@ impl C2s {
             .get_child("resource", NS_BIND)
             .map(|r| r.text().trim().to_string())
             .unwrap_or_default();
-        let resource = if requested.is_empty() { random_id() } else { requested };
+        let resource = if requested.is_empty() {
+            random_id()
+        } else {
+            requested
+        };
         let Ok(full) = bare.with_resource_str(&resource) else {
             // RFC 6120 §7.7.2.1: a resource that cannot be prepared.
             return self.reply_error(&iq, ErrorCondition::BadRequest);
@@ -358,10 +391,10 @@ impl C2s {
                 if let Some(id) = iq.attr("id") {
                     result.set_attr("id", id);
                 }
-                result.append_child(
-                    Element::new("bind", NS_BIND)
-                        .with_child(Element::new("jid", NS_BIND).with_text(handle.jid.to_string())),
-                );
+                result
+                    .append_child(Element::new("bind", NS_BIND).with_child(
+                        Element::new("jid", NS_BIND).with_text(handle.jid.to_string()),
+                    ));
                 self.write(&result);
                 self.inbox = Some(rx);
                 self.phase = Phase::Bound(Bound { handle });

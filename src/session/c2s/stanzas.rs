@@ -6,13 +6,15 @@ use tokio::sync::mpsc;
 
 use super::{C2s, Flow, Phase};
 use crate::session::SessionMsg;
-use crate::stanza::{ErrorCondition, check_iq, is_stanza, iq_result};
+use crate::stanza::{ErrorCondition, check_iq, iq_result, is_stanza};
 use crate::stream::{Condition, NS_BIND, NS_CLIENT, NS_SESSION, StreamError};
 use crate::xml::Element;
 
 impl C2s {
     pub(super) async fn on_bound_element(&mut self, mut el: Element) -> Flow {
-        let Phase::Bound(b) = &self.phase else { return Flow::Continue };
+        let Phase::Bound(b) = &self.phase else {
+            return Flow::Continue;
+        };
         let (me, id) = (b.handle.jid.clone(), b.handle.id);
         if !is_stanza(&el) {
             if matches!(el.name(), "message" | "presence" | "iq") {
@@ -26,11 +28,16 @@ impl C2s {
         // RFC 6120 §8.1.2.1: a `from` must be the session's full JID or its bare JID.
         if let Some(from) = el.attr("from") {
             let ok = match Jid::new(from) {
-                Ok(j) => j.to_bare() == me.to_bare() && j.resource().is_none_or(|r| r == me.resource()),
+                Ok(j) => {
+                    j.to_bare() == me.to_bare() && j.resource().is_none_or(|r| r == me.resource())
+                }
                 Err(_) => false,
             };
             if !ok {
-                return Flow::Close(StreamError::with_text(Condition::InvalidFrom, "'from' is not this session"));
+                return Flow::Close(StreamError::with_text(
+                    Condition::InvalidFrom,
+                    "'from' is not this session",
+                ));
             }
         }
         el.set_attr("from", me.to_string());
@@ -76,7 +83,10 @@ impl C2s {
             // Subscription types without `to` are meaningless (RFC 6121 §3): ignored.
             _ => return,
         };
-        self.shared.router.registry.set_presence(me, id, available, priority);
+        self.shared
+            .router
+            .registry
+            .set_presence(me, id, available, priority);
     }
 
     /// The session ends: unbind, then re-route what was still queued for it, so each stanza

@@ -1,6 +1,6 @@
 //! `AccountStore` on PostgreSQL.
 
-use sqlx::{Row, PgPool};
+use sqlx::{PgPool, Row};
 
 use crate::storage::account::{AccountStore, now};
 use crate::storage::{StoreError, StoreFuture};
@@ -39,7 +39,12 @@ async fn insert_creds(
 }
 
 impl AccountStore for PgAccounts {
-    fn create<'a>(&'a self, host: &'a str, user: &'a str, creds: &'a [ScramCredentials]) -> StoreFuture<'a, bool> {
+    fn create<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        creds: &'a [ScramCredentials],
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut tx = self.0.begin().await?;
             let inserted = sqlx::query(
@@ -116,7 +121,8 @@ impl AccountStore for PgAccounts {
             Ok(Some(ScramCredentials {
                 hash,
                 salt: row.try_get("salt")?,
-                iterations: u32::try_from(iterations).map_err(|_| StoreError::Corrupt("iterations".into()))?,
+                iterations: u32::try_from(iterations)
+                    .map_err(|_| StoreError::Corrupt("iterations".into()))?,
                 stored_key: row.try_get("stored_key")?,
                 server_key: row.try_get("server_key")?,
             }))
@@ -125,22 +131,27 @@ impl AccountStore for PgAccounts {
 
     fn exists<'a>(&'a self, host: &'a str, user: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            Ok(sqlx::query("SELECT 1 FROM accounts WHERE host = $1 AND username = $2")
-                .bind(host)
-                .bind(user)
-                .fetch_optional(&self.0)
-                .await?
-                .is_some())
+            Ok(
+                sqlx::query("SELECT 1 FROM accounts WHERE host = $1 AND username = $2")
+                    .bind(host)
+                    .bind(user)
+                    .fetch_optional(&self.0)
+                    .await?
+                    .is_some(),
+            )
         })
     }
 
     fn list<'a>(&'a self, host: &'a str) -> StoreFuture<'a, Vec<String>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT username FROM accounts WHERE host = $1 ORDER BY username")
-                .bind(host)
-                .fetch_all(&self.0)
-                .await?;
-            rows.iter().map(|r| r.try_get("username").map_err(StoreError::from)).collect()
+            let rows =
+                sqlx::query("SELECT username FROM accounts WHERE host = $1 ORDER BY username")
+                    .bind(host)
+                    .fetch_all(&self.0)
+                    .await?;
+            rows.iter()
+                .map(|r| r.try_get("username").map_err(StoreError::from))
+                .collect()
         })
     }
 }

@@ -20,7 +20,10 @@ pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
-    let pool = SqlitePoolOptions::new().max_connections(pool_size).connect_with(opts).await?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(pool_size)
+        .connect_with(opts)
+        .await?;
     migrator(Dialect::Sqlite).run(&pool).await?;
     Ok(Storage {
         accounts: Arc::new(account::SqliteAccounts(pool)),

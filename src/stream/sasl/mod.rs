@@ -108,17 +108,25 @@ mod tests {
     #[test]
     fn plain_parsing() {
         let m = parse_plain(b"\0alice\0pw").unwrap();
-        assert_eq!((m.authzid, m.username.as_str(), m.password.as_str()), (None, "alice", "pw"));
+        assert_eq!(
+            (m.authzid, m.username.as_str(), m.password.as_str()),
+            (None, "alice", "pw")
+        );
         assert!(parse_plain(b"alice\0pw").is_err());
         assert!(parse_plain(b"\0\0pw").is_err());
         assert!(parse_plain(b"\0a\0b\0c").is_err());
-        assert_eq!(parse_plain(&[0, 0xff, 0]).unwrap_err(), SaslFailure::IncorrectEncoding);
+        assert_eq!(
+            parse_plain(&[0, 0xff, 0]).unwrap_err(),
+            SaslFailure::IncorrectEncoding
+        );
     }
 
     #[test]
     fn failure_element() {
         assert_eq!(
-            SaslFailure::NotAuthorized.to_element().to_string_in("jabber:client"),
+            SaslFailure::NotAuthorized
+                .to_element()
+                .to_string_in("jabber:client"),
             "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>"
         );
     }

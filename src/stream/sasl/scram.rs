@@ -46,13 +46,14 @@ impl ScramHash {
         // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
         match self {
             ScramHash::Sha1 => {
-                let mut m = <Hmac<Sha1> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+                let mut m =
+                    <Hmac<Sha1> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
                 data.iter().for_each(|d| m.update(d));
                 m.finalize().into_bytes().to_vec()
             }
             ScramHash::Sha256 => {
-                let mut m =
-                    <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+                let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+                    .unwrap_or_else(|_| unreachable!());
                 data.iter().for_each(|d| m.update(d));
                 m.finalize().into_bytes().to_vec()
             }
@@ -276,7 +277,11 @@ impl ScramServer {
     /// Builds server-first-message from the user's (or decoy) credentials.
     pub fn server_first(&mut self, first: ClientFirst, creds: ScramCredentials) -> Vec<u8> {
         let nonce = format!("{}{}", first.client_nonce, B64.encode(random_bytes::<18>()));
-        let server_first = format!("r={nonce},s={},i={}", B64.encode(&creds.salt), creds.iterations);
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            B64.encode(&creds.salt),
+            creds.iterations
+        );
         let out = server_first.clone().into_bytes();
         self.state = State::SentServerFirst {
             gs2_header: first.gs2_header,
@@ -301,10 +306,14 @@ impl ScramServer {
             return Err(SaslFailure::MalformedRequest);
         };
         let msg = std::str::from_utf8(msg).map_err(|_| SaslFailure::IncorrectEncoding)?;
-        let (without_proof, proof) = msg.rsplit_once(",p=").ok_or(SaslFailure::MalformedRequest)?;
+        let (without_proof, proof) = msg
+            .rsplit_once(",p=")
+            .ok_or(SaslFailure::MalformedRequest)?;
         let mut attrs = without_proof.split(',');
         let cbind = match attrs.next() {
-            Some(c) if c.starts_with("c=") => B64.decode(&c[2..]).map_err(|_| SaslFailure::IncorrectEncoding)?,
+            Some(c) if c.starts_with("c=") => B64
+                .decode(&c[2..])
+                .map_err(|_| SaslFailure::IncorrectEncoding)?,
             _ => return Err(SaslFailure::MalformedRequest),
         };
         let mut expected_cbind = gs2_header.into_bytes();
@@ -318,14 +327,20 @@ impl ScramServer {
             Some(r) if r.strip_prefix("r=") == Some(nonce.as_str()) => {}
             _ => return Err(SaslFailure::NotAuthorized),
         }
-        let proof = B64.decode(proof).map_err(|_| SaslFailure::IncorrectEncoding)?;
+        let proof = B64
+            .decode(proof)
+            .map_err(|_| SaslFailure::IncorrectEncoding)?;
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
         let h = self.hash;
         let client_signature = h.hmac(&creds.stored_key, &[auth_message.as_bytes()]);
         if proof.len() != client_signature.len() {
             return Err(SaslFailure::NotAuthorized);
         }
-        let client_key: Vec<u8> = proof.iter().zip(&client_signature).map(|(a, b)| a ^ b).collect();
+        let client_key: Vec<u8> = proof
+            .iter()
+            .zip(&client_signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
         if !bool::from(h.hash(&client_key).ct_eq(&creds.stored_key)) {
             return Err(SaslFailure::NotAuthorized);
         }

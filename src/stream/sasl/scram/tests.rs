@@ -18,7 +18,9 @@ fn rfc7677_test_vector_keys() {
     s.state = State::SentServerFirst {
         gs2_header: "n,,".into(),
         client_first_bare: "n=user,r=rOprNGfwEbeRWgbNEkqO".into(),
-        server_first: "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096".into(),
+        server_first:
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+                .into(),
         nonce: "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0".into(),
         creds: c,
     };
@@ -38,7 +40,9 @@ fn run_with_client(
     let sf = server.server_first(first, creds.clone());
     let cf = client.response(&sf).expect("client accepts server-first");
     let fin = server.client_final(&cf)?;
-    client.success(&fin).expect("client verifies the server signature");
+    client
+        .success(&fin)
+        .expect("client verifies the server signature");
     Ok(())
 }
 
@@ -69,11 +73,14 @@ fn wrong_password_is_not_authorized() {
 #[test]
 fn channel_binding_plus() {
     let cb = vec![7u8; 32];
-    let mut c = ClientScram::<CSha256>::new("alice", "pw", ChannelBinding::TlsExporter(cb.clone())).unwrap();
+    let mut c = ClientScram::<CSha256>::new("alice", "pw", ChannelBinding::TlsExporter(cb.clone()))
+        .unwrap();
     let mut s = ScramServer::new(ScramHash::Sha256, true, Some(cb), true);
     run_with_client(&mut c, &mut s, &creds(ScramHash::Sha256, "pw")).unwrap();
     // Different binding data (a man in the middle terminating TLS) fails.
-    let mut c = ClientScram::<CSha256>::new("alice", "pw", ChannelBinding::TlsExporter(vec![1; 32])).unwrap();
+    let mut c =
+        ClientScram::<CSha256>::new("alice", "pw", ChannelBinding::TlsExporter(vec![1; 32]))
+            .unwrap();
     let mut s = ScramServer::new(ScramHash::Sha256, true, Some(vec![7; 32]), true);
     assert_eq!(
         run_with_client(&mut c, &mut s, &creds(ScramHash::Sha256, "pw")),
@@ -92,7 +99,10 @@ fn gs2_flag_rules() {
     assert!(s.client_first(b"y,,n=alice,r=abc").is_ok());
     assert!(s.client_first(b"n,,n=alice,r=abc,m=ext").is_err());
     assert!(s.client_first(b"x,,n=alice,r=abc").is_err());
-    assert_eq!(s.client_first(b"n,,n=a=2Cb=3Dc,r=x").unwrap().username, "a,b=c");
+    assert_eq!(
+        s.client_first(b"n,,n=a=2Cb=3Dc,r=x").unwrap().username,
+        "a,b=c"
+    );
     assert!(s.client_first(b"n,,n=a=zz,r=x").is_err());
     // -PLUS with an unsupported binding type.
     let s = ScramServer::new(ScramHash::Sha256, true, Some(vec![1]), true);
@@ -109,6 +119,9 @@ fn plain_checks_against_stored_keys() {
     // Each credential has its own salt.
     assert_ne!(c[0].salt, c[1].salt);
     let d = ScramCredentials::decoy(ScramHash::Sha256, "nobody", b"k");
-    assert_eq!(d.salt, ScramCredentials::decoy(ScramHash::Sha256, "nobody", b"k").salt);
+    assert_eq!(
+        d.salt,
+        ScramCredentials::decoy(ScramHash::Sha256, "nobody", b"k").salt
+    );
     assert!(!d.verify_password(""));
 }

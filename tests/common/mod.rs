@@ -1,0 +1,308 @@
+//! Test harness: the real server in-process on 127.0.0.1:0 with a temporary SQLite database and
+//! a test CA, real clients (tokio-xmpp), and a raw socket for input no client library would send.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_xmpp::connect::DnsConfig;
+use tokio_xmpp::xmlstream::Timeouts;
+use tokio_xmpp::{Client, Event};
+use xmppd::config::Config;
+use xmppd::server::Server;
+use xmppd::stream::sasl::scram::ScramCredentials;
+
+/// How long any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The test CA (trusted by the clients through SSL_CERT_FILE) and a leaf for `localhost`.
+struct Pki {
+    dir: PathBuf,
+}
+
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let dir = tempfile::tempdir().unwrap().keep();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "xmppd test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+        std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
+        // rustls-native-certs (inside tokio-xmpp) reads only this file when it is set. Set once,
+        // before any client exists, by whichever test gets here first.
+        unsafe { std::env::set_var("SSL_CERT_FILE", dir.join("ca.pem")) };
+        Pki { dir }
+    })
+}
+
+/// A running server with its temporary folder.
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub tls_port: u16,
+}
+
+/// The configuration tests start from: loopback, port 0, the test certificate.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let pki = pki();
+    let mut c = Config::default();
+    c.server.data_dir = dir.to_path_buf();
+    c.server.shutdown_timeout_secs = 5;
+    c.c2s.listen = vec!["127.0.0.1:0".into()];
+    c.c2s.tls_listen = vec!["127.0.0.1:0".into()];
+    c.tls.cert_file = Some(pki.dir.join("cert.pem"));
+    c.tls.key_file = Some(pki.dir.join("key.pem"));
+    c
+}
+
+impl TestServer {
+    /// Starts a server; `tweak` adjusts the configuration first.
+    pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        // RUST_LOG=xmppd=debug shows the server's log in a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        tweak(&mut config);
+        let server = Server::start(config).await.unwrap();
+        TestServer {
+            port: server.c2s_addrs[0].port(),
+            tls_port: server.tls_addrs[0].port(),
+            server: Some(server),
+            dir,
+        }
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+
+    /// Creates an account (as `xmppd adduser` does).
+    pub async fn add_user(&self, user: &str, password: &str) {
+        let creds = ScramCredentials::new_set(password, 4096).unwrap();
+        assert!(
+            self.server()
+                .storage
+                .accounts
+                .create("localhost", user, &creds)
+                .await
+                .unwrap()
+        );
+    }
+
+    /// Logs in with tokio-xmpp over STARTTLS and waits until the session is bound.
+    pub async fn login(&self, jid: &str, password: &str) -> (Client, String) {
+        let client = Client::new_starttls(
+            jid::Jid::new(jid).unwrap(),
+            password,
+            DnsConfig::addr(&format!("127.0.0.1:{}", self.port)),
+            Timeouts::default(),
+        );
+        online(client).await
+    }
+
+    /// Logs in over direct TLS (XEP-0368).
+    pub async fn login_direct_tls(&self, jid: &str, password: &str) -> (Client, String) {
+        let client = Client::new_direct_tls_with_config(
+            jid::Jid::new(jid).unwrap(),
+            password,
+            DnsConfig::addr(&format!("127.0.0.1:{}", self.tls_port)),
+            Timeouts::default(),
+        );
+        online(client).await
+    }
+
+    /// A raw TCP connection to the STARTTLS port.
+    pub async fn raw(&self) -> Raw {
+        Raw(TcpStream::connect(("127.0.0.1", self.port)).await.unwrap())
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
+
+/// Waits for the client's `Online` event; returns the bound JID.
+pub async fn online(mut client: Client) -> (Client, String) {
+    loop {
+        match tokio::time::timeout(WAIT, client.next()).await {
+            Ok(Some(Event::Online { bound_jid, .. })) => return (client, bound_jid.to_string()),
+            Ok(Some(Event::Disconnected(e))) => panic!("disconnected before online: {e}"),
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("client stream ended"),
+            Err(_) => panic!("no Online event within {WAIT:?}"),
+        }
+    }
+}
+
+/// The next stanza a client receives (skipping non-stanza events).
+pub async fn next_stanza(client: &mut Client) -> tokio_xmpp::Stanza {
+    loop {
+        match tokio::time::timeout(WAIT, client.next()).await {
+            Ok(Some(Event::Stanza(s))) => return s,
+            Ok(Some(Event::Disconnected(e))) => panic!("disconnected: {e}"),
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("client stream ended"),
+            Err(_) => panic!("no stanza within {WAIT:?}"),
+        }
+    }
+}
+
+/// A raw socket speaking bytes.
+pub struct Raw(pub TcpStream);
+
+impl Raw {
+    pub async fn send(&mut self, s: &str) {
+        self.0.write_all(s.as_bytes()).await.unwrap();
+    }
+
+    /// Reads until `needle` appears (or the peer closes); returns everything read.
+    pub async fn read_until(&mut self, needle: &str) -> String {
+        let mut acc = Vec::new();
+        let mut buf = [0u8; 4096];
+        let fut = async {
+            loop {
+                let n = self.0.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                acc.extend_from_slice(&buf[..n]);
+                if String::from_utf8_lossy(&acc).contains(needle) {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, fut)
+            .await
+            .expect("read_until timed out");
+        String::from_utf8_lossy(&acc).into_owned()
+    }
+
+    /// Reads until the server closes the connection; returns everything read.
+    pub async fn read_to_close(&mut self) -> String {
+        let mut acc = Vec::new();
+        let fut = self.0.read_to_end(&mut acc);
+        tokio::time::timeout(WAIT, fut)
+            .await
+            .expect("server did not close")
+            .ok();
+        String::from_utf8_lossy(&acc).into_owned()
+    }
+}
+
+/// A client stream header for `localhost`.
+pub const HEADER: &str = "<?xml version='1.0'?><stream:stream to='localhost' version='1.0' \
+    xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+
+/// The text content of the first `<name ...>…</name>` in `s`.
+pub fn inner_text<'a>(s: &'a str, name: &str) -> &'a str {
+    let start = s.find(&format!("<{name}")).expect(name);
+    let body = &s[start..];
+    let open_end = body.find('>').unwrap() + 1;
+    if body[..open_end].ends_with("/>") {
+        return "";
+    }
+    let close = body.find(&format!("</{name}>")).unwrap();
+    &body[open_end..close]
+}
+
+impl Raw {
+    /// Logs in over plain TCP (needs `c2s.require_tls = false`) with SCRAM-SHA-256 done by the
+    /// `sasl` crate's client, and binds `resource`. Returns the bound JID, or the whole bind
+    /// reply when it holds no JID (an error).
+    pub async fn login(&mut self, user: &str, password: &str, resource: &str) -> String {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD as B64;
+        use sasl::client::Mechanism;
+        use sasl::client::mechanisms::Scram;
+        use sasl::common::ChannelBinding;
+        use sasl::common::scram::Sha256;
+        self.send(HEADER).await;
+        self.read_until("</stream:features>").await;
+        let mut m = Scram::<Sha256>::new(user, password, ChannelBinding::None).unwrap();
+        self.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{}</auth>",
+            B64.encode(m.initial())
+        ))
+        .await;
+        let ch = self.read_until("</challenge>").await;
+        let resp = m
+            .response(&B64.decode(inner_text(&ch, "challenge")).unwrap())
+            .unwrap();
+        self.send(&format!(
+            "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+            B64.encode(resp)
+        ))
+        .await;
+        let ok = self.read_until("</success>").await;
+        assert!(ok.contains("<success"), "login failed: {ok}");
+        self.send(HEADER).await;
+        self.read_until("</stream:features>").await;
+        self.send(&format!(
+            "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>"
+        ))
+        .await;
+        let bound = self.read_until("</iq>").await;
+        if bound.contains("<jid>") {
+            inner_text(&bound, "jid").to_string()
+        } else {
+            bound
+        }
+    }
+}
+
+impl Raw {
+    /// One PLAIN-free login attempt with SCRAM-SHA-256 (plain TCP); returns what the server
+    /// answered to the final message (`<success…>` or `<failure…>`).
+    pub async fn login_attempt(&mut self, user: &str, password: &str) -> String {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD as B64;
+        use sasl::client::Mechanism;
+        use sasl::client::mechanisms::Scram;
+        use sasl::common::ChannelBinding;
+        use sasl::common::scram::Sha256;
+        self.send(HEADER).await;
+        self.read_until("</stream:features>").await;
+        let mut m = Scram::<Sha256>::new(user, password, ChannelBinding::None).unwrap();
+        self.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{}</auth>",
+            B64.encode(m.initial())
+        ))
+        .await;
+        let ch = self.read_until("</").await;
+        if ch.contains("<failure") {
+            return ch;
+        }
+        let resp = m
+            .response(&B64.decode(inner_text(&ch, "challenge")).unwrap())
+            .unwrap();
+        self.send(&format!(
+            "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+            B64.encode(resp)
+        ))
+        .await;
+        self.read_until("</").await
+    }
+}
