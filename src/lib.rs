@@ -13,6 +13,10 @@
 //! - [`config`]: the typed configuration.
 //! - [`server`]: wiring, listeners, graceful shutdown.
 
+// House rule: no unwrap/expect on the server path (a panic would take a connection's task down
+// with it, or worse); tests may use them.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod config;
 pub mod ext;
 pub mod router;

@@ -1,5 +1,7 @@
 //! The `xmppd` command: run the server, manage accounts, check a configuration.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -155,10 +155,10 @@ impl Router {
             return;
         };
         // Errors go only to a session that exists now: an error about an error is never made.
-        if let Ok(full) = to.try_into_full() {
-            if let Some(h) = self.registry.get(&full) {
-                let _ = h.try_send(SessionMsg::Stanza(reply));
-            }
+        if let Ok(full) = to.try_into_full()
+            && let Some(h) = self.registry.get(&full)
+        {
+            let _ = h.try_send(SessionMsg::Stanza(reply));
         }
     }
 }

@@ -103,9 +103,11 @@ pub struct StreamParser {
 impl StreamParser {
     /// A parser for a new stream.
     pub fn new(limits: Limits) -> Self {
-        let mut opts = Options::default();
-        // Text arrives in chunks of at most this size; names and attribute values must fit in it.
-        opts.max_token_length = limits.max_stanza_size.clamp(1024, 64 * 1024);
+        let opts = Options {
+            // Text arrives in chunks of at most this size; names and attribute values must fit in it.
+            max_token_length: limits.max_stanza_size.clamp(1024, 64 * 1024),
+            ..Options::default()
+        };
         StreamParser {
             parser: Parser::with_options(opts),
             limits,

@@ -273,10 +273,10 @@ impl C2s {
             return Err(SaslFailure::NotAuthorized);
         }
         // An authzid may only name the account itself (no proxy authorization).
-        if let Some(a) = authzid {
-            if BareJid::new(a).ok().as_ref() != Some(&bare) {
-                return Err(SaslFailure::InvalidAuthzid);
-            }
+        if let Some(a) = authzid
+            && BareJid::new(a).ok().as_ref() != Some(&bare)
+        {
+            return Err(SaslFailure::InvalidAuthzid);
         }
         Ok(bare)
     }
