@@ -265,3 +265,53 @@ async fn spoofed_from_is_a_stream_error() {
         .await;
     assert!(stream_error(&raw.read_to_close().await, "invalid-from"));
 }
+
+#[tokio::test]
+async fn stanza_errors_keep_the_stream_open() {
+    let t = TestServer::start(|c| c.c2s.require_tls = false).await;
+    t.add_user("alice", "pw").await;
+    let mut raw = t.raw().await;
+    raw.login("alice", "pw", "a").await;
+    // The legacy session iq (RFC 3921) is tolerated: an empty result.
+    raw.send("<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
+        .await;
+    let out = raw.read_until("id='s1'").await;
+    assert!(out.contains("type='result'"), "{out}");
+    // An iq get with two payloads, an iq with an unknown type, a bad JID: stanza errors only.
+    raw.send("<iq type='get' id='two' to='localhost'><a xmlns='urn:a'/><b xmlns='urn:b'/></iq>")
+        .await;
+    let out = raw.read_until("</iq>").await;
+    assert!(
+        out.contains("id='two'") && out.contains("<bad-request"),
+        "{out}"
+    );
+    raw.send("<iq type='fetch' id='t'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    let out = raw.read_until("</iq>").await;
+    assert!(
+        out.contains("id='t'") && out.contains("<bad-request"),
+        "{out}"
+    );
+    raw.send("<message to='a@b@c' id='m'><body>x</body></message>")
+        .await;
+    let out = raw.read_until("</message>").await;
+    assert!(out.contains("<jid-malformed"), "{out}");
+    // A second bind on a bound stream is not allowed.
+    raw.send("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+        .await;
+    let out = raw.read_until("</iq>").await;
+    assert!(
+        out.contains("id='b2'") && out.contains("<not-allowed"),
+        "{out}"
+    );
+    // Still open and working.
+    raw.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    let out = raw.read_until("id='p'").await;
+    assert!(out.contains("type='result'"), "{out}");
+    // An error stanza is never answered with an error: the ping after it is the next reply.
+    raw.send("<message to='nobody@localhost' type='error' id='e'/><iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    let out = raw.read_until("id='p2'").await;
+    assert!(!out.contains("id='e'"), "{out}");
+}

@@ -76,18 +76,20 @@ fn section_into<T: DeserializeOwned>(
         errors.push(err(section, "must be a table ([section])"));
         return;
     };
-    let before = errors.len();
+    // Each key alone, so every bad key is reported; the good ones still apply, so that the
+    // semantic checks below see them too.
+    let mut good = toml::Table::new();
     for (key, v) in table {
         let mut one = toml::Table::new();
         one.insert(key.clone(), v.clone());
-        if let Err(e) = T::deserialize(toml::Value::Table(one)) {
-            errors.push(err(&format!("{section}.{key}"), clean(e.message())));
+        match T::deserialize(toml::Value::Table(one)) {
+            Ok(_) => {
+                good.insert(key.clone(), v.clone());
+            }
+            Err(e) => errors.push(err(&format!("{section}.{key}"), clean(e.message()))),
         }
     }
-    if errors.len() > before {
-        return;
-    }
-    match T::deserialize(value.clone()) {
+    match T::deserialize(toml::Value::Table(good)) {
         Ok(v) => *slot = v,
         Err(e) => errors.push(err(section, clean(e.message()))),
     }
