@@ -11,7 +11,7 @@ CREATE TABLE scram_credentials (
     username    TEXT    NOT NULL,
     mechanism   TEXT    NOT NULL,   -- 'SCRAM-SHA-1' or 'SCRAM-SHA-256'
     salt        BYTEA   NOT NULL,
-    iterations  INTEGER NOT NULL,
+    iterations  BIGINT  NOT NULL,
     stored_key  BYTEA   NOT NULL,
     server_key  BYTEA   NOT NULL,
     PRIMARY KEY (host, username, mechanism),

@@ -33,11 +33,3 @@ pub trait AccountStore: Send + Sync {
     /// The user names on a host, sorted.
     fn list<'a>(&'a self, host: &'a str) -> StoreFuture<'a, Vec<String>>;
 }
-
-/// Current time in seconds since the epoch, for `created_at`.
-pub(super) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}

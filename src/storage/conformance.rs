@@ -48,12 +48,150 @@ async fn account_store_conformance(s: &Storage) {
     assert_eq!(a.list(&host).await.unwrap(), vec!["bob"]);
 }
 
+async fn roster_store_conformance(s: &Storage) {
+    let host = format!("{}.test", random_id().to_lowercase());
+    let r = s.rosters.as_ref();
+    assert_eq!(r.items(&host, "alice").await.unwrap(), (0, vec![]));
+    let mut bob = RosterItem::new("bob@x.test");
+    bob.name = Some("Bob".into());
+    bob.groups = vec!["Friends".into(), "Work".into()];
+    bob.ask = true;
+    let v1 = r.put(&host, "alice", &bob).await.unwrap();
+    let v2 = r
+        .put(&host, "alice", &RosterItem::new("carol@x.test"))
+        .await
+        .unwrap();
+    assert!(v2 > v1, "every change bumps the version");
+    let (ver, items) = r.items(&host, "alice").await.unwrap();
+    assert_eq!(ver, v2);
+    assert_eq!(items, vec![bob.clone(), RosterItem::new("carol@x.test")]);
+    // Replacing an item replaces its groups and state.
+    bob.groups = vec!["Family".into()];
+    bob.subscription = Subscription::Both;
+    bob.ask = false;
+    bob.approved = true;
+    r.put(&host, "alice", &bob).await.unwrap();
+    assert_eq!(
+        r.item(&host, "alice", "bob@x.test").await.unwrap(),
+        Some(bob)
+    );
+    assert_eq!(r.count(&host, "alice").await.unwrap(), 2);
+    let v3 = r
+        .remove(&host, "alice", "bob@x.test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(v3 > v2);
+    assert_eq!(r.remove(&host, "alice", "bob@x.test").await.unwrap(), None);
+    assert_eq!(r.item(&host, "alice", "bob@x.test").await.unwrap(), None);
+    // Rosters are per user.
+    assert_eq!(r.count(&host, "bob").await.unwrap(), 0);
+
+    r.add_pending(
+        &host,
+        "alice",
+        "dave@x.test",
+        "<presence type='subscribe'/>",
+    )
+    .await
+    .unwrap();
+    r.add_pending(
+        &host,
+        "alice",
+        "dave@x.test",
+        "<presence type='subscribe'><status>hi</status></presence>",
+    )
+    .await
+    .unwrap();
+    let p = r.pending(&host, "alice").await.unwrap();
+    assert_eq!(p.len(), 1);
+    assert!(p[0].1.contains("hi"));
+    assert!(
+        r.remove_pending(&host, "alice", "dave@x.test")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !r.remove_pending(&host, "alice", "dave@x.test")
+            .await
+            .unwrap()
+    );
+}
+
+async fn offline_and_document_conformance(s: &Storage) {
+    let host = format!("{}.test", random_id().to_lowercase());
+    let o = s.offline.as_ref();
+    assert!(o.store(&host, "bob", "<message id='1'/>", 2).await.unwrap());
+    assert!(o.store(&host, "bob", "<message id='2'/>", 2).await.unwrap());
+    assert!(
+        !o.store(&host, "bob", "<message id='3'/>", 2).await.unwrap(),
+        "quota"
+    );
+    assert!(
+        o.store(&host, "carol", "<message id='c'/>", 2)
+            .await
+            .unwrap()
+    );
+    assert_eq!(o.count(&host, "bob").await.unwrap(), 2);
+    let got = o.take_all(&host, "bob").await.unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.stanza.as_str()).collect::<Vec<_>>(),
+        vec!["<message id='1'/>", "<message id='2'/>"]
+    );
+    assert!(got[0].stored_at_ms > 0);
+    assert!(o.take_all(&host, "bob").await.unwrap().is_empty());
+    assert_eq!(o.count(&host, "carol").await.unwrap(), 1);
+
+    let d = s.documents.as_ref();
+    assert_eq!(d.get(&host, "bob", "vcard", "").await.unwrap(), None);
+    d.set(&host, "bob", "vcard", "", "<vCard/>").await.unwrap();
+    d.set(&host, "bob", "vcard", "", "<vCard><FN>Bob</FN></vCard>")
+        .await
+        .unwrap();
+    d.set(&host, "bob", "private", "urn:x", "<x/>")
+        .await
+        .unwrap();
+    assert_eq!(
+        d.get(&host, "bob", "vcard", "").await.unwrap().unwrap(),
+        "<vCard><FN>Bob</FN></vCard>"
+    );
+    assert_eq!(
+        d.get(&host, "bob", "private", "urn:x")
+            .await
+            .unwrap()
+            .unwrap(),
+        "<x/>"
+    );
+    assert_eq!(d.get(&host, "bob", "private", "urn:y").await.unwrap(), None);
+
+    // Deleting the account deletes what was stored for it.
+    let creds = ScramCredentials::new_set("pw", 4096).unwrap();
+    s.accounts.create(&host, "carol", &creds).await.unwrap();
+    s.rosters
+        .put(&host, "carol", &RosterItem::new("z@x.test"))
+        .await
+        .unwrap();
+    d.set(&host, "carol", "vcard", "", "<vCard/>")
+        .await
+        .unwrap();
+    assert!(s.accounts.delete(&host, "carol").await.unwrap());
+    assert_eq!(o.count(&host, "carol").await.unwrap(), 0);
+    assert_eq!(s.rosters.count(&host, "carol").await.unwrap(), 0);
+    assert_eq!(d.get(&host, "carol", "vcard", "").await.unwrap(), None);
+}
+
+async fn all(s: &Storage) {
+    account_store_conformance(s).await;
+    roster_store_conformance(s).await;
+    offline_and_document_conformance(s).await;
+}
+
 #[tokio::test]
 async fn sqlite_conformance() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
     let s = sqlite::open(&url, 2).await.unwrap();
-    account_store_conformance(&s).await;
+    all(&s).await;
     // Re-opening applies no migration twice and keeps the data.
     drop(s);
     let s = sqlite::open(&url, 2).await.unwrap();
@@ -67,5 +205,5 @@ async fn postgres_conformance() {
         return;
     };
     let s = postgres::open(&url, 2).await.unwrap();
-    account_store_conformance(&s).await;
+    all(&s).await;
 }

@@ -7,12 +7,20 @@ use sqlx::SqlStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// (version, description, SQLite SQL, PostgreSQL SQL)
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "accounts",
-    include_str!("../../schemas/sqlite/0001_accounts.sql"),
-    include_str!("../../schemas/postgres/0001_accounts.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "accounts",
+        include_str!("../../schemas/sqlite/0001_accounts.sql"),
+        include_str!("../../schemas/postgres/0001_accounts.sql"),
+    ),
+    (
+        2,
+        "im",
+        include_str!("../../schemas/sqlite/0002_im.sql"),
+        include_str!("../../schemas/postgres/0002_im.sql"),
+    ),
+];
 
 /// Which dialect.
 #[derive(Clone, Copy)]

@@ -2,8 +2,12 @@
 //! This is the only place SQL lives; migrations come from `schemas/{sqlite,postgres}/`.
 
 pub mod account;
+pub mod documents;
 mod migrations;
+pub mod offline;
 pub mod postgres;
+pub mod roster;
+mod sql;
 pub mod sqlite;
 
 use std::future::Future;
@@ -11,6 +15,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use account::AccountStore;
+pub use documents::DocumentStore;
+pub use offline::{OfflineMessage, OfflineStore};
+pub use roster::{RosterItem, RosterStore, Subscription};
 
 use crate::config::{Backend, Config};
 
@@ -39,6 +46,20 @@ pub enum StoreError {
 pub struct Storage {
     /// Accounts and credentials.
     pub accounts: Arc<dyn AccountStore>,
+    /// Rosters and pending subscription requests.
+    pub rosters: Arc<dyn RosterStore>,
+    /// Offline messages.
+    pub offline: Arc<dyn OfflineStore>,
+    /// vCards and private XML.
+    pub documents: Arc<dyn DocumentStore>,
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl Storage {

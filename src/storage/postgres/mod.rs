@@ -1,6 +1,5 @@
-//! PostgreSQL implementations, for deployments that outgrow the embedded SQLite.
-
-mod account;
+//! PostgreSQL, for deployments that outgrow the embedded SQLite. The stores are the shared SQL
+//! of `storage/sql/`, instantiated for PostgreSQL.
 
 use std::sync::Arc;
 
@@ -8,6 +7,11 @@ use sqlx::postgres::PgPoolOptions;
 
 use super::migrations::{Dialect, migrator};
 use super::{Storage, StoreError};
+
+crate::sql_account_store!(PgAccounts, sqlx::Postgres);
+crate::sql_roster_store!(PgRosters, sqlx::Postgres);
+crate::sql_offline_store!(PgOffline, sqlx::Postgres);
+crate::sql_document_store!(PgDocuments, sqlx::Postgres);
 
 /// Connects to `url` and migrates the database.
 pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
@@ -17,6 +21,9 @@ pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
         .await?;
     migrator(Dialect::Postgres).run(&pool).await?;
     Ok(Storage {
-        accounts: Arc::new(account::PgAccounts(pool)),
+        accounts: Arc::new(PgAccounts(pool.clone())),
+        rosters: Arc::new(PgRosters(pool.clone())),
+        offline: Arc::new(PgOffline(pool.clone())),
+        documents: Arc::new(PgDocuments(pool)),
     })
 }

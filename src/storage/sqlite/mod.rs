@@ -1,6 +1,5 @@
-//! SQLite implementations (the embedded default): WAL journal, foreign keys on.
-
-mod account;
+//! SQLite (the embedded default): WAL journal, foreign keys on. The stores are the shared SQL
+//! of `storage/sql/`, instantiated for SQLite.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -10,6 +9,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::migrations::{Dialect, migrator};
 use super::{Storage, StoreError};
+
+crate::sql_account_store!(SqliteAccounts, sqlx::Sqlite);
+crate::sql_roster_store!(SqliteRosters, sqlx::Sqlite);
+crate::sql_offline_store!(SqliteOffline, sqlx::Sqlite);
+crate::sql_document_store!(SqliteDocuments, sqlx::Sqlite);
 
 /// Opens (creating if needed) the database at `url` and migrates it.
 pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
@@ -26,6 +30,9 @@ pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
         .await?;
     migrator(Dialect::Sqlite).run(&pool).await?;
     Ok(Storage {
-        accounts: Arc::new(account::SqliteAccounts(pool)),
+        accounts: Arc::new(SqliteAccounts(pool.clone())),
+        rosters: Arc::new(SqliteRosters(pool.clone())),
+        offline: Arc::new(SqliteOffline(pool.clone())),
+        documents: Arc::new(SqliteDocuments(pool)),
     })
 }

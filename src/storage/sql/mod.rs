@@ -1,0 +1,9 @@
+//! The SQL both databases share. Each store is written once, as a macro over the concrete
+//! `sqlx::Database`, and instantiated in `sqlite/` and `postgres/`: the queries use `$N`
+//! placeholders, which both drivers bind by number, and only portable SQL (`ON CONFLICT`,
+//! `RETURNING`). Dialect differences live in the paired migrations under `schemas/`.
+
+mod account;
+mod documents;
+mod offline;
+mod roster;

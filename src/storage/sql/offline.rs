@@ -1,0 +1,89 @@
+//! `OfflineStore` in SQL.
+
+/// Implements `OfflineStore` for `$ty(pub Pool<$db>)`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! sql_offline_store {
+    ($ty:ident, $db:ty) => {
+        /// Offline messages in this database.
+        pub struct $ty(pub sqlx::Pool<$db>);
+
+        impl $crate::storage::offline::OfflineStore for $ty {
+            fn store<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                stanza: &'a str,
+                quota: usize,
+            ) -> $crate::storage::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    // The quota check and the insert are one statement: no race between them.
+                    let n = sqlx::query(
+                        "INSERT INTO offline_messages (host, username, stored_at, stanza) \
+                         SELECT $1, $2, $3, $4 WHERE \
+                         (SELECT COUNT(*) FROM offline_messages WHERE host = $1 AND username = $2) < $5",
+                    )
+                    .bind(host)
+                    .bind(user)
+                    .bind($crate::storage::now_ms())
+                    .bind(stanza)
+                    .bind(i64::try_from(quota).unwrap_or(i64::MAX))
+                    .execute(&self.0)
+                    .await?
+                    .rows_affected();
+                    Ok(n > 0)
+                })
+            }
+
+            fn take_all<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+            ) -> $crate::storage::StoreFuture<'a, Vec<$crate::storage::offline::OfflineMessage>> {
+                Box::pin(async move {
+                    use sqlx::Row;
+                    let mut tx = self.0.begin().await?;
+                    let rows = sqlx::query(
+                        "SELECT id, stored_at, stanza FROM offline_messages \
+                         WHERE host = $1 AND username = $2 ORDER BY id",
+                    )
+                    .bind(host)
+                    .bind(user)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let Some(last) = rows.last() else { return Ok(Vec::new()) };
+                    let last_id: i64 = last.try_get("id")?;
+                    sqlx::query("DELETE FROM offline_messages WHERE host = $1 AND username = $2 AND id <= $3")
+                        .bind(host)
+                        .bind(user)
+                        .bind(last_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok($crate::storage::offline::OfflineMessage {
+                                stored_at_ms: r.try_get("stored_at")?,
+                                stanza: r.try_get("stanza")?,
+                            })
+                        })
+                        .collect()
+                })
+            }
+
+            fn count<'a>(&'a self, host: &'a str, user: &'a str) -> $crate::storage::StoreFuture<'a, usize> {
+                Box::pin(async move {
+                    use sqlx::Row;
+                    let row =
+                        sqlx::query("SELECT COUNT(*) AS n FROM offline_messages WHERE host = $1 AND username = $2")
+                            .bind(host)
+                            .bind(user)
+                            .fetch_one(&self.0)
+                            .await?;
+                    let n: i64 = row.try_get("n")?;
+                    Ok(usize::try_from(n).unwrap_or(0))
+                })
+            }
+        }
+    };
+}
