@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::ext::{Extensions, Registrar};
+use crate::ext::Extensions;
 use crate::router::Router;
 use crate::session::Registry;
 use crate::session::c2s::{self, Shared};
@@ -63,7 +63,7 @@ impl Server {
         let tls = Some(tls::acceptors(&config)?);
         let registry = Arc::new(Registry::new());
         let router = Arc::new(Router::new(registry, config.server.hosts.clone()));
-        router.set_local_handler(Arc::new(Extensions(Arc::new(Registrar::with_defaults()))));
+        router.set_hooks(Arc::new(Extensions::new(storage.clone(), config.clone())));
         let limits = ConnLimits::new(config.limits.clone());
         let shared = Arc::new(Shared::new(
             config.clone(),

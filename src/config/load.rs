@@ -54,6 +54,7 @@ pub fn parse_str(text: &str) -> Result<Config, Vec<ConfigError>> {
             "tls" => section_into(section, value, &mut config.tls, &mut errors),
             "c2s" => section_into(section, value, &mut config.c2s, &mut errors),
             "limits" => section_into(section, value, &mut config.limits, &mut errors),
+            "im" => section_into(section, value, &mut config.im, &mut errors),
             _ => errors.push(err(section, "unknown section")),
         }
     }

@@ -26,6 +26,36 @@ pub struct Config {
     pub c2s: C2sConfig,
     /// Connection and authentication limits.
     pub limits: LimitsConfig,
+    /// Instant-messaging limits: rosters, offline storage, stored documents.
+    pub im: ImConfig,
+}
+
+/// `[im]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImConfig {
+    /// Items in one roster (RFC 6121 §2.3.3: a set beyond it is refused).
+    pub roster_max_items: usize,
+    /// Longest item name and group name, in bytes.
+    pub roster_max_name_length: usize,
+    /// Groups one roster item may be in.
+    pub roster_max_groups: usize,
+    /// Offline messages kept per account (XEP-0160); further ones bounce with an error.
+    pub offline_quota: usize,
+    /// Largest vCard or private XML document, in bytes.
+    pub max_document_size: usize,
+}
+
+impl Default for ImConfig {
+    fn default() -> Self {
+        ImConfig {
+            roster_max_items: 1000,
+            roster_max_name_length: 1024,
+            roster_max_groups: 32,
+            offline_quota: 500,
+            max_document_size: 64 * 1024,
+        }
+    }
 }
 
 /// `[server]`

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{IqFuture, IqHandler, Registrar};
+use super::{Ctx, IqFuture, IqHandler, Registrar};
 use crate::router::Router;
 use crate::stanza::{ErrorCondition, error_reply, iq_result};
 use crate::xml::Element;
@@ -18,7 +18,7 @@ struct Disco {
 }
 
 impl IqHandler for Disco {
-    fn handle<'a>(&'a self, _router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
+    fn handle<'a>(&'a self, _ctx: &'a Ctx, _router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
         Box::pin(async move {
             let Some(q) = iq.children().next() else {
                 return iq_result(iq);

@@ -1,29 +1,48 @@
-//! Extensions: one module per feature, registered with the [`Registrar`], which the router
-//! calls for stanzas addressed to the server (or iqs to an account's bare JID).
+//! Extensions: one module per feature. Iq handlers register by payload namespace with the
+//! [`Registrar`]; routing events arrive through [`Extensions`], the router's [`Hooks`], which
+//! hands each event to the modules that care, in a fixed order. Modules do not import each
+//! other; what they share is the [`Ctx`] (storage, configuration) and the router.
 //!
-//! An extension declares the iq payload namespaces it answers and the disco features it
-//! provides; the registrar answers everything else with `service-unavailable` (RFC 6120 §8.4).
+//! Everything not handled is answered with `service-unavailable` (RFC 6120 §8.4).
 
+pub mod carbons;
 pub mod disco;
+pub mod documents;
+pub mod offline;
 pub mod ping;
+pub mod roster;
+pub mod version;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::router::{HandlerFuture, LocalHandler, Router};
+use jid::BareJid;
+
+use crate::config::Config;
+use crate::router::{HookFuture, Hooks, Router};
+use crate::session::{SessionHandle, SessionInfo};
 use crate::stanza::{ErrorCondition, error_reply, is_error};
+use crate::storage::Storage;
 use crate::xml::Element;
 
-/// An iq handler for one payload namespace.
-pub trait IqHandler: Send + Sync {
-    /// Answers `iq` (type get or set, with `from` and `to` stamped); returns the reply.
-    fn handle<'a>(&'a self, router: &'a Router, iq: &'a Element) -> IqFuture<'a>;
+/// What every extension may use.
+pub struct Ctx {
+    /// The stores.
+    pub storage: Storage,
+    /// The configuration.
+    pub config: Arc<Config>,
 }
 
 /// What an iq handler returns: the reply to send (a result or an error).
 pub type IqFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Element> + Send + 'a>>;
 
-/// The table of extensions.
+/// An iq handler for one payload namespace.
+pub trait IqHandler: Send + Sync {
+    /// Answers `iq` (type get or set, `from` stamped; `to` absent means the sender's account).
+    fn handle<'a>(&'a self, ctx: &'a Ctx, router: &'a Router, iq: &'a Element) -> IqFuture<'a>;
+}
+
+/// The table of iq handlers and advertised features.
 #[derive(Default)]
 pub struct Registrar {
     iq: HashMap<String, Arc<dyn IqHandler>>,
@@ -35,6 +54,12 @@ impl Registrar {
     pub fn with_defaults() -> Self {
         let mut r = Registrar::default();
         ping::register(&mut r);
+        roster::register(&mut r);
+        carbons::register(&mut r);
+        documents::register(&mut r);
+        version::register(&mut r);
+        offline::register(&mut r);
+        // Last: disco lists what the others registered.
         disco::register(&mut r);
         r
     }
@@ -59,14 +84,32 @@ impl Registrar {
     }
 }
 
-/// The registrar, shared, answering as the router's local handler.
-pub struct Extensions(pub Arc<Registrar>);
+/// The extensions, answering the router's hooks.
+pub struct Extensions {
+    registrar: Registrar,
+    ctx: Ctx,
+}
 
-impl LocalHandler for Extensions {
-    fn handle<'a>(&'a self, router: &'a Router, stanza: Element) -> HandlerFuture<'a> {
+impl Extensions {
+    /// The default extensions over `storage`.
+    pub fn new(storage: Storage, config: Arc<Config>) -> Self {
+        Extensions {
+            registrar: Registrar::with_defaults(),
+            ctx: Ctx { storage, config },
+        }
+    }
+}
+
+/// `from` of a stanza as a full JID (always stamped by the session).
+pub(crate) fn sender(stanza: &Element) -> Option<jid::FullJid> {
+    stanza.attr("from").and_then(|f| jid::FullJid::new(f).ok())
+}
+
+impl Hooks for Extensions {
+    fn local<'a>(&'a self, router: &'a Router, stanza: Element) -> HookFuture<'a> {
         Box::pin(async move {
             if stanza.name() != "iq" {
-                // Messages to the server itself: nothing handles them yet (RFC 6121 §8.5.1).
+                // Messages to the server itself: nothing handles them (RFC 6121 §8.5.1).
                 if stanza.name() == "message" {
                     router.bounce(&stanza, ErrorCondition::ServiceUnavailable);
                 }
@@ -75,9 +118,12 @@ impl LocalHandler for Extensions {
             if is_error(&stanza) || stanza.attr("type") == Some("result") {
                 return;
             }
-            let handler = stanza.children().next().and_then(|p| self.0.iq.get(p.ns()));
+            let handler = stanza
+                .children()
+                .next()
+                .and_then(|p| self.registrar.iq.get(p.ns()));
             let reply = match handler {
-                Some(h) => h.handle(router, &stanza).await,
+                Some(h) => h.handle(&self.ctx, router, &stanza).await,
                 None => match error_reply(&stanza, ErrorCondition::ServiceUnavailable, None) {
                     Some(r) => r,
                     None => return,
@@ -85,5 +131,56 @@ impl LocalHandler for Extensions {
             };
             router.route(reply).await;
         })
+    }
+
+    fn presence_out<'a>(
+        &'a self,
+        router: &'a Router,
+        session: &'a SessionHandle,
+        stanza: Element,
+    ) -> HookFuture<'a> {
+        Box::pin(async move {
+            if roster::presence::outbound(&self.ctx, router, session, stanza).await {
+                // Initial presence: what waited for this account comes now.
+                roster::presence::deliver_pending_requests(&self.ctx, router, session).await;
+                offline::deliver(&self.ctx, router, session).await;
+            }
+        })
+    }
+
+    fn presence_in<'a>(
+        &'a self,
+        router: &'a Router,
+        stanza: Element,
+        to: BareJid,
+    ) -> HookFuture<'a> {
+        Box::pin(roster::presence::inbound(&self.ctx, router, stanza, to))
+    }
+
+    fn message_unrouted<'a>(
+        &'a self,
+        router: &'a Router,
+        stanza: Element,
+        to: BareJid,
+    ) -> HookFuture<'a> {
+        Box::pin(offline::store_or_bounce(&self.ctx, router, stanza, to))
+    }
+
+    fn message_sent(&self, router: &Router, session: &SessionHandle, stanza: &Element) {
+        carbons::sent(router, session, stanza);
+    }
+
+    fn message_delivered(
+        &self,
+        router: &Router,
+        stanza: &Element,
+        to: &BareJid,
+        delivered: &[u64],
+    ) {
+        carbons::received(router, stanza, to, delivered);
+    }
+
+    fn session_closed<'a>(&'a self, router: &'a Router, last: SessionInfo) -> HookFuture<'a> {
+        Box::pin(roster::presence::session_closed(&self.ctx, router, last))
     }
 }

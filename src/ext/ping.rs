@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{IqFuture, IqHandler, Registrar};
+use super::{Ctx, IqFuture, IqHandler, Registrar};
 use crate::router::Router;
 use crate::stanza::iq_result;
 use crate::xml::Element;
@@ -13,7 +13,7 @@ pub const NS: &str = "urn:xmpp:ping";
 struct Ping;
 
 impl IqHandler for Ping {
-    fn handle<'a>(&'a self, _router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
+    fn handle<'a>(&'a self, _ctx: &'a Ctx, _router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
         Box::pin(async move { iq_result(iq) })
     }
 }

@@ -1,34 +1,26 @@
 //! The router: where a stanza goes (RFC 6120 §10, RFC 6121 §8.5). Local sessions through the
-//! registry, the server itself through the [`LocalHandler`] (the extension registrar), and an
-//! error back to the sender for everything that cannot be delivered: nothing is dropped silently
-//! except what the RFC says to ignore (presence to unavailable resources, errors).
+//! registry, everything that needs the server's knowledge (rosters, offline storage, iqs to the
+//! server) through the [`Hooks`] the extensions implement, and an error back to the sender for
+//! what cannot be delivered. Nothing is dropped silently except what the RFC says to ignore.
 
-use std::future::Future;
-use std::pin::Pin;
+pub mod hooks;
+
 use std::sync::{Arc, OnceLock};
 
 use jid::{BareJid, FullJid, Jid};
 
+pub use hooks::{HookFuture, Hooks, NoHooks};
+
 use crate::session::{DeliveryError, Registry, SessionHandle, SessionMsg};
 use crate::stanza::{ErrorCondition, error_reply};
 use crate::xml::Element;
-
-/// A boxed future of a handler.
-pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-
-/// Handles stanzas addressed to the server, and iqs addressed to an account's bare JID
-/// (RFC 6120 §10.3.3: the server answers on the account's behalf).
-pub trait LocalHandler: Send + Sync {
-    /// Handles one stanza; replies go back through `router`.
-    fn handle<'a>(&'a self, router: &'a Router, stanza: Element) -> HandlerFuture<'a>;
-}
 
 /// Routes stanzas between sessions and the server.
 pub struct Router {
     /// Bound sessions.
     pub registry: Arc<Registry>,
     hosts: Vec<String>,
-    local: OnceLock<Arc<dyn LocalHandler>>,
+    hooks: OnceLock<Arc<dyn Hooks>>,
 }
 
 impl Router {
@@ -37,13 +29,21 @@ impl Router {
         Router {
             registry,
             hosts,
-            local: OnceLock::new(),
+            hooks: OnceLock::new(),
         }
     }
 
-    /// Installs the handler for server-addressed stanzas (once, at start-up).
-    pub fn set_local_handler(&self, h: Arc<dyn LocalHandler>) {
-        let _ = self.local.set(h);
+    /// Installs the extensions' hooks (once, at start-up).
+    pub fn set_hooks(&self, h: Arc<dyn Hooks>) {
+        let _ = self.hooks.set(h);
+    }
+
+    /// The installed hooks.
+    pub fn hooks(&self) -> &dyn Hooks {
+        match self.hooks.get() {
+            Some(h) => h.as_ref(),
+            None => &NoHooks,
+        }
     }
 
     /// Whether `domain` is served here.
@@ -76,16 +76,26 @@ impl Router {
     }
 
     async fn to_server(&self, stanza: Element) {
-        match self.local.get() {
-            Some(h) => h.handle(self, stanza).await,
-            None => self.bounce(&stanza, ErrorCondition::ServiceUnavailable),
-        }
+        self.hooks().local(self, stanza).await
     }
 
     /// RFC 6121 §8.5.3: to a full JID.
     async fn to_full(&self, stanza: Element, to: FullJid) {
+        // Subscription requests and answers are about accounts, not resources (RFC 6121 §3).
+        if stanza.name() == "presence" && is_subscription(&stanza) {
+            return self.hooks().presence_in(self, stanza, to.to_bare()).await;
+        }
         if let Some(h) = self.registry.get(&to) {
-            return self.deliver(&h, stanza);
+            let id = h.id;
+            let is_message = stanza.name() == "message";
+            let copy = is_message.then(|| stanza.clone());
+            if self.deliver(&h, stanza)
+                && let Some(m) = copy
+            {
+                self.hooks()
+                    .message_delivered(self, &m, &to.to_bare(), &[id]);
+            }
+            return;
         }
         match (stanza.name(), stanza.attr("type")) {
             // §8.5.3.2.1: normal, chat and headline messages fall back to the bare JID.
@@ -109,40 +119,63 @@ impl Router {
                 if kind == "error" {
                     return;
                 }
-                let mut targets = self.registry.available(&to);
-                if kind == "groupchat" || targets.is_empty() {
-                    // §8.5.2.1.1 groupchat to a bare JID; §8.5.2.2.1 no available resource.
-                    // (Offline storage comes with the IM core and will take the second case.)
+                if kind == "groupchat" {
+                    // §8.5.2.1.1: groupchat to a bare JID.
                     return self.bounce(&stanza, ErrorCondition::ServiceUnavailable);
+                }
+                let mut targets = self.registry.available(&to);
+                if targets.is_empty() {
+                    // §8.5.2.2.1: headline is ignored; chat and normal go to offline storage
+                    // or back as an error (the hook decides).
+                    if kind != "headline" {
+                        self.hooks().message_unrouted(self, stanza, to).await;
+                    }
+                    return;
                 }
                 if kind != "headline" {
                     // chat and normal: the resources of highest priority (§8.5.2.1.1).
                     let top = targets.iter().map(|t| t.1).max().unwrap_or(0);
                     targets.retain(|t| t.1 == top);
                 }
+                let mut delivered = Vec::with_capacity(targets.len());
                 for (h, _) in &targets {
-                    self.deliver(h, stanza.clone());
+                    if self.deliver(h, stanza.clone()) {
+                        delivered.push(h.id);
+                    }
+                }
+                if !delivered.is_empty() {
+                    self.hooks()
+                        .message_delivered(self, &stanza, &to, &delivered);
                 }
             }
             // §8.5.2.1.3: the server answers iqs to a bare JID on the account's behalf.
             "iq" => self.to_server(stanza).await,
-            // Presence to a bare JID: every available resource (§8.5.2.1.2); subscriptions
-            // are handled by the roster extension when it exists.
-            _ => {
-                for (h, _) in self.registry.available(&to) {
-                    self.deliver(&h, stanza.clone());
-                }
-            }
+            // Presence to a bare JID: subscriptions, probes and directed presence (§8.5.2.1.2).
+            _ => self.hooks().presence_in(self, stanza, to).await,
+        }
+    }
+
+    /// Delivers a stanza to every available resource of `to` (directed presence to a bare JID).
+    pub fn deliver_to_available(&self, stanza: &Element, to: &BareJid) {
+        for (h, _) in self.registry.available(to) {
+            self.deliver(&h, stanza.clone());
         }
     }
 
     /// Hands a stanza to one session; a full or vanished queue bounces it to its sender.
-    pub fn deliver(&self, h: &SessionHandle, stanza: Element) {
-        let probe = stanza.clone();
+    /// Returns whether it was queued.
+    pub fn deliver(&self, h: &SessionHandle, stanza: Element) -> bool {
         match h.try_send(SessionMsg::Stanza(stanza)) {
-            Ok(()) => {}
-            Err(DeliveryError::Full) => self.bounce(&probe, ErrorCondition::ResourceConstraint),
-            Err(DeliveryError::Closed) => self.bounce(&probe, ErrorCondition::ServiceUnavailable),
+            Ok(()) => true,
+            Err(e) => {
+                let SessionMsg::Stanza(stanza) = e.1;
+                let c = match e.0 {
+                    DeliveryError::Full => ErrorCondition::ResourceConstraint,
+                    DeliveryError::Closed => ErrorCondition::ServiceUnavailable,
+                };
+                self.bounce(&stanza, c);
+                false
+            }
         }
     }
 
@@ -161,4 +194,12 @@ impl Router {
             let _ = h.try_send(SessionMsg::Stanza(reply));
         }
     }
+}
+
+/// Whether a presence is a subscription request or answer (RFC 6121 §3).
+pub fn is_subscription(p: &Element) -> bool {
+    matches!(
+        p.attr("type"),
+        Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")
+    )
 }

@@ -3,4 +3,6 @@
 pub mod c2s;
 pub mod registry;
 
-pub use registry::{BindOutcome, DeliveryError, Registry, SessionHandle, SessionMsg};
+pub use registry::{
+    BindOutcome, DeliveryError, Flag, Registry, SessionHandle, SessionInfo, SessionMsg,
+};

@@ -43,11 +43,11 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    /// Queues a message without waiting.
-    pub fn try_send(&self, msg: SessionMsg) -> Result<(), DeliveryError> {
+    /// Queues a message without waiting; on failure the message comes back with the reason.
+    pub fn try_send(&self, msg: SessionMsg) -> Result<(), (DeliveryError, SessionMsg)> {
         self.tx.try_send(msg).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => DeliveryError::Full,
-            mpsc::error::TrySendError::Closed(_) => DeliveryError::Closed,
+            mpsc::error::TrySendError::Full(m) => (DeliveryError::Full, m),
+            mpsc::error::TrySendError::Closed(m) => (DeliveryError::Closed, m),
         })
     }
 
@@ -65,9 +65,54 @@ impl SessionHandle {
 #[derive(Debug)]
 struct Entry {
     handle: SessionHandle,
-    /// Sent initial presence and not unavailable since (RFC 6121 §4.2).
-    available: bool,
+    /// The last available broadcast presence (RFC 6121 §4.2); `None` while unavailable.
+    presence: Option<Arc<Element>>,
     priority: i8,
+    /// Requested the roster, so it gets roster pushes (RFC 6121 §2.1.6).
+    interested: bool,
+    /// Enabled message carbons (XEP-0280).
+    carbons: bool,
+    /// Full or bare JIDs this session sent directed presence to (RFC 6121 §4.6).
+    directed: Vec<String>,
+}
+
+/// A snapshot of one session's state, for routing and fan-out.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// The handle.
+    pub handle: SessionHandle,
+    /// The last available presence, if available.
+    pub presence: Option<Arc<Element>>,
+    /// Its priority.
+    pub priority: i8,
+    /// Gets roster pushes.
+    pub interested: bool,
+    /// Gets carbons.
+    pub carbons: bool,
+    /// Where it sent directed presence.
+    pub directed: Vec<String>,
+}
+
+impl Entry {
+    fn info(&self) -> SessionInfo {
+        SessionInfo {
+            handle: self.handle.clone(),
+            presence: self.presence.clone(),
+            priority: self.priority,
+            interested: self.interested,
+            carbons: self.carbons,
+            directed: self.directed.clone(),
+        }
+    }
+}
+
+/// A per-session flag.
+#[derive(Debug, Clone, Copy)]
+pub enum Flag {
+    /// Roster pushes.
+    Interested,
+    /// Message carbons.
+    Carbons,
 }
 
 /// Result of binding a resource.
@@ -135,34 +180,90 @@ impl Registry {
         };
         entries.push(Entry {
             handle: handle.clone(),
-            available: false,
+            presence: None,
             priority: 0,
+            interested: false,
+            carbons: false,
+            directed: Vec::new(),
         });
         BindOutcome::Bound { handle, replaced }
     }
 
-    /// Removes session `id` (if it still holds `jid`).
-    pub fn unbind(&self, jid: &FullJid, id: u64) {
+    /// Removes session `id` (if it still holds `jid`); returns its last state.
+    pub fn unbind(&self, jid: &FullJid, id: u64) -> Option<SessionInfo> {
         let bare = jid.to_bare();
         let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(entries) = map.get_mut(&bare) {
-            entries.retain(|e| e.handle.id != id);
-            if entries.is_empty() {
-                map.remove(&bare);
-            }
+        let entries = map.get_mut(&bare)?;
+        let pos = entries.iter().position(|e| e.handle.id == id)?;
+        let gone = entries.remove(pos).info();
+        if entries.is_empty() {
+            map.remove(&bare);
         }
+        Some(gone)
     }
 
-    /// Records the session's own broadcast presence (RFC 6121 §4.2, §4.5).
-    pub fn set_presence(&self, jid: &FullJid, id: u64, available: bool, priority: i8) {
+    fn with_entry<T>(&self, jid: &FullJid, id: u64, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
         let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = map
-            .get_mut(&jid.to_bare())
+        map.get_mut(&jid.to_bare())
             .and_then(|v| v.iter_mut().find(|e| e.handle.id == id))
-        {
-            e.available = available;
+            .map(f)
+    }
+
+    /// Records the session's broadcast presence (RFC 6121 §4.2, §4.5): `Some` available
+    /// presence with its priority, or `None` for unavailable. Returns whether it was available
+    /// before (so the caller can tell initial presence from an update).
+    pub fn set_presence(
+        &self,
+        jid: &FullJid,
+        id: u64,
+        presence: Option<Element>,
+        priority: i8,
+    ) -> bool {
+        self.with_entry(jid, id, |e| {
+            let was = e.presence.is_some();
+            e.presence = presence.map(Arc::new);
             e.priority = priority;
-        }
+            if e.presence.is_none() {
+                e.directed.clear();
+            }
+            was
+        })
+        .unwrap_or(false)
+    }
+
+    /// Sets a per-session flag.
+    pub fn set_flag(&self, jid: &FullJid, id: u64, flag: Flag, on: bool) {
+        self.with_entry(jid, id, |e| match flag {
+            Flag::Interested => e.interested = on,
+            Flag::Carbons => e.carbons = on,
+        });
+    }
+
+    /// Remembers (`true`) or forgets a directed-presence recipient of the session.
+    pub fn set_directed(&self, jid: &FullJid, id: u64, to: &str, on: bool) {
+        self.with_entry(jid, id, |e| {
+            e.directed.retain(|d| d != to);
+            if on {
+                e.directed.push(to.to_string());
+            }
+        });
+    }
+
+    /// Every bound session of `bare`, available or not.
+    pub fn sessions(&self, bare: &BareJid) -> Vec<SessionInfo> {
+        let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(bare)
+            .map(|v| v.iter().map(Entry::info).collect())
+            .unwrap_or_default()
+    }
+
+    /// One session's state.
+    pub fn info(&self, jid: &FullJid) -> Option<SessionInfo> {
+        let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&jid.to_bare())?
+            .iter()
+            .find(|e| &e.handle.jid == jid)
+            .map(Entry::info)
     }
 
     /// The session bound to exactly `jid`.
@@ -180,7 +281,7 @@ impl Registry {
         map.get(bare)
             .map(|v| {
                 v.iter()
-                    .filter(|e| e.available && e.priority >= 0)
+                    .filter(|e| e.presence.is_some() && e.priority >= 0)
                     .map(|e| (e.handle.clone(), e.priority))
                     .collect()
             })
@@ -257,8 +358,13 @@ mod tests {
         };
         let bare = a.jid.to_bare();
         assert!(r.available(&bare).is_empty());
-        r.set_presence(&a.jid, a.id, true, 5);
-        r.set_presence(&b.jid, b.id, true, -1);
+        let p = Element::new("presence", "jabber:client");
+        assert!(!r.set_presence(&a.jid, a.id, Some(p.clone()), 5));
+        assert!(
+            r.set_presence(&a.jid, a.id, Some(p.clone()), 5),
+            "an update, not initial"
+        );
+        r.set_presence(&b.jid, b.id, Some(p), -1);
         let av = r.available(&bare);
         assert_eq!(av.len(), 1);
         assert_eq!(av[0].0.id, a.id);

@@ -186,3 +186,39 @@ mod tests {
         assert!(check_iq(&iq("bogus", 1)).is_err());
     }
 }
+
+/// An RFC 3339 UTC timestamp (XEP-0082 DateTime) for milliseconds since the epoch.
+pub fn datetime(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn datetime() {
+        assert_eq!(super::datetime(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            super::datetime(1_795_478_399_123),
+            "2026-11-23T23:59:59.123Z"
+        );
+        assert_eq!(super::datetime(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}

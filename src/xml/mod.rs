@@ -7,4 +7,4 @@ pub mod escape;
 pub mod parser;
 
 pub use element::{Element, NS_XML, Node};
-pub use parser::{Limits, StreamEvent, StreamHeader, StreamParser, XmlError};
+pub use parser::{Limits, StreamEvent, StreamHeader, StreamParser, XmlError, parse_fragment};

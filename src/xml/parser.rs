@@ -264,3 +264,19 @@ fn map_error(e: rxml::Error) -> XmlError {
 
 #[cfg(test)]
 mod tests;
+
+/// Parses one serialised element (a stored stanza) in the `jabber:client` namespace.
+pub fn parse_fragment(xml: &str, limits: Limits) -> Result<Element, XmlError> {
+    let mut p = StreamParser::new(limits);
+    let doc = format!(
+        "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{xml}"
+    );
+    let mut input = doc.as_bytes();
+    loop {
+        match p.next(&mut input)? {
+            Some(StreamEvent::Element(el)) => return Ok(el),
+            Some(_) => continue,
+            None => return Err(XmlError::NotWellFormed("incomplete element".into())),
+        }
+    }
+}

@@ -306,3 +306,12 @@ impl Raw {
         self.read_until("</").await
     }
 }
+
+/// The next message a client receives, skipping presence and iq stanzas.
+pub async fn next_message(client: &mut Client) -> tokio_xmpp::parsers::message::Message {
+    loop {
+        if let tokio_xmpp::Stanza::Message(m) = next_stanza(client).await {
+            return m;
+        }
+    }
+}

@@ -112,6 +112,8 @@ impl C2s {
             }
             Phase::Authenticated(_) | Phase::Bound(_) => {
                 f.append_child(Element::new("bind", NS_BIND));
+                // Roster versioning (RFC 6121 §2.6.1).
+                f.append_child(Element::new("ver", "urn:xmpp:features:rosterver"));
                 // RFC 6121 Appendix E: tolerated, and optional.
                 f.append_child(
                     Element::new("session", NS_SESSION)

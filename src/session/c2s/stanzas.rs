@@ -5,9 +5,11 @@ use jid::Jid;
 use tokio::sync::mpsc;
 
 use super::{C2s, Flow, Phase};
+use crate::router::Router;
+use crate::session::SessionHandle;
 use crate::session::SessionMsg;
 use crate::stanza::{ErrorCondition, check_iq, iq_result, is_stanza};
-use crate::stream::{Condition, NS_BIND, NS_CLIENT, NS_SESSION, StreamError};
+use crate::stream::{Condition, NS_BIND, NS_SESSION, StreamError};
 use crate::xml::Element;
 
 impl C2s {
@@ -15,7 +17,8 @@ impl C2s {
         let Phase::Bound(b) = &self.phase else {
             return Flow::Continue;
         };
-        let (me, id) = (b.handle.jid.clone(), b.handle.id);
+        let handle = b.handle.clone();
+        let me = handle.jid.clone();
         if !is_stanza(&el) {
             if matches!(el.name(), "message" | "presence" | "iq") {
                 return Flow::Close(StreamError::new(Condition::InvalidNamespace));
@@ -58,35 +61,15 @@ impl C2s {
                     return self.reply_error(&el, ErrorCondition::NotAllowed);
                 }
             }
-            "presence" if el.attr("to").is_none() => {
-                self.own_presence(&el, &me, id);
+            "presence" => {
+                let router = &self.shared.router;
+                router.hooks().presence_out(router, &handle, el).await;
                 return Flow::Continue;
             }
-            _ => {}
+            _ => router_sent(&self.shared.router, &handle, &el),
         }
         self.shared.router.route(el).await;
         Flow::Continue
-    }
-
-    /// Broadcast presence (no `to`): availability and priority of this session.
-    /// Fan-out to contacts comes with the roster (IM core).
-    fn own_presence(&mut self, el: &Element, me: &jid::FullJid, id: u64) {
-        let (available, priority) = match el.attr("type") {
-            None => {
-                let p = el
-                    .get_child("priority", NS_CLIENT)
-                    .and_then(|p| p.text().trim().parse::<i8>().ok())
-                    .unwrap_or(0);
-                (true, p)
-            }
-            Some("unavailable") => (false, 0),
-            // Subscription types without `to` are meaningless (RFC 6121 §3): ignored.
-            _ => return,
-        };
-        self.shared
-            .router
-            .registry
-            .set_presence(me, id, available, priority);
     }
 
     /// The session ends: unbind, then re-route what was still queued for it, so each stanza
@@ -94,7 +77,10 @@ impl C2s {
     pub(super) async fn close(&mut self, rx: Option<mpsc::Receiver<SessionMsg>>) {
         let Phase::Bound(b) = &self.phase else { return };
         let handle = b.handle.clone();
-        self.shared.router.registry.unbind(&handle.jid, handle.id);
+        let router = &self.shared.router;
+        if let Some(last) = router.registry.unbind(&handle.jid, handle.id) {
+            router.hooks().session_closed(router, last).await;
+        }
         if let Some(mut rx) = rx {
             rx.close();
             while let Ok(SessionMsg::Stanza(el)) = rx.try_recv() {
@@ -102,5 +88,12 @@ impl C2s {
             }
         }
         tracing::info!(jid = %handle.jid, "session closed");
+    }
+}
+
+/// Messages a session sends are shown to its account's other resources (carbons) first.
+fn router_sent(router: &Router, session: &SessionHandle, el: &Element) {
+    if el.name() == "message" {
+        router.hooks().message_sent(router, session, el);
     }
 }

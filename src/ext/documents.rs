@@ -1,0 +1,148 @@
+//! Per-user XML documents: XEP-0054 vcard-temp (readable by anyone, written by the owner) and
+//! XEP-0049 Private XML Storage (owner only), both bounded by `im.max_document_size`.
+
+use std::sync::Arc;
+
+use jid::{BareJid, Jid};
+
+use super::{Ctx, IqFuture, IqHandler, Registrar, sender};
+use crate::router::Router;
+use crate::stanza::{ErrorCondition, error_reply, iq_result};
+use crate::xml::{Element, Limits, parse_fragment};
+
+/// `vcard-temp`
+pub const NS_VCARD: &str = "vcard-temp";
+/// `jabber:iq:private`
+pub const NS_PRIVATE: &str = "jabber:iq:private";
+
+fn err(iq: &Element, c: ErrorCondition, text: Option<&str>) -> Element {
+    error_reply(iq, c, text).unwrap_or_else(|| iq_result(iq))
+}
+
+/// The account an iq is about (`to`, or the sender's own when absent) and whether it is the
+/// sender's own.
+fn target(iq: &Element) -> Option<(BareJid, bool)> {
+    let me = sender(iq)?.to_bare();
+    match iq.attr("to") {
+        None => Some((me, true)),
+        Some(t) => {
+            let t = Jid::new(t).ok()?.to_bare();
+            let own = t == me;
+            Some((t, own))
+        }
+    }
+}
+
+fn parts(j: &BareJid) -> (&str, &str) {
+    (
+        j.domain().as_str(),
+        j.node().map(|n| n.as_str()).unwrap_or_default(),
+    )
+}
+
+struct VCard;
+
+impl IqHandler for VCard {
+    fn handle<'a>(&'a self, ctx: &'a Ctx, _router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
+        Box::pin(async move {
+            let Some((who, own)) = target(iq) else {
+                return err(iq, ErrorCondition::BadRequest, None);
+            };
+            let (host, user) = parts(&who);
+            let Some(card) = iq.get_child("vCard", NS_VCARD) else {
+                return err(iq, ErrorCondition::BadRequest, None);
+            };
+            match iq.attr("type") {
+                Some("get") => match ctx.storage.documents.get(host, user, "vcard", "").await {
+                    Ok(Some(xml)) => match parse_fragment(&xml, Limits::default()) {
+                        Ok(el) => iq_result(iq).with_child(el),
+                        Err(_) => err(iq, ErrorCondition::InternalServerError, None),
+                    },
+                    // XEP-0054 §3.1: no vCard is an empty one.
+                    Ok(None) => iq_result(iq).with_child(Element::new("vCard", NS_VCARD)),
+                    Err(_) => err(iq, ErrorCondition::InternalServerError, None),
+                },
+                Some("set") if own => store(ctx, iq, host, user, "vcard", "", card).await,
+                Some("set") => err(iq, ErrorCondition::Forbidden, None),
+                _ => err(iq, ErrorCondition::BadRequest, None),
+            }
+        })
+    }
+}
+
+async fn store(
+    ctx: &Ctx,
+    iq: &Element,
+    host: &str,
+    user: &str,
+    kind: &str,
+    key: &str,
+    doc: &Element,
+) -> Element {
+    let xml = doc.to_string_in("");
+    if xml.len() > ctx.config.im.max_document_size {
+        return err(
+            iq,
+            ErrorCondition::NotAcceptable,
+            Some("the document is too large"),
+        );
+    }
+    match ctx.storage.documents.set(host, user, kind, key, &xml).await {
+        Ok(()) => iq_result(iq),
+        Err(_) => err(iq, ErrorCondition::InternalServerError, None),
+    }
+}
+
+struct Private;
+
+impl IqHandler for Private {
+    fn handle<'a>(&'a self, ctx: &'a Ctx, _router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
+        Box::pin(async move {
+            let Some((who, own)) = target(iq) else {
+                return err(iq, ErrorCondition::BadRequest, None);
+            };
+            if !own {
+                return err(iq, ErrorCondition::Forbidden, None);
+            }
+            let (host, user) = parts(&who);
+            let Some(query) = iq.get_child("query", NS_PRIVATE) else {
+                return err(iq, ErrorCondition::BadRequest, None);
+            };
+            // Exactly one child, in a namespace of its own (XEP-0049 §3: not `jabber:*`).
+            let mut children = query.children();
+            let (Some(doc), None) = (children.next(), children.next()) else {
+                return err(iq, ErrorCondition::BadRequest, None);
+            };
+            if doc.ns().is_empty() || doc.ns().starts_with("jabber:") {
+                return err(iq, ErrorCondition::NotAcceptable, None);
+            }
+            match iq.attr("type") {
+                Some("get") => {
+                    let stored = match ctx
+                        .storage
+                        .documents
+                        .get(host, user, "private", doc.ns())
+                        .await
+                    {
+                        Ok(x) => x,
+                        Err(_) => return err(iq, ErrorCondition::InternalServerError, None),
+                    };
+                    let el = stored
+                        .and_then(|x| parse_fragment(&x, Limits::default()).ok())
+                        .unwrap_or_else(|| Element::new(doc.name(), doc.ns()));
+                    iq_result(iq).with_child(Element::new("query", NS_PRIVATE).with_child(el))
+                }
+                Some("set") => store(ctx, iq, host, user, "private", doc.ns(), doc).await,
+                _ => err(iq, ErrorCondition::BadRequest, None),
+            }
+        })
+    }
+}
+
+/// Registers both handlers and their features.
+pub fn register(r: &mut Registrar) {
+    r.iq(NS_VCARD, Arc::new(VCard));
+    r.feature(NS_VCARD);
+    r.iq(NS_PRIVATE, Arc::new(Private));
+    r.feature(NS_PRIVATE);
+}

@@ -1,0 +1,94 @@
+//! XEP-0160 Offline Messages: a `normal` or `chat` message for an account with no available
+//! resource is stored (within a per-user quota), and delivered with a XEP-0203 delay stamp at
+//! the next initial presence, then removed. `headline`, `groupchat` and `error` messages are
+//! never stored, nor those hinted `<no-store/>` (XEP-0334). What cannot be stored goes back
+//! to its sender as an error: nothing is lost silently.
+
+use jid::BareJid;
+
+use super::{Ctx, Registrar};
+use crate::router::Router;
+use crate::session::SessionHandle;
+use crate::stanza::{ErrorCondition, datetime};
+use crate::stream::NS_CLIENT;
+use crate::xml::{Element, Limits, parse_fragment};
+
+/// XEP-0203 Delayed Delivery.
+pub const NS_DELAY: &str = "urn:xmpp:delay";
+/// XEP-0334 Message Processing Hints.
+pub const NS_HINTS: &str = "urn:xmpp:hints";
+
+/// Stores `stanza` for `to`, or bounces it when it may not or cannot be stored.
+pub async fn store_or_bounce(ctx: &Ctx, router: &Router, stanza: Element, to: BareJid) {
+    let storable = matches!(stanza.attr("type"), None | Some("normal" | "chat"))
+        && stanza.get_child("no-store", NS_HINTS).is_none();
+    let host = to.domain().as_str();
+    let user = to.node().map(|n| n.as_str()).unwrap_or_default();
+    if !storable {
+        return router.bounce(&stanza, ErrorCondition::ServiceUnavailable);
+    }
+    match ctx.storage.accounts.exists(host, user).await {
+        Ok(true) => {}
+        // RFC 6121 §8.5.2.2.1 / §8.5.4: no such account.
+        Ok(false) => return router.bounce(&stanza, ErrorCondition::ServiceUnavailable),
+        Err(e) => {
+            tracing::error!("offline: {e}");
+            return router.bounce(&stanza, ErrorCondition::InternalServerError);
+        }
+    }
+    let xml = stanza.to_string_in(NS_CLIENT);
+    match ctx
+        .storage
+        .offline
+        .store(host, user, &xml, ctx.config.im.offline_quota)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            let reply = crate::stanza::error_reply(
+                &stanza,
+                ErrorCondition::ResourceConstraint,
+                Some("the recipient's offline storage is full"),
+            );
+            if let Some(r) = reply {
+                router.route(r).await;
+            }
+        }
+        Err(e) => {
+            tracing::error!("offline store for {to}: {e}");
+            router.bounce(&stanza, ErrorCondition::InternalServerError);
+        }
+    }
+}
+
+/// Hands every stored message to `session` (at its initial presence), stamped with the time
+/// it was stored.
+pub async fn deliver(ctx: &Ctx, router: &Router, session: &SessionHandle) {
+    let bare = session.jid.to_bare();
+    let host = bare.domain().as_str();
+    let user = bare.node().map(|n| n.as_str()).unwrap_or_default();
+    let msgs = match ctx.storage.offline.take_all(host, user).await {
+        Ok(m) => m,
+        Err(e) => return tracing::error!("offline fetch for {bare}: {e}"),
+    };
+    for m in msgs {
+        match parse_fragment(&m.stanza, Limits::default()) {
+            Ok(mut el) => {
+                el.append_child(
+                    Element::new("delay", NS_DELAY)
+                        .with_attr("from", host.to_string())
+                        .with_attr("stamp", datetime(m.stored_at_ms)),
+                );
+                // A session that vanishes before writing it re-routes its queue, so the
+                // message comes back here rather than being lost.
+                router.deliver(session, el);
+            }
+            Err(e) => tracing::error!("offline message for {bare} cannot be parsed: {e}"),
+        }
+    }
+}
+
+/// Advertises the feature.
+pub fn register(r: &mut Registrar) {
+    r.feature("msgoffline");
+}

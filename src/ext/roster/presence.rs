@@ -1,0 +1,240 @@
+//! Presence (RFC 6121 §4): broadcast to contacts with a `from`/`both` subscription and to the
+//! user's own resources, probes answered on the contacts' behalf at initial presence (§4.3.2),
+//! directed presence remembered and cleaned up (§4.6), unavailable presence when a session
+//! ends (§4.5.2), and stored subscription requests re-delivered at login (§3.1.3).
+//!
+//! Push to friends: each presence change fans out to the roster's subscribers, one stanza per
+//! recipient resource (each carries its own `to`).
+
+use jid::{BareJid, Jid};
+
+use super::{account, subscription};
+use crate::ext::Ctx;
+use crate::router::{Router, is_subscription};
+use crate::session::{SessionHandle, SessionInfo};
+use crate::stream::NS_CLIENT;
+use crate::xml::{Element, Limits, parse_fragment};
+
+/// A session sent presence; returns `true` when it was the session's initial presence.
+pub async fn outbound(
+    ctx: &Ctx,
+    router: &Router,
+    session: &SessionHandle,
+    stanza: Element,
+) -> bool {
+    let kind = stanza.attr("type").map(str::to_string);
+    let Some(to) = stanza.attr("to").map(str::to_string) else {
+        return match kind.as_deref() {
+            None | Some("unavailable") => broadcast(ctx, router, session, stanza).await,
+            // Subscription types and probes need a `to` (RFC 6121 §3, §4.3): ignored.
+            _ => false,
+        };
+    };
+    let Ok(to) = Jid::new(&to) else {
+        router.bounce(&stanza, crate::stanza::ErrorCondition::JidMalformed);
+        return false;
+    };
+    match kind.as_deref() {
+        Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {
+            let me = session.jid.to_bare();
+            subscription::outbound(
+                ctx,
+                router,
+                &me,
+                to.to_bare(),
+                kind.as_deref().unwrap_or_default(),
+                stanza,
+            )
+            .await;
+        }
+        // Clients do not probe (§4.3): the server does it for them.
+        Some("probe") => {}
+        Some("error") => router.route(stanza).await,
+        // Directed presence (§4.6): remembered, so that unavailable follows it.
+        None | Some("unavailable") => {
+            let available = kind.is_none();
+            router
+                .registry
+                .set_directed(&session.jid, session.id, to.as_str(), available);
+            router.route(stanza).await;
+        }
+        _ => {}
+    }
+    false
+}
+
+/// Broadcast presence (no `to`): records it, fans it out, and on initial presence probes the
+/// contacts the user is subscribed to.
+async fn broadcast(
+    ctx: &Ctx,
+    router: &Router,
+    session: &SessionHandle,
+    mut stanza: Element,
+) -> bool {
+    let available = stanza.attr("type").is_none();
+    let me = session.jid.to_bare();
+    stanza.set_attr("from", session.jid.to_string());
+    let priority = stanza
+        .get_child("priority", NS_CLIENT)
+        .and_then(|p| p.text().trim().parse::<i8>().ok())
+        .unwrap_or(0);
+    let directed = router
+        .registry
+        .info(&session.jid)
+        .map(|i| i.directed)
+        .unwrap_or_default();
+    let was_available = router.registry.set_presence(
+        &session.jid,
+        session.id,
+        available.then(|| stanza.clone()),
+        priority,
+    );
+    if !available && !was_available {
+        return false;
+    }
+    let (host, user) = account(&me);
+    let items = match ctx.storage.rosters.items(&host, &user).await {
+        Ok((_, items)) => items,
+        Err(e) => {
+            tracing::error!("roster of {me}: {e}");
+            Vec::new()
+        }
+    };
+    fan_out(
+        router,
+        &me,
+        &stanza,
+        &items,
+        if available { &[] } else { &directed },
+    );
+    let initial = available && !was_available;
+    if initial {
+        probe_contacts(router, session, &items);
+    }
+    initial
+}
+
+/// Sends `stanza` (from a full JID of `me`) to every subscriber, to `me`'s available
+/// resources, and to the extra directed-presence recipients.
+fn fan_out(
+    router: &Router,
+    me: &BareJid,
+    stanza: &Element,
+    items: &[crate::storage::RosterItem],
+    extra: &[String],
+) {
+    let send_to = |to: &BareJid| {
+        if router.is_local(to.domain().as_str()) {
+            let mut p = stanza.clone();
+            p.set_attr("to", to.to_string());
+            router.deliver_to_available(&p, to);
+        }
+        // Remote contacts wait for federation (s2s), which has its own issue.
+    };
+    for item in items.iter().filter(|i| i.subscription.has_from()) {
+        if let Ok(c) = BareJid::new(&item.contact) {
+            send_to(&c);
+        }
+    }
+    // The user's own available resources, the sender included (§4.2.2, §4.4.2).
+    send_to(me);
+    for d in extra {
+        if let Ok(j) = Jid::new(d) {
+            let mut p = stanza.clone();
+            p.set_attr("to", j.to_string());
+            match j.try_into_full() {
+                Ok(full) => {
+                    if let Some(h) = router.registry.get(&full) {
+                        router.deliver(&h, p);
+                    }
+                }
+                Err(bare) if router.is_local(bare.domain().as_str()) => {
+                    router.deliver_to_available(&p, &bare)
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// §4.3.2: the server answers the probes of an initial presence itself, with the last
+/// presence of each available resource of every local contact the user is subscribed to.
+fn probe_contacts(router: &Router, session: &SessionHandle, items: &[crate::storage::RosterItem]) {
+    for item in items.iter().filter(|i| i.subscription.has_to()) {
+        let Ok(contact) = BareJid::new(&item.contact) else {
+            continue;
+        };
+        for s in router.registry.sessions(&contact) {
+            if let Some(p) = s.presence {
+                let mut p = (*p).clone();
+                p.set_attr("to", session.jid.to_string());
+                router.deliver(session, p);
+            }
+        }
+    }
+}
+
+/// A presence reached local account `to`: subscription handling, probes, or delivery.
+pub async fn inbound(ctx: &Ctx, router: &Router, stanza: Element, to: BareJid) {
+    let Some(from) = stanza.attr("from").and_then(|f| Jid::new(f).ok()) else {
+        return;
+    };
+    if is_subscription(&stanza) {
+        return subscription::inbound(ctx, router, stanza, to, from.to_bare()).await;
+    }
+    if stanza.attr("type") == Some("probe") {
+        // A probe from a subscriber gets the current presence of every available resource.
+        let (host, user) = account(&to);
+        if let Ok(Some(item)) = ctx
+            .storage
+            .rosters
+            .item(&host, &user, from.to_bare().as_str())
+            .await
+            && item.subscription.has_from()
+        {
+            for s in router.registry.sessions(&to) {
+                if let Some(p) = s.presence {
+                    let mut p = (*p).clone();
+                    p.set_attr("to", from.to_string());
+                    router.route(p).await;
+                }
+            }
+        }
+        return;
+    }
+    router.deliver_to_available(&stanza, &to);
+}
+
+/// A session ended: if it was available, its contacts, its other resources and the entities
+/// it sent directed presence to see it go unavailable (§4.5.2).
+pub async fn session_closed(ctx: &Ctx, router: &Router, last: SessionInfo) {
+    if last.presence.is_none() {
+        return;
+    }
+    let me = last.handle.jid.to_bare();
+    let (host, user) = account(&me);
+    let items = ctx
+        .storage
+        .rosters
+        .items(&host, &user)
+        .await
+        .map(|x| x.1)
+        .unwrap_or_default();
+    let unavailable = Element::new("presence", NS_CLIENT)
+        .with_attr("type", "unavailable")
+        .with_attr("from", last.handle.jid.to_string());
+    fan_out(router, &me, &unavailable, &items, &last.directed);
+}
+
+/// Re-delivers the stored subscription requests to a session at its initial presence.
+pub async fn deliver_pending_requests(ctx: &Ctx, router: &Router, session: &SessionHandle) {
+    let (host, user) = account(&session.jid.to_bare());
+    let Ok(pending) = ctx.storage.rosters.pending(&host, &user).await else {
+        return;
+    };
+    for (_, xml) in pending {
+        if let Ok(p) = parse_fragment(&xml, Limits::default()) {
+            router.deliver(session, p);
+        }
+    }
+}
