@@ -208,14 +208,12 @@ async fn inbound_inner(
                 router.deliver_to_available(&stanza, me);
             }
         }
-        "subscribed" => {
-            // Only an answer to a request we made counts (§3.1.6).
-            if existing.is_some() && item.ask {
-                item.ask = false;
-                item.subscription = Subscription::from_parts(true, has_from);
-                save(ctx, router, me, &item).await?;
-                router.deliver_to_available(&stanza, me);
-            }
+        // Only an answer to a request we made counts (§3.1.6).
+        "subscribed" if existing.is_some() && item.ask => {
+            item.ask = false;
+            item.subscription = Subscription::from_parts(true, has_from);
+            save(ctx, router, me, &item).await?;
+            router.deliver_to_available(&stanza, me);
         }
         "unsubscribe" => {
             let pending = ctx
@@ -233,13 +231,11 @@ async fn inbound_inner(
                 router.deliver_to_available(&stanza, me);
             }
         }
-        "unsubscribed" => {
-            if existing.is_some() && (to || item.ask) {
-                item.subscription = Subscription::from_parts(false, has_from);
-                item.ask = false;
-                save(ctx, router, me, &item).await?;
-                router.deliver_to_available(&stanza, me);
-            }
+        "unsubscribed" if existing.is_some() && (to || item.ask) => {
+            item.subscription = Subscription::from_parts(false, has_from);
+            item.ask = false;
+            save(ctx, router, me, &item).await?;
+            router.deliver_to_available(&stanza, me);
         }
         _ => {}
     }
