@@ -25,6 +25,7 @@ class Session:
         self.xmpp = slixmpp.ClientXMPP(jid, password)
         self.xmpp.register_plugin("xep_0030")
         self.xmpp.register_plugin("xep_0199")
+        self.xmpp.register_plugin("xep_0203")
         ctx = ssl.create_default_context(cafile=CA)
         self.xmpp.ssl_context = ctx
         self.xmpp.enable_direct_tls = direct_tls

@@ -50,6 +50,9 @@ TOML
 "$bin" -c "$work/xmppd.toml" adduser alice@localhost --password alice-secret
 echo bob-secret | "$bin" -c "$work/xmppd.toml" adduser bob@localhost
 "$bin" -c "$work/xmppd.toml" listusers | grep -qx bob@localhost
+for u in carol dave erin frank grace heidi ivan judy; do
+    "$bin" -c "$work/xmppd.toml" adduser "$u@localhost" --password pw >/dev/null
+done
 
 "$bin" -c "$work/xmppd.toml" serve > "$work/server.log" 2>&1 &
 server_pid=$!
