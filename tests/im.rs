@@ -623,3 +623,105 @@ async fn vcard_and_private_storage() {
             .ends_with('Z')
     );
 }
+
+#[tokio::test]
+async fn blocking_and_unblocking() {
+    let t = TestServer::start(|_| {}).await;
+    t.add_user("alice", "pw").await;
+    t.add_user("bob", "pw").await;
+    for (u, c) in [("alice", "bob@localhost"), ("bob", "alice@localhost")] {
+        let mut item = xmppd::storage::RosterItem::new(c);
+        item.subscription = xmppd::storage::Subscription::Both;
+        t.server()
+            .storage
+            .rosters
+            .put("localhost", u, &item)
+            .await
+            .unwrap();
+    }
+    let (mut alice, _) = t.login("alice@localhost/a", "pw").await;
+    let (mut bob, _) = t.login("bob@localhost/b", "pw").await;
+    go_online(&mut bob).await;
+    go_online(&mut alice).await;
+    wait_for(&mut bob, "alice online", |s| {
+        is_presence(s, PresenceType::None, "alice@localhost")
+    })
+    .await;
+    let blocklist = || minidom::Element::builder("blocklist", "urn:xmpp:blocking").build();
+    let list = iq(&mut alice, None, IqRequest::Get(blocklist()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(list.children().count(), 0);
+
+    let block = minidom::Element::builder("block", "urn:xmpp:blocking")
+        .append(
+            minidom::Element::builder("item", "urn:xmpp:blocking").attr(n("jid"), "bob@localhost"),
+        )
+        .build();
+    iq(&mut alice, None, IqRequest::Set(block)).await.unwrap();
+    // Bob sees Alice go offline; Alice (who asked for the list) gets the push.
+    wait_for(&mut bob, "alice unavailable", |s| {
+        is_presence(s, PresenceType::Unavailable, "alice@localhost")
+    })
+    .await;
+    wait_for(&mut alice, "block push", |s| {
+        let Stanza::Iq(i) = s else { return false };
+        let el: minidom::Element = i.clone().into();
+        el.get_child("block", "urn:xmpp:blocking").is_some()
+    })
+    .await;
+    let list = iq(&mut alice, None, IqRequest::Get(blocklist()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        list.children().next().unwrap().attr("jid"),
+        Some("bob@localhost")
+    );
+
+    // A later presence change of Alice's does not reach Bob: the next presence Bob sees from
+    // her is the one after the unblock (checked below).
+    for prio in [5, 7] {
+        alice
+            .send_stanza(Stanza::Presence(Presence::available().with_priority(prio)))
+            .await
+            .unwrap();
+    }
+    // Bob's message is refused; Alice's to Bob is refused with <blocked/>.
+    bob.send_stanza(chat("alice@localhost", "hello?"))
+        .await
+        .unwrap();
+    let m = next_message(&mut bob).await;
+    assert_eq!(m.type_, MessageType::Error);
+    alice
+        .send_stanza(chat("bob@localhost/b", "psst"))
+        .await
+        .unwrap();
+    let m = next_message(&mut alice).await;
+    assert_eq!(m.type_, MessageType::Error);
+    let err = m.payloads.iter().find(|p| p.name() == "error").unwrap();
+    assert!(
+        err.children()
+            .any(|c| c.name() == "blocked" && c.ns() == "urn:xmpp:blocking:errors"),
+        "{err:?}"
+    );
+
+    // Unblock everyone: Bob sees Alice again and can write to her.
+    let unblock = minidom::Element::builder("unblock", "urn:xmpp:blocking").build();
+    iq(&mut alice, None, IqRequest::Set(unblock)).await.unwrap();
+    let back = wait_for(&mut bob, "alice back", |s| {
+        is_presence(s, PresenceType::None, "alice@localhost")
+    })
+    .await;
+    let Stanza::Presence(p) = back else {
+        unreachable!()
+    };
+    // After the unblock Bob gets Alice's current presence (priority 7); had the presences sent
+    // while blocked leaked, the first one he saw would carry priority 5.
+    assert_eq!(p.priority.0, 7, "a presence sent while blocked reached Bob");
+    bob.send_stanza(chat("alice@localhost", "there you are"))
+        .await
+        .unwrap();
+    assert_eq!(body(&next_message(&mut alice).await), "there you are");
+}

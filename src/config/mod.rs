@@ -44,6 +44,8 @@ pub struct ImConfig {
     pub offline_quota: usize,
     /// Largest vCard or private XML document, in bytes.
     pub max_document_size: usize,
+    /// JIDs one account may block (XEP-0191).
+    pub max_blocklist_items: usize,
 }
 
 impl Default for ImConfig {
@@ -54,6 +56,7 @@ impl Default for ImConfig {
             roster_max_groups: 32,
             offline_quota: 500,
             max_document_size: 64 * 1024,
+            max_blocklist_items: 1000,
         }
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! Everything not handled is answered with `service-unavailable` (RFC 6120 §8.4).
 
+pub mod blocking;
 pub mod carbons;
 pub mod disco;
 pub mod documents;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use jid::BareJid;
 
 use crate::config::Config;
-use crate::router::{HookFuture, Hooks, Router};
+use crate::router::{BoolFuture, HookFuture, Hooks, Router};
 use crate::session::{SessionHandle, SessionInfo};
 use crate::stanza::{ErrorCondition, error_reply, is_error};
 use crate::storage::Storage;
@@ -50,10 +51,11 @@ pub struct Registrar {
 }
 
 impl Registrar {
-    /// The extensions this build enables.
-    pub fn with_defaults() -> Self {
+    /// The extensions this build enables; `blocks` is shared with the routing check.
+    pub fn with_defaults(blocks: Arc<blocking::Cache>) -> Self {
         let mut r = Registrar::default();
         ping::register(&mut r);
+        blocking::register(&mut r, blocks);
         roster::register(&mut r);
         carbons::register(&mut r);
         documents::register(&mut r);
@@ -88,14 +90,17 @@ impl Registrar {
 pub struct Extensions {
     registrar: Registrar,
     ctx: Ctx,
+    blocks: Arc<blocking::Cache>,
 }
 
 impl Extensions {
     /// The default extensions over `storage`.
     pub fn new(storage: Storage, config: Arc<Config>) -> Self {
+        let blocks = Arc::new(blocking::Cache::default());
         Extensions {
-            registrar: Registrar::with_defaults(),
+            registrar: Registrar::with_defaults(blocks.clone()),
             ctx: Ctx { storage, config },
+            blocks,
         }
     }
 }
@@ -131,6 +136,10 @@ impl Hooks for Extensions {
             };
             router.route(reply).await;
         })
+    }
+
+    fn allowed<'a>(&'a self, router: &'a Router, stanza: &'a Element) -> BoolFuture<'a> {
+        Box::pin(blocking::allowed(&self.ctx, &self.blocks, router, stanza))
     }
 
     fn presence_out<'a>(

@@ -12,6 +12,8 @@ use crate::xml::Element;
 
 /// A boxed future of a hook.
 pub type HookFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+/// A boxed future of a yes/no hook.
+pub type BoolFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
 
 /// What the extensions do with routing events. Every method has a default that keeps the
 /// RFC's baseline behaviour, so a server without extensions still routes correctly.
@@ -22,6 +24,13 @@ pub trait Hooks: Send + Sync {
         Box::pin(async move {
             router.bounce(&stanza, crate::stanza::ErrorCondition::ServiceUnavailable)
         })
+    }
+
+    /// Whether a stanza may be routed at all (blocking). When not, the hook has already
+    /// answered the sender as its protocol says.
+    fn allowed<'a>(&'a self, router: &'a Router, stanza: &'a Element) -> BoolFuture<'a> {
+        let _ = (router, stanza);
+        Box::pin(async { true })
     }
 
     /// A bound session sent a presence stanza (broadcast, directed or subscription); `from`

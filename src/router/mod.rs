@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use jid::{BareJid, FullJid, Jid};
 
-pub use hooks::{HookFuture, Hooks, NoHooks};
+pub use hooks::{BoolFuture, HookFuture, Hooks, NoHooks};
 
 use crate::session::{DeliveryError, Registry, SessionHandle, SessionMsg};
 use crate::stanza::{ErrorCondition, error_reply};
@@ -53,6 +53,9 @@ impl Router {
 
     /// Routes a stanza whose `from` is already stamped.
     pub async fn route(&self, stanza: Element) {
+        if !self.hooks().allowed(self, &stanza).await {
+            return;
+        }
         let to = match stanza.attr("to").map(Jid::new) {
             Some(Ok(j)) => j,
             Some(Err(_)) => return self.bounce(&stanza, ErrorCondition::JidMalformed),
@@ -181,17 +184,21 @@ impl Router {
 
     /// Sends the error reply for `stanza` back to its sender (never for an error, §8.3.1).
     pub fn bounce(&self, stanza: &Element, condition: ErrorCondition) {
-        let Some(reply) = error_reply(stanza, condition, None) else {
+        if let Some(reply) = error_reply(stanza, condition, None) {
+            self.send_to_session(reply);
+        }
+    }
+
+    /// Writes a server-made stanza (an error reply) straight to the session named by its `to`,
+    /// if that session exists now: an error about an undeliverable error is never made.
+    pub fn send_to_session(&self, stanza: Element) {
+        let Some(Ok(to)) = stanza.attr("to").map(Jid::new) else {
             return;
         };
-        let Some(Ok(to)) = reply.attr("to").map(Jid::new) else {
-            return;
-        };
-        // Errors go only to a session that exists now: an error about an error is never made.
         if let Ok(full) = to.try_into_full()
             && let Some(h) = self.registry.get(&full)
         {
-            let _ = h.try_send(SessionMsg::Stanza(reply));
+            let _ = h.try_send(SessionMsg::Stanza(stanza));
         }
     }
 }

@@ -72,6 +72,8 @@ struct Entry {
     interested: bool,
     /// Enabled message carbons (XEP-0280).
     carbons: bool,
+    /// Requested the blocklist, so it gets blocklist pushes (XEP-0191).
+    blocklist: bool,
     /// Full or bare JIDs this session sent directed presence to (RFC 6121 §4.6).
     directed: Vec<String>,
 }
@@ -89,6 +91,8 @@ pub struct SessionInfo {
     pub interested: bool,
     /// Gets carbons.
     pub carbons: bool,
+    /// Gets blocklist pushes.
+    pub blocklist: bool,
     /// Where it sent directed presence.
     pub directed: Vec<String>,
 }
@@ -101,6 +105,7 @@ impl Entry {
             priority: self.priority,
             interested: self.interested,
             carbons: self.carbons,
+            blocklist: self.blocklist,
             directed: self.directed.clone(),
         }
     }
@@ -113,6 +118,8 @@ pub enum Flag {
     Interested,
     /// Message carbons.
     Carbons,
+    /// Blocklist pushes (XEP-0191 §3.3).
+    Blocklist,
 }
 
 /// Result of binding a resource.
@@ -184,6 +191,7 @@ impl Registry {
             priority: 0,
             interested: false,
             carbons: false,
+            blocklist: false,
             directed: Vec::new(),
         });
         BindOutcome::Bound { handle, replaced }
@@ -236,6 +244,7 @@ impl Registry {
         self.with_entry(jid, id, |e| match flag {
             Flag::Interested => e.interested = on,
             Flag::Carbons => e.carbons = on,
+            Flag::Blocklist => e.blocklist = on,
         });
     }
 

@@ -120,6 +120,19 @@ pub fn error_reply(
     Some(reply)
 }
 
+/// [`error_reply`] with an application-specific condition element added (RFC 6120 §8.3.3.?).
+pub fn error_reply_with(
+    stanza: &Element,
+    condition: ErrorCondition,
+    app: Element,
+) -> Option<Element> {
+    let mut reply = error_reply(stanza, condition, None)?;
+    let mut err = reply.take_child("error", NS_CLIENT)?;
+    err.append_child(app);
+    reply.append_child(err);
+    Some(reply)
+}
+
 /// An empty `type='result'` reply to an iq.
 pub fn iq_result(iq: &Element) -> Element {
     let mut r = Element::new("iq", NS_CLIENT).with_attr("type", "result");

@@ -163,6 +163,24 @@ async fn offline_and_document_conformance(s: &Storage) {
         "<x/>"
     );
     assert_eq!(d.get(&host, "bob", "private", "urn:y").await.unwrap(), None);
+    d.set(&host, "bob", "block", "z@x.test", "").await.unwrap();
+    d.set(&host, "bob", "block", "evil.test", "").await.unwrap();
+    assert_eq!(
+        d.keys(&host, "bob", "block").await.unwrap(),
+        vec!["evil.test", "z@x.test"]
+    );
+    assert_eq!(
+        d.delete(&host, "bob", "block", Some("evil.test"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(d.delete(&host, "bob", "block", None).await.unwrap(), 1);
+    assert!(d.keys(&host, "bob", "block").await.unwrap().is_empty());
+    assert!(
+        d.get(&host, "bob", "vcard", "").await.unwrap().is_some(),
+        "other kinds untouched"
+    );
 
     // Deleting the account deletes what was stored for it.
     let creds = ScramCredentials::new_set("pw", 4096).unwrap();

@@ -147,6 +147,18 @@ impl Element {
         self.children.push(node);
     }
 
+    /// Removes and returns the first child element `name` in `ns`.
+    pub fn take_child(&mut self, name: &str, ns: &str) -> Option<Element> {
+        let pos = self
+            .children
+            .iter()
+            .position(|n| matches!(n, Node::Element(e) if e.is(name, ns)))?;
+        match self.children.remove(pos) {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        }
+    }
+
     /// Removes every child element `name` in `ns`.
     pub fn remove_children(&mut self, name: &str, ns: &str) {
         self.children

@@ -100,6 +100,7 @@ async fn broadcast(
             Vec::new()
         }
     };
+    let items = unblocked(router, &session.jid, items).await;
     fan_out(
         router,
         &me,
@@ -112,6 +113,25 @@ async fn broadcast(
         probe_contacts(router, session, &items);
     }
     initial
+}
+
+/// The roster items presence may flow with: blocking (XEP-0191) in either direction removes
+/// a contact from fan-out and probes alike.
+async fn unblocked(
+    router: &Router,
+    me: &jid::FullJid,
+    items: Vec<crate::storage::RosterItem>,
+) -> Vec<crate::storage::RosterItem> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let probe = Element::new("presence", NS_CLIENT)
+            .with_attr("from", me.to_string())
+            .with_attr("to", item.contact.clone());
+        if router.hooks().allowed(router, &probe).await {
+            out.push(item);
+        }
+    }
+    out
 }
 
 /// Sends `stanza` (from a full JID of `me`) to every subscriber, to `me`'s available
@@ -220,6 +240,7 @@ pub async fn session_closed(ctx: &Ctx, router: &Router, last: SessionInfo) {
         .await
         .map(|x| x.1)
         .unwrap_or_default();
+    let items = unblocked(router, &last.handle.jid, items).await;
     let unavailable = Element::new("presence", NS_CLIENT)
         .with_attr("type", "unavailable")
         .with_attr("from", last.handle.jid.to_string());

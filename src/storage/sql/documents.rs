@@ -32,6 +32,61 @@ macro_rules! sql_document_store {
                 })
             }
 
+            fn keys<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                kind: &'a str,
+            ) -> $crate::storage::StoreFuture<'a, Vec<String>> {
+                Box::pin(async move {
+                    use sqlx::Row;
+                    let rows = sqlx::query(
+                        "SELECT doc_key FROM user_documents WHERE host = $1 AND username = $2 AND kind = $3 \
+                         ORDER BY doc_key",
+                    )
+                    .bind(host)
+                    .bind(user)
+                    .bind(kind)
+                    .fetch_all(&self.0)
+                    .await?;
+                    rows.iter()
+                        .map(|r| r.try_get("doc_key").map_err($crate::storage::StoreError::from))
+                        .collect()
+                })
+            }
+
+            fn delete<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                kind: &'a str,
+                key: Option<&'a str>,
+            ) -> $crate::storage::StoreFuture<'a, u64> {
+                Box::pin(async move {
+                    let done = match key {
+                        Some(k) => sqlx::query(
+                            "DELETE FROM user_documents \
+                             WHERE host = $1 AND username = $2 AND kind = $3 AND doc_key = $4",
+                        )
+                        .bind(host)
+                        .bind(user)
+                        .bind(kind)
+                        .bind(k)
+                        .execute(&self.0)
+                        .await?,
+                        None => sqlx::query(
+                            "DELETE FROM user_documents WHERE host = $1 AND username = $2 AND kind = $3",
+                        )
+                        .bind(host)
+                        .bind(user)
+                        .bind(kind)
+                        .execute(&self.0)
+                        .await?,
+                    };
+                    Ok(done.rows_affected())
+                })
+            }
+
             fn set<'a>(
                 &'a self,
                 host: &'a str,

@@ -1,0 +1,316 @@
+//! XEP-0191 Blocking Command: a per-account list of blocked JIDs (full, bare or domain, matched
+//! as XEP-0016 does). Blocked entities get no presence from the user; their messages and iqs to
+//! the user are refused with `service-unavailable`; the user's own messages and iqs to them are
+//! refused with `not-acceptable` + `<blocked/>` (§3.6, §3.7). Lists are cached per account so
+//! the check on every routed stanza does not touch the database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use jid::{BareJid, Jid};
+
+use super::{Ctx, IqFuture, IqHandler, Registrar, sender};
+use crate::router::Router;
+use crate::session::Flag;
+use crate::stanza::{ErrorCondition, error_reply, error_reply_with, iq_result};
+use crate::storage::Subscription;
+use crate::stream::{NS_CLIENT, random_id};
+use crate::xml::Element;
+
+/// `urn:xmpp:blocking`
+pub const NS: &str = "urn:xmpp:blocking";
+/// `urn:xmpp:blocking:errors`
+pub const NS_ERRORS: &str = "urn:xmpp:blocking:errors";
+/// Cached lists before the cache is emptied (bounds its memory).
+const CACHE_MAX: usize = 10_000;
+const KIND: &str = "block";
+
+/// Blocklists of accounts, loaded on first use.
+#[derive(Default)]
+pub struct Cache {
+    lists: Mutex<HashMap<String, Arc<Vec<String>>>>,
+}
+
+impl Cache {
+    async fn list(&self, ctx: &Ctx, account: &BareJid) -> Arc<Vec<String>> {
+        if let Some(l) = self
+            .lists
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(account.as_str())
+        {
+            return l.clone();
+        }
+        let (host, user) = (
+            account.domain().as_str(),
+            account.node().map(|n| n.as_str()).unwrap_or_default(),
+        );
+        let keys = match ctx.storage.documents.keys(host, user, KIND).await {
+            Ok(k) => Arc::new(k),
+            Err(e) => {
+                tracing::error!("blocklist of {account}: {e}");
+                return Arc::new(Vec::new());
+            }
+        };
+        let mut lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
+        if lists.len() >= CACHE_MAX {
+            lists.clear();
+        }
+        lists.insert(account.to_string(), keys.clone());
+        keys
+    }
+
+    fn invalidate(&self, account: &BareJid) {
+        self.lists
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(account.as_str());
+    }
+}
+
+/// Whether blocklist item `item` covers `j` (XEP-0016 §2.1 JID matching).
+pub fn matches(item: &str, j: &Jid) -> bool {
+    let Ok(i) = Jid::new(item) else { return false };
+    match (i.node(), i.resource()) {
+        (Some(_), Some(_)) => &i == j,
+        (Some(_), None) => i.to_bare() == j.to_bare(),
+        (None, Some(r)) => {
+            j.node().is_none() && i.domain() == j.domain() && j.resource() == Some(r)
+        }
+        (None, None) => i.domain() == j.domain(),
+    }
+}
+
+fn local_account(router: &Router, j: &Jid) -> Option<BareJid> {
+    (j.node().is_some() && router.is_local(j.domain().as_str())).then(|| j.to_bare())
+}
+
+/// Whether `stanza` may be routed; when not, the sender has been answered as XEP-0191 says.
+pub async fn allowed(ctx: &Ctx, cache: &Cache, router: &Router, stanza: &Element) -> bool {
+    let (Some(Ok(from)), Some(Ok(to))) = (
+        stanza.attr("from").map(Jid::new),
+        stanza.attr("to").map(Jid::new),
+    ) else {
+        return true;
+    };
+    if from.to_bare() == to.to_bare() {
+        return true;
+    }
+    let answers = match stanza.name() {
+        "message" => true,
+        "iq" => matches!(stanza.attr("type"), Some("get" | "set")),
+        _ => false,
+    };
+    // The user blocked the recipient (§3.7).
+    if let Some(me) = local_account(router, &from)
+        && cache.list(ctx, &me).await.iter().any(|i| matches(i, &to))
+    {
+        if answers
+            && let Some(r) = error_reply_with(
+                stanza,
+                ErrorCondition::NotAcceptable,
+                Element::new("blocked", NS_ERRORS),
+            )
+        {
+            router.send_to_session(r);
+        }
+        return false;
+    }
+    // The recipient blocked the sender (§3.6).
+    if let Some(them) = local_account(router, &to)
+        && cache
+            .list(ctx, &them)
+            .await
+            .iter()
+            .any(|i| matches(i, &from))
+    {
+        if answers {
+            router.bounce(stanza, ErrorCondition::ServiceUnavailable);
+        }
+        return false;
+    }
+    true
+}
+
+struct Blocking;
+
+fn err(iq: &Element, c: ErrorCondition) -> Element {
+    error_reply(iq, c, None).unwrap_or_else(|| iq_result(iq))
+}
+
+/// The JIDs listed in a `<block/>` or `<unblock/>` (normalised); `Err` if one is malformed.
+fn items(el: &Element) -> Result<Vec<String>, ErrorCondition> {
+    el.children()
+        .filter(|c| c.is("item", NS))
+        .map(|c| match c.attr("jid").map(Jid::new) {
+            Some(Ok(j)) => Ok(j.to_string()),
+            _ => Err(ErrorCondition::JidMalformed),
+        })
+        .collect()
+}
+
+impl Blocking {
+    async fn handle(&self, ctx: &Ctx, cache: &Cache, router: &Router, iq: &Element) -> Element {
+        let Some(from) = sender(iq) else {
+            return err(iq, ErrorCondition::BadRequest);
+        };
+        let me = from.to_bare();
+        if iq.attr("to").is_some_and(|t| t != me.as_str()) {
+            return err(iq, ErrorCondition::Forbidden);
+        }
+        let (host, user) = (
+            me.domain().as_str(),
+            me.node().map(|n| n.as_str()).unwrap_or_default(),
+        );
+        let docs = &ctx.storage.documents;
+        if iq.attr("type") == Some("get") && iq.get_child("blocklist", NS).is_some() {
+            if let Some(info) = router.registry.info(&from) {
+                router
+                    .registry
+                    .set_flag(&from, info.handle.id, Flag::Blocklist, true);
+            }
+            let mut list = Element::new("blocklist", NS);
+            for j in cache.list(ctx, &me).await.iter() {
+                list.append_child(Element::new("item", NS).with_attr("jid", j.clone()));
+            }
+            return iq_result(iq).with_child(list);
+        }
+        if iq.attr("type") != Some("set") {
+            return err(iq, ErrorCondition::BadRequest);
+        }
+        let (block, payload) = match (iq.get_child("block", NS), iq.get_child("unblock", NS)) {
+            (Some(b), None) => (true, b),
+            (None, Some(u)) => (false, u),
+            _ => return err(iq, ErrorCondition::BadRequest),
+        };
+        let jids = match items(payload) {
+            Ok(j) => j,
+            Err(c) => return err(iq, c),
+        };
+        let result = if block {
+            if jids.is_empty() {
+                return err(iq, ErrorCondition::BadRequest);
+            }
+            let now = cache.list(ctx, &me).await.len();
+            if now + jids.len() > ctx.config.im.max_blocklist_items {
+                return err(iq, ErrorCondition::ResourceConstraint);
+            }
+            let mut r = Ok(());
+            for j in &jids {
+                r = r.and(docs.set(host, user, KIND, j, "").await.map(|_| ()));
+            }
+            r
+        } else if jids.is_empty() {
+            docs.delete(host, user, KIND, None).await.map(|_| ())
+        } else {
+            let mut r = Ok(());
+            for j in &jids {
+                r = r.and(docs.delete(host, user, KIND, Some(j)).await.map(|_| ()));
+            }
+            r
+        };
+        let before = cache.list(ctx, &me).await;
+        cache.invalidate(&me);
+        if let Err(e) = result {
+            tracing::error!("blocklist of {me}: {e}");
+            return err(iq, ErrorCondition::InternalServerError);
+        }
+        let changed: Vec<String> = if block || !jids.is_empty() {
+            jids
+        } else {
+            before.to_vec()
+        };
+        push(router, &me, payload.name(), &changed);
+        presence_effects(ctx, router, &me, block, &changed).await;
+        iq_result(iq)
+    }
+}
+
+/// Pushes the change to every resource that asked for the blocklist (§3.3, §3.4).
+fn push(router: &Router, me: &BareJid, what: &str, jids: &[String]) {
+    let mut payload = Element::new(what, NS);
+    for j in jids {
+        payload.append_child(Element::new("item", NS).with_attr("jid", j.clone()));
+    }
+    for s in router
+        .registry
+        .sessions(me)
+        .into_iter()
+        .filter(|s| s.blocklist)
+    {
+        let iq = Element::new("iq", NS_CLIENT)
+            .with_attr("type", "set")
+            .with_attr("id", format!("block-{}", random_id()))
+            .with_attr("to", s.handle.jid.to_string())
+            .with_child(payload.clone());
+        router.deliver(&s.handle, iq);
+    }
+}
+
+/// A newly blocked subscriber sees the user go offline; a newly unblocked one sees the user's
+/// presence again (§3.3, §3.4).
+async fn presence_effects(ctx: &Ctx, router: &Router, me: &BareJid, block: bool, jids: &[String]) {
+    let (host, user) = (
+        me.domain().as_str(),
+        me.node().map(|n| n.as_str()).unwrap_or_default(),
+    );
+    for j in jids {
+        let Ok(contact) = BareJid::new(j) else {
+            continue;
+        };
+        if !router.is_local(contact.domain().as_str()) {
+            continue;
+        }
+        let sub = match ctx.storage.rosters.item(host, user, contact.as_str()).await {
+            Ok(Some(i)) => i.subscription,
+            _ => Subscription::None,
+        };
+        if !sub.has_from() {
+            continue;
+        }
+        for s in router.registry.sessions(me) {
+            let Some(p) = &s.presence else { continue };
+            let mut p = if block {
+                Element::new("presence", NS_CLIENT).with_attr("type", "unavailable")
+            } else {
+                (**p).clone()
+            };
+            p.set_attr("from", s.handle.jid.to_string());
+            p.set_attr("to", contact.to_string());
+            router.deliver_to_available(&p, &contact);
+        }
+    }
+}
+
+/// The iq handler, with the cache it shares with the routing check.
+pub struct Handler(pub Arc<Cache>);
+
+impl IqHandler for Handler {
+    fn handle<'a>(&'a self, ctx: &'a Ctx, router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
+        Box::pin(Blocking.handle(ctx, &self.0, router, iq))
+    }
+}
+
+/// Registers the handler and the feature.
+pub fn register(r: &mut Registrar, cache: Arc<Cache>) {
+    r.iq(NS, Arc::new(Handler(cache)));
+    r.feature(NS);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jid_matching() {
+        let j = |s| Jid::new(s).unwrap();
+        assert!(matches("evil@x.test", &j("evil@x.test/phone")));
+        assert!(matches("evil@x.test/phone", &j("evil@x.test/phone")));
+        assert!(!matches("evil@x.test/phone", &j("evil@x.test/desk")));
+        assert!(matches("x.test", &j("anyone@x.test/r")));
+        assert!(matches("x.test", &j("x.test")));
+        assert!(!matches("x.test", &j("a@y.test")));
+        assert!(matches("x.test/r", &j("x.test/r")));
+        assert!(!matches("x.test/r", &j("a@x.test/r")));
+    }
+}
