@@ -162,6 +162,10 @@ pub struct C2sConfig {
     pub max_auth_attempts: u32,
     /// `kick_old`, `refuse` or `random`.
     pub resource_conflict: ResourceConflict,
+    /// Let anyone create an account from a client (XEP-0077 in-band registration). Off by
+    /// default: an open server attracts spammers. Logged-in users may always change their
+    /// password or remove their account this way.
+    pub allow_registration: bool,
     /// Stanzas queued for one session before further ones are refused with an error.
     pub session_queue: usize,
 }
@@ -178,6 +182,7 @@ impl Default for C2sConfig {
             auth_timeout_secs: 30,
             max_auth_attempts: 3,
             resource_conflict: ResourceConflict::KickOld,
+            allow_registration: false,
             session_queue: 1024,
         }
     }
@@ -195,6 +200,8 @@ pub struct LimitsConfig {
     pub connections_per_ip_per_minute: u32,
     /// Failed authentications one IP address may make per minute before it is refused for a while.
     pub auth_failures_per_ip_per_minute: u32,
+    /// Accounts one IP address may create per hour through in-band registration.
+    pub registrations_per_ip_per_hour: u32,
 }
 
 impl Default for LimitsConfig {
@@ -204,6 +211,7 @@ impl Default for LimitsConfig {
             max_connections_per_ip: 100,
             connections_per_ip_per_minute: 120,
             auth_failures_per_ip_per_minute: 10,
+            registrations_per_ip_per_hour: 3,
         }
     }
 }

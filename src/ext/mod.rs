@@ -11,6 +11,7 @@ pub mod disco;
 pub mod documents;
 pub mod offline;
 pub mod ping;
+pub mod register;
 pub mod roster;
 pub mod version;
 
@@ -37,10 +38,25 @@ pub struct Ctx {
 /// What an iq handler returns: the reply to send (a result or an error).
 pub type IqFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Element> + Send + 'a>>;
 
+/// What [`IqHandler::handle_opt`] returns: the reply, or `None` when the handler sent it.
+pub type OptIqFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<Element>> + Send + 'a>>;
+
 /// An iq handler for one payload namespace.
 pub trait IqHandler: Send + Sync {
     /// Answers `iq` (type get or set, `from` stamped; `to` absent means the sender's account).
     fn handle<'a>(&'a self, ctx: &'a Ctx, router: &'a Router, iq: &'a Element) -> IqFuture<'a>;
+
+    /// Like `handle`, for handlers that sometimes send the reply themselves (and return `None`)
+    /// because something must follow it in order.
+    fn handle_opt<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        router: &'a Router,
+        iq: &'a Element,
+    ) -> OptIqFuture<'a> {
+        Box::pin(async move { Some(self.handle(ctx, router, iq).await) })
+    }
 }
 
 /// The table of iq handlers and advertised features.
@@ -61,6 +77,7 @@ impl Registrar {
         documents::register(&mut r);
         version::register(&mut r);
         offline::register(&mut r);
+        register::register(&mut r);
         // Last: disco lists what the others registered.
         disco::register(&mut r);
         r
@@ -128,7 +145,10 @@ impl Hooks for Extensions {
                 .next()
                 .and_then(|p| self.registrar.iq.get(p.ns()));
             let reply = match handler {
-                Some(h) => h.handle(&self.ctx, router, &stanza).await,
+                Some(h) => match h.handle_opt(&self.ctx, router, &stanza).await {
+                    Some(r) => r,
+                    None => return,
+                },
                 None => match error_reply(&stanza, ErrorCondition::ServiceUnavailable, None) {
                     Some(r) => r,
                     None => return,

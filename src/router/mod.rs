@@ -170,15 +170,15 @@ impl Router {
     pub fn deliver(&self, h: &SessionHandle, stanza: Element) -> bool {
         match h.try_send(SessionMsg::Stanza(stanza)) {
             Ok(()) => true,
-            Err(e) => {
-                let SessionMsg::Stanza(stanza) = e.1;
-                let c = match e.0 {
+            Err((why, SessionMsg::Stanza(stanza))) => {
+                let c = match why {
                     DeliveryError::Full => ErrorCondition::ResourceConstraint,
                     DeliveryError::Closed => ErrorCondition::ServiceUnavailable,
                 };
                 self.bounce(&stanza, c);
                 false
             }
+            Err((_, SessionMsg::Close(_))) => false,
         }
     }
 

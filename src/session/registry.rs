@@ -19,6 +19,8 @@ use crate::xml::Element;
 pub enum SessionMsg {
     /// A stanza to write to the client.
     Stanza(Element),
+    /// Close the stream with this error, after what was queued before it.
+    Close(crate::stream::StreamError),
 }
 
 /// Why a stanza could not be handed to a session.

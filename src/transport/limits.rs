@@ -24,28 +24,32 @@ pub enum Refusal {
     Rate,
 }
 
-/// A token bucket refilled continuously at `per_minute`, holding at most `per_minute`.
+/// A token bucket holding at most `cap` tokens, refilled at `cap` per `period` seconds.
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
     at: Instant,
+    cap: f64,
+    period: f64,
 }
 
 impl Bucket {
-    fn full(cap: u32) -> Self {
+    fn full(cap: u32, period_secs: u32) -> Self {
         Bucket {
             tokens: f64::from(cap),
             at: Instant::now(),
+            cap: f64::from(cap),
+            period: f64::from(period_secs.max(1)),
         }
     }
-    fn refill(&mut self, cap: u32) {
+    fn refill(&mut self) {
         let now = Instant::now();
-        let add = now.duration_since(self.at).as_secs_f64() * f64::from(cap) / 60.0;
-        self.tokens = (self.tokens + add).min(f64::from(cap));
+        let add = now.duration_since(self.at).as_secs_f64() * self.cap / self.period;
+        self.tokens = (self.tokens + add).min(self.cap);
         self.at = now;
     }
-    fn take(&mut self, cap: u32) -> bool {
-        self.refill(cap);
+    fn take(&mut self) -> bool {
+        self.refill();
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -53,13 +57,13 @@ impl Bucket {
             false
         }
     }
-    fn available(&mut self, cap: u32) -> bool {
-        self.refill(cap);
+    fn available(&mut self) -> bool {
+        self.refill();
         self.tokens >= 1.0
     }
-    fn is_full(&mut self, cap: u32) -> bool {
-        self.refill(cap);
-        self.tokens >= f64::from(cap)
+    fn is_full(&mut self) -> bool {
+        self.refill();
+        self.tokens >= self.cap
     }
 }
 
@@ -68,6 +72,7 @@ struct IpState {
     open: usize,
     connects: Bucket,
     auth_failures: Bucket,
+    registrations: Bucket,
 }
 
 /// Shared limits for all listeners.
@@ -101,17 +106,20 @@ impl ConnLimits {
     fn with_ip<T>(&self, ip: IpAddr, f: impl FnOnce(&mut IpState) -> T) -> T {
         let mut ips = self.ips.lock().unwrap_or_else(|p| p.into_inner());
         if ips.len() >= PRUNE_AT && !ips.contains_key(&ip) {
-            let (c, a) = (
-                self.cfg.connections_per_ip_per_minute,
-                self.cfg.auth_failures_per_ip_per_minute,
-            );
-            ips.retain(|_, s| s.open > 0 || !s.connects.is_full(c) || !s.auth_failures.is_full(a));
+            // Forget addresses with nothing open and every budget refilled.
+            ips.retain(|_, s| {
+                s.open > 0
+                    || !s.connects.is_full()
+                    || !s.auth_failures.is_full()
+                    || !s.registrations.is_full()
+            });
         }
         let cfg = &self.cfg;
         let st = ips.entry(ip).or_insert_with(|| IpState {
             open: 0,
-            connects: Bucket::full(cfg.connections_per_ip_per_minute),
-            auth_failures: Bucket::full(cfg.auth_failures_per_ip_per_minute),
+            connects: Bucket::full(cfg.connections_per_ip_per_minute, 60),
+            auth_failures: Bucket::full(cfg.auth_failures_per_ip_per_minute, 60),
+            registrations: Bucket::full(cfg.registrations_per_ip_per_hour, 3600),
         });
         f(st)
     }
@@ -122,15 +130,12 @@ impl ConnLimits {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::Total);
         }
-        let (per_ip, rate) = (
-            self.cfg.max_connections_per_ip,
-            self.cfg.connections_per_ip_per_minute,
-        );
+        let per_ip = self.cfg.max_connections_per_ip;
         let r = self.with_ip(ip, |st| {
             if st.open >= per_ip {
                 return Err(Refusal::PerIp);
             }
-            if !st.connects.take(rate) {
+            if !st.connects.take() {
                 return Err(Refusal::Rate);
             }
             st.open += 1;
@@ -150,16 +155,19 @@ impl ConnLimits {
 
     /// Whether `ip` may try to authenticate now.
     pub fn may_authenticate(&self, ip: IpAddr) -> bool {
-        let cap = self.cfg.auth_failures_per_ip_per_minute;
-        self.with_ip(ip, |st| st.auth_failures.available(cap))
+        self.with_ip(ip, |st| st.auth_failures.available())
     }
 
     /// Records a failed authentication from `ip`.
     pub fn auth_failed(&self, ip: IpAddr) {
-        let cap = self.cfg.auth_failures_per_ip_per_minute;
         self.with_ip(ip, |st| {
-            st.auth_failures.take(cap);
+            st.auth_failures.take();
         });
+    }
+
+    /// Takes one in-band registration (XEP-0077) from `ip`'s hourly budget; false when spent.
+    pub fn take_registration(&self, ip: IpAddr) -> bool {
+        self.with_ip(ip, |st| st.registrations.take())
     }
 }
 
@@ -181,6 +189,7 @@ mod tests {
             max_connections_per_ip: per_ip,
             connections_per_ip_per_minute: rate,
             auth_failures_per_ip_per_minute: auth,
+            registrations_per_ip_per_hour: 2,
         }
     }
 
@@ -210,5 +219,7 @@ mod tests {
         l.auth_failed(a);
         l.auth_failed(a);
         assert!(!l.may_authenticate(a));
+        assert!(l.take_registration(a) && l.take_registration(a));
+        assert!(!l.take_registration(a));
     }
 }

@@ -6,6 +6,7 @@
 //! to stanza handling (`stanzas.rs`). Output is buffered and written once per loop turn.
 
 mod negotiate;
+mod register;
 mod stanzas;
 
 use std::net::SocketAddr;
@@ -185,6 +186,17 @@ impl C2s {
         }
     }
 
+    /// A message from the rest of the server.
+    fn on_msg(&mut self, msg: SessionMsg) -> Flow {
+        match msg {
+            SessionMsg::Stanza(el) => {
+                self.write(&el);
+                Flow::Continue
+            }
+            SessionMsg::Close(e) => Flow::Close(e),
+        }
+    }
+
     async fn on_element(&mut self, el: Element) -> Flow {
         if let Phase::Bound(_) = self.phase {
             return self.on_bound_element(el).await;
@@ -278,18 +290,21 @@ pub async fn run(
                     Condition::Conflict,
                     "replaced by a new session with the same resource",
                 )),
-                Wake::Inbox(Some(SessionMsg::Stanza(el))) => {
-                    s.write(&el);
+                Wake::Inbox(Some(msg)) => {
+                    let mut flow = s.on_msg(msg);
                     // Batch what else is queued into the same write.
                     if let Some(r) = rx.as_mut() {
                         for _ in 0..WRITE_BATCH {
+                            if !matches!(flow, Flow::Continue) {
+                                break;
+                            }
                             match r.try_recv() {
-                                Ok(SessionMsg::Stanza(el)) => s.write(&el),
+                                Ok(msg) => flow = s.on_msg(msg),
                                 Err(_) => break,
                             }
                         }
                     }
-                    Flow::Continue
+                    flow
                 }
                 Wake::Inbox(None) => Flow::Continue,
                 Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,

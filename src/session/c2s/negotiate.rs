@@ -33,8 +33,8 @@ impl C2s {
         self.shared.tls.is_some()
     }
 
-    /// SASL may start: TLS is up, or not required.
-    fn sasl_allowed(&self) -> bool {
+    /// SASL (and registration) may start: TLS is up, or not required.
+    pub(super) fn sasl_allowed(&self) -> bool {
         self.conn.is_tls() || !self.shared.config.c2s.require_tls
     }
 
@@ -99,6 +99,9 @@ impl C2s {
                         mechs.append_child(Element::new("mechanism", sasl::NS).with_text(m));
                     }
                     f.append_child(mechs);
+                    if self.registration_open() {
+                        f.append_child(Element::new("register", super::register::NS_FEATURE));
+                    }
                     if self.conn.channel_binding().is_some() {
                         // XEP-0440: which channel-binding types we support.
                         f.append_child(
@@ -132,6 +135,14 @@ impl C2s {
             (sasl::NS, "abort") => {
                 self.sasl = SaslState::None;
                 self.sasl_failure(SaslFailure::Aborted)
+            }
+            _ if is_stanza(&el)
+                && matches!(self.phase, Phase::Unauthenticated)
+                && el.name() == "iq"
+                && el.get_child("query", super::register::NS).is_some()
+                && self.registration_open() =>
+            {
+                self.on_register(el).await
             }
             _ if is_stanza(&el) => match &self.phase {
                 Phase::Authenticated(bare) if el.name() == "iq" => {

@@ -83,8 +83,10 @@ impl C2s {
         }
         if let Some(mut rx) = rx {
             rx.close();
-            while let Ok(SessionMsg::Stanza(el)) = rx.try_recv() {
-                self.shared.router.route(el).await;
+            while let Ok(msg) = rx.try_recv() {
+                if let SessionMsg::Stanza(el) = msg {
+                    self.shared.router.route(el).await;
+                }
             }
         }
         tracing::info!(jid = %handle.jid, "session closed");
