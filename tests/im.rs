@@ -725,3 +725,53 @@ async fn blocking_and_unblocking() {
         .unwrap();
     assert_eq!(body(&next_message(&mut alice).await), "there you are");
 }
+
+#[tokio::test]
+async fn client_state_indication_holds_and_coalesces_presence() {
+    let t = TestServer::start(|c| c.c2s.require_tls = false).await;
+    t.add_user("alice", "pw").await;
+    t.add_user("bob", "pw").await;
+    for (u, c) in [("alice", "bob@localhost"), ("bob", "alice@localhost")] {
+        let mut item = xmppd::storage::RosterItem::new(c);
+        item.subscription = xmppd::storage::Subscription::Both;
+        t.server()
+            .storage
+            .rosters
+            .put("localhost", u, &item)
+            .await
+            .unwrap();
+    }
+    let mut bob = t.raw().await;
+    bob.login("bob", "pw", "phone").await;
+    bob.send("<presence/><inactive xmlns='urn:xmpp:csi:0'/>")
+        .await;
+    let mut alice = t.raw().await;
+    alice.login("alice", "pw", "a").await;
+    alice
+        .send(
+            "<presence><status>one</status></presence><presence><status>two</status></presence>\
+             <presence><status>three</status></presence>\
+             <message to='bob@localhost/phone' type='chat'><body>wake up</body></message>",
+        )
+        .await;
+    let out = bob.read_until("wake up").await;
+    assert!(
+        !out.contains(">one<") && !out.contains(">two<"),
+        "held presences were not coalesced: {out}"
+    );
+    let three = out
+        .find(">three<")
+        .expect("the latest presence is flushed before the message");
+    assert!(three < out.find("wake up").unwrap(), "{out}");
+    // Held again while inactive; <active/> flushes it.
+    alice
+        .send("<presence><status>four</status></presence>")
+        .await;
+    alice
+        .send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    alice.read_until("id='sync'").await;
+    bob.send("<active xmlns='urn:xmpp:csi:0'/>").await;
+    let out = bob.read_until(">four<").await;
+    assert!(out.contains(">four<"));
+}

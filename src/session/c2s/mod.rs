@@ -5,6 +5,7 @@
 //! [`StreamParser`]; each complete element goes to negotiation (`negotiate.rs`) or, once bound,
 //! to stanza handling (`stanzas.rs`). Output is buffered and written once per loop turn.
 
+mod csi;
 mod negotiate;
 mod register;
 mod stanzas;
@@ -119,6 +120,8 @@ pub(crate) struct C2s {
     auth_failures: u32,
     /// The inbox made at bind, until the loop takes it.
     inbox: Option<mpsc::Receiver<SessionMsg>>,
+    /// Client State Indication (XEP-0352).
+    csi: csi::Csi,
 }
 
 impl C2s {
@@ -190,7 +193,7 @@ impl C2s {
     fn on_msg(&mut self, msg: SessionMsg) -> Flow {
         match msg {
             SessionMsg::Stanza(el) => {
-                self.write(&el);
+                self.write_stanza(el);
                 Flow::Continue
             }
             SessionMsg::Close(e) => Flow::Close(e),
@@ -266,6 +269,7 @@ pub async fn run(
             sasl: negotiate::SaslState::None,
             auth_failures: 0,
             inbox: None,
+            csi: csi::Csi::default(),
         };
         let mut rx: Option<mpsc::Receiver<SessionMsg>> = None;
         let mut kick: Option<Arc<Notify>> = None;

@@ -117,6 +117,7 @@ impl C2s {
                 f.append_child(Element::new("bind", NS_BIND));
                 // Roster versioning (RFC 6121 §2.6.1).
                 f.append_child(Element::new("ver", "urn:xmpp:features:rosterver"));
+                f.append_child(Element::new("csi", super::csi::NS));
                 // RFC 6121 Appendix E: tolerated, and optional.
                 f.append_child(
                     Element::new("session", NS_SESSION)

@@ -19,6 +19,10 @@ impl C2s {
         };
         let handle = b.handle.clone();
         let me = handle.jid.clone();
+        if el.ns() == super::csi::NS && matches!(el.name(), "active" | "inactive") {
+            self.on_csi(&el);
+            return Flow::Continue;
+        }
         if !is_stanza(&el) {
             if matches!(el.name(), "message" | "presence" | "iq") {
                 return Flow::Close(StreamError::new(Condition::InvalidNamespace));
