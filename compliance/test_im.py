@@ -73,3 +73,21 @@ async def test_vcard_is_stored_and_readable_by_others(session):
     await ivan.xmpp.plugin["xep_0054"].publish_vcard(card)
     got = await judy.xmpp.plugin["xep_0054"].get_vcard("ivan@localhost")
     assert got["vcard_temp"]["FN"] == "Ivan the Tester"
+
+
+async def test_blocking_refuses_messages_until_unblocked(session):
+    kim = await session("kim@localhost/k", "pw")
+    kim.xmpp.register_plugin("xep_0191")
+    leo = await session("leo@localhost/l", "pw")
+    await kim.online()
+    await kim.xmpp.plugin["xep_0191"].block(["leo@localhost"])
+    blocked = await kim.xmpp.plugin["xep_0191"].get_blocked_jids()
+    assert "leo@localhost" in {str(j) for j in blocked}
+    leo.xmpp.send_message(mto="kim@localhost", mbody="let me in", mtype="chat")
+    bounced = await leo.next_message()
+    assert bounced["type"] == "error"
+    assert bounced["error"]["condition"] == "service-unavailable"
+    await kim.xmpp.plugin["xep_0191"].unblock(["leo@localhost"])
+    leo.xmpp.send_message(mto="kim@localhost", mbody="thanks", mtype="chat")
+    msg = await kim.next_message()
+    assert msg["body"] == "thanks"
