@@ -2,6 +2,8 @@
 //! a test CA, real clients (tokio-xmpp), and a raw socket for input no client library would send.
 #![allow(dead_code)]
 
+pub mod im;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -233,30 +235,7 @@ impl Raw {
     /// `sasl` crate's client, and binds `resource`. Returns the bound JID, or the whole bind
     /// reply when it holds no JID (an error).
     pub async fn login(&mut self, user: &str, password: &str, resource: &str) -> String {
-        use base64::Engine;
-        use base64::engine::general_purpose::STANDARD as B64;
-        use sasl::client::Mechanism;
-        use sasl::client::mechanisms::Scram;
-        use sasl::common::ChannelBinding;
-        use sasl::common::scram::Sha256;
-        self.send(HEADER).await;
-        self.read_until("</stream:features>").await;
-        let mut m = Scram::<Sha256>::new(user, password, ChannelBinding::None).unwrap();
-        self.send(&format!(
-            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{}</auth>",
-            B64.encode(m.initial())
-        ))
-        .await;
-        let ch = self.read_until("</challenge>").await;
-        let resp = m
-            .response(&B64.decode(inner_text(&ch, "challenge")).unwrap())
-            .unwrap();
-        self.send(&format!(
-            "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
-            B64.encode(resp)
-        ))
-        .await;
-        let ok = self.read_until("</success>").await;
+        let ok = self.login_attempt(user, password).await;
         assert!(ok.contains("<success"), "login failed: {ok}");
         self.send(HEADER).await;
         self.read_until("</stream:features>").await;
