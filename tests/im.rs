@@ -336,7 +336,13 @@ async fn offline_messages_survive_a_restart_and_respect_the_quota() {
     drop(alice);
     t.stop().await;
 
-    let t = TestServer::start(tweak).await;
+    // The same database again (SQLite in the same folder, or the same PostgreSQL database).
+    let storage = t.config.storage.clone();
+    let t = TestServer::start(move |c| {
+        tweak(c);
+        c.storage = storage;
+    })
+    .await;
     let (mut bob, _) = t.login("bob@localhost/b", "pw").await;
     go_online(&mut bob).await;
     assert_eq!(body(&next_message(&mut bob).await), "one");

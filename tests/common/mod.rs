@@ -60,6 +60,8 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub tls_port: u16,
+    /// The configuration it runs with.
+    pub config: Config,
 }
 
 /// The configuration tests start from: loopback, port 0, the test certificate.
@@ -85,13 +87,20 @@ impl TestServer {
             .try_init();
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
+        // XMPPD_TEST_BACKEND=postgres runs the same tests on PostgreSQL, each server on a
+        // database of its own (so tests running in parallel do not share accounts).
+        if std::env::var("XMPPD_TEST_BACKEND").as_deref() == Ok("postgres") {
+            config.storage.backend = xmppd::config::Backend::Postgres;
+            config.storage.url = fresh_postgres_database().await;
+        }
         tweak(&mut config);
-        let server = Server::start(config).await.unwrap();
+        let server = Server::start(config.clone()).await.unwrap();
         TestServer {
             port: server.c2s_addrs[0].port(),
             tls_port: server.tls_addrs[0].port(),
             server: Some(server),
             dir,
+            config,
         }
     }
 
@@ -144,6 +153,26 @@ impl TestServer {
             s.shutdown().await;
         }
     }
+}
+
+/// Creates an empty database on the server at XMPPD_TEST_POSTGRES_URL; returns its URL.
+async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let url = std::env::var("XMPPD_TEST_POSTGRES_URL")
+        .expect("XMPPD_TEST_POSTGRES_URL for the postgres backend");
+    let name = format!(
+        "xmppd_test_{}",
+        xmppd::stream::random_id()
+            .to_lowercase()
+            .replace(['-', '_'], "")
+    );
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
 }
 
 /// Waits for the client's `Online` event; returns the bound JID.
