@@ -6,7 +6,7 @@ mod common;
 use common::im::*;
 use common::*;
 use tokio_xmpp::parsers::message::{Lang, Message, MessageType};
-use tokio_xmpp::parsers::presence::Type as PresenceType;
+use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::{IqRequest, Stanza};
 
 #[tokio::test]
@@ -347,4 +347,40 @@ async fn offline_messages_survive_a_restart_and_respect_the_quota() {
     go_online(&mut bob).await;
     assert_eq!(body(&next_message(&mut bob).await), "one");
     assert_eq!(body(&next_message(&mut bob).await), "two");
+}
+
+#[tokio::test]
+async fn equal_priorities_and_directed_presence() {
+    let t = TestServer::start(|_| {}).await;
+    t.add_user("alice", "pw").await;
+    t.add_user("bob", "pw").await;
+    let (mut one, _) = t.login("bob@localhost/one", "pw").await;
+    let (mut two, _) = t.login("bob@localhost/two", "pw").await;
+    go_online(&mut one).await;
+    go_online(&mut two).await;
+    let (mut alice, _) = t.login("alice@localhost/a", "pw").await;
+    // Two resources of equal (highest) priority both get a message to the bare JID.
+    alice
+        .send_stanza(chat("bob@localhost", "both of you"))
+        .await
+        .unwrap();
+    assert_eq!(body(&next_message(&mut one).await), "both of you");
+    assert_eq!(body(&next_message(&mut two).await), "both of you");
+    // Directed presence without any subscription reaches Bob's available resources, and is
+    // followed by unavailable when Alice's session ends (RFC 6121 §4.6).
+    alice
+        .send_stanza(Stanza::Presence(
+            Presence::available().with_to(jid("bob@localhost")),
+        ))
+        .await
+        .unwrap();
+    wait_for(&mut one, "directed presence", |s| {
+        is_presence(s, PresenceType::None, "alice@localhost")
+    })
+    .await;
+    alice.send_end().await.unwrap();
+    wait_for(&mut one, "unavailable after directed", |s| {
+        is_presence(s, PresenceType::Unavailable, "alice@localhost")
+    })
+    .await;
 }

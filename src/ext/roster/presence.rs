@@ -90,6 +90,8 @@ async fn broadcast(
         priority,
     );
     if !available && !was_available {
+        // Never broadcast as available: only the directed-presence recipients learn (§4.6.3).
+        send_directed(router, &stanza, &directed);
         return false;
     }
     let (host, user) = account(&me);
@@ -158,7 +160,12 @@ fn fan_out(
     }
     // The user's own available resources, the sender included (§4.2.2, §4.4.2).
     send_to(me);
-    for d in extra {
+    send_directed(router, stanza, extra);
+}
+
+/// Sends `stanza` to each directed-presence recipient (full or bare JIDs).
+fn send_directed(router: &Router, stanza: &Element, recipients: &[String]) {
+    for d in recipients {
         if let Ok(j) = Jid::new(d) {
             let mut p = stanza.clone();
             p.set_attr("to", j.to_string());
@@ -229,6 +236,11 @@ pub async fn inbound(ctx: &Ctx, router: &Router, stanza: Element, to: BareJid) {
 /// it sent directed presence to see it go unavailable (§4.5.2).
 pub async fn session_closed(ctx: &Ctx, router: &Router, last: SessionInfo) {
     if last.presence.is_none() {
+        // Directed presence alone still gets its unavailable (§4.6.3).
+        let unavailable = Element::new("presence", NS_CLIENT)
+            .with_attr("type", "unavailable")
+            .with_attr("from", last.handle.jid.to_string());
+        send_directed(router, &unavailable, &last.directed);
         return;
     }
     let me = last.handle.jid.to_bare();
