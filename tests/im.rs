@@ -141,16 +141,7 @@ async fn presence_goes_unavailable_when_the_connection_drops() {
     t.add_user("alice", "pw").await;
     t.add_user("bob", "pw").await;
     // Make them mutual contacts through the store, as after an earlier handshake.
-    for (u, c) in [("alice", "bob@localhost"), ("bob", "alice@localhost")] {
-        let mut item = xmppd::storage::RosterItem::new(c);
-        item.subscription = xmppd::storage::Subscription::Both;
-        t.server()
-            .storage
-            .rosters
-            .put("localhost", u, &item)
-            .await
-            .unwrap();
-    }
+    befriend(&t, "alice", "bob").await;
     let (mut bob, _) = t.login("bob@localhost/b", "pw").await;
     go_online(&mut bob).await;
     let mut alice = t.raw().await;

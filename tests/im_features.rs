@@ -195,16 +195,7 @@ async fn blocking_and_unblocking() {
     let t = TestServer::start(|_| {}).await;
     t.add_user("alice", "pw").await;
     t.add_user("bob", "pw").await;
-    for (u, c) in [("alice", "bob@localhost"), ("bob", "alice@localhost")] {
-        let mut item = xmppd::storage::RosterItem::new(c);
-        item.subscription = xmppd::storage::Subscription::Both;
-        t.server()
-            .storage
-            .rosters
-            .put("localhost", u, &item)
-            .await
-            .unwrap();
-    }
+    befriend(&t, "alice", "bob").await;
     let (mut alice, _) = t.login("alice@localhost/a", "pw").await;
     let (mut bob, _) = t.login("bob@localhost/b", "pw").await;
     go_online(&mut bob).await;
@@ -297,16 +288,7 @@ async fn client_state_indication_holds_and_coalesces_presence() {
     let t = TestServer::start(|c| c.c2s.require_tls = false).await;
     t.add_user("alice", "pw").await;
     t.add_user("bob", "pw").await;
-    for (u, c) in [("alice", "bob@localhost"), ("bob", "alice@localhost")] {
-        let mut item = xmppd::storage::RosterItem::new(c);
-        item.subscription = xmppd::storage::Subscription::Both;
-        t.server()
-            .storage
-            .rosters
-            .put("localhost", u, &item)
-            .await
-            .unwrap();
-    }
+    befriend(&t, "alice", "bob").await;
     let mut bob = t.raw().await;
     bob.login("bob", "pw", "phone").await;
     bob.send("<presence/><inactive xmlns='urn:xmpp:csi:0'/>")

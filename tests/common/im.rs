@@ -4,7 +4,7 @@ use tokio_xmpp::parsers::message::{Lang, Message};
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::{Client, IqRequest, IqResponse, Stanza};
 
-use super::{WAIT, next_stanza};
+use super::{TestServer, WAIT, next_stanza};
 
 pub const ROSTER: &str = "jabber:iq:roster";
 
@@ -104,4 +104,18 @@ pub fn is_push(s: &Stanza, contact: &str, subscription: &str) -> bool {
                 i.attr("jid") == Some(contact) && i.attr("subscription") == Some(subscription)
             })
         })
+}
+
+/// Makes two local accounts mutual contacts (`both`) in the store, as after a handshake.
+pub async fn befriend(t: &TestServer, a: &str, b: &str) {
+    for (user, contact) in [(a, b), (b, a)] {
+        let mut item = xmppd::storage::RosterItem::new(format!("{contact}@localhost"));
+        item.subscription = xmppd::storage::Subscription::Both;
+        t.server()
+            .storage
+            .rosters
+            .put("localhost", user, &item)
+            .await
+            .unwrap();
+    }
 }
