@@ -168,6 +168,9 @@ pub struct C2sConfig {
     pub allow_registration: bool,
     /// Stanzas queued for one session before further ones are refused with an error.
     pub session_queue: usize,
+    /// Seconds without any byte from a bound client before its stream is closed with
+    /// `<connection-timeout/>`; at half of it the server pings the client (XEP-0199).
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for C2sConfig {
@@ -183,6 +186,7 @@ impl Default for C2sConfig {
             max_auth_attempts: 3,
             resource_conflict: ResourceConflict::KickOld,
             allow_registration: false,
+            idle_timeout_secs: 300,
             session_queue: 1024,
         }
     }

@@ -189,6 +189,18 @@ impl C2s {
         }
     }
 
+    /// Pings an idle bound client (XEP-0199); its answer (or any other byte) proves it is alive.
+    fn ping_client(&mut self) {
+        let Phase::Bound(b) = &self.phase else { return };
+        let ping = Element::new("iq", crate::stream::NS_CLIENT)
+            .with_attr("type", "get")
+            .with_attr("id", format!("live-{}", random_id()))
+            .with_attr("from", self.host.clone())
+            .with_attr("to", b.handle.jid.to_string())
+            .with_child(Element::new("ping", "urn:xmpp:ping"));
+        self.write(&ping);
+    }
+
     /// A message from the rest of the server.
     fn on_msg(&mut self, msg: SessionMsg) -> Flow {
         match msg {
@@ -227,6 +239,7 @@ async fn kicked(n: &Option<Arc<Notify>>) {
 enum Wake {
     Shutdown,
     Deadline,
+    Idle,
     Kicked,
     Inbox(Option<SessionMsg>),
     Read(std::io::Result<usize>),
@@ -244,6 +257,12 @@ pub async fn run(
     let span = info_span!("c2s", id = %random_id(), %peer);
     async move {
         let _ = tcp.set_nodelay(true);
+        // TCP keepalive finds peers that vanished without a FIN (a phone that lost its network).
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(60))
+            .with_interval(Duration::from_secs(15));
+        let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
+        let idle = Duration::from_secs(shared.config.c2s.idle_timeout_secs);
         let deadline = Instant::now() + Duration::from_secs(shared.config.c2s.auth_timeout_secs);
         let conn = if direct_tls {
             let Some(tls) = shared.tls.clone() else {
@@ -274,12 +293,18 @@ pub async fn run(
         let mut rx: Option<mpsc::Receiver<SessionMsg>> = None;
         let mut kick: Option<Arc<Notify>> = None;
         let mut buf = vec![0u8; READ_BUF];
+        // Liveness (XEP-0199 §4.2 server-to-client pings): when the client last sent anything,
+        // and whether it was pinged since.
+        let mut last_read = Instant::now();
+        let mut pinged = false;
         debug!("connected");
         loop {
             let bound = matches!(s.phase, Phase::Bound(_));
+            let idle_at = last_read + if pinged { idle } else { idle / 2 };
             let wake = tokio::select! {
                 _ = shutdown.changed() => Wake::Shutdown,
                 _ = tokio::time::sleep_until(deadline), if !bound => Wake::Deadline,
+                _ = tokio::time::sleep_until(idle_at), if bound => Wake::Idle,
                 _ = kicked(&kick) => Wake::Kicked,
                 m = recv(&mut rx) => Wake::Inbox(m),
                 r = s.conn.read(&mut buf) => Wake::Read(r),
@@ -290,6 +315,15 @@ pub async fn run(
                     Condition::ConnectionTimeout,
                     "authentication and resource binding took too long",
                 )),
+                Wake::Idle if pinged => Flow::Close(StreamError::with_text(
+                    Condition::ConnectionTimeout,
+                    "no traffic from the client, and no answer to a ping",
+                )),
+                Wake::Idle => {
+                    pinged = true;
+                    s.ping_client();
+                    Flow::Continue
+                }
                 Wake::Kicked => Flow::Close(StreamError::with_text(
                     Condition::Conflict,
                     "replaced by a new session with the same resource",
@@ -312,7 +346,12 @@ pub async fn run(
                 }
                 Wake::Inbox(None) => Flow::Continue,
                 Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,
-                Wake::Read(Ok(n)) => s.on_bytes(&buf[..n]).await,
+                Wake::Read(Ok(n)) => {
+                    // Any byte counts, whitespace keepalives included (RFC 6120 §4.6.1).
+                    last_read = Instant::now();
+                    pinged = false;
+                    s.on_bytes(&buf[..n]).await
+                }
             };
             match flow {
                 Flow::Continue | Flow::Restart => {}
