@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use jid::{BareJid, Jid};
 
-use super::{Ctx, IqFuture, IqHandler, Registrar, sender};
+use super::{Ctx, IqFuture, IqHandler, Registrar, account, sender};
 use crate::router::Router;
 use crate::session::Flag;
-use crate::stanza::{ErrorCondition, error_reply, error_reply_with, iq_result};
+use crate::stanza::{ErrorCondition, error_reply_with, iq_error, iq_result};
 use crate::storage::Subscription;
 use crate::stream::{NS_CLIENT, random_id};
 use crate::xml::Element;
@@ -28,27 +28,25 @@ const KIND: &str = "block";
 /// Blocklists of accounts, loaded on first use.
 #[derive(Default)]
 pub struct Cache {
-    lists: Mutex<HashMap<String, Arc<Vec<String>>>>,
+    /// Parsed once when loaded: the check runs on every routed stanza.
+    lists: Mutex<HashMap<String, Arc<Vec<Jid>>>>,
 }
 
 impl Cache {
-    async fn list(&self, ctx: &Ctx, account: &BareJid) -> Arc<Vec<String>> {
+    async fn list(&self, ctx: &Ctx, owner: &BareJid) -> Arc<Vec<Jid>> {
         if let Some(l) = self
             .lists
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(account.as_str())
+            .get(owner.as_str())
         {
             return l.clone();
         }
-        let (host, user) = (
-            account.domain().as_str(),
-            account.node().map(|n| n.as_str()).unwrap_or_default(),
-        );
-        let keys = match ctx.storage.documents.keys(host, user, KIND).await {
-            Ok(k) => Arc::new(k),
+        let (host, user) = account(owner);
+        let keys: Arc<Vec<Jid>> = match ctx.storage.documents.keys(host, user, KIND).await {
+            Ok(k) => Arc::new(k.iter().filter_map(|j| Jid::new(j).ok()).collect()),
             Err(e) => {
-                tracing::error!("blocklist of {account}: {e}");
+                tracing::error!("blocklist of {owner}: {e}");
                 return Arc::new(Vec::new());
             }
         };
@@ -56,7 +54,7 @@ impl Cache {
         if lists.len() >= CACHE_MAX {
             lists.clear();
         }
-        lists.insert(account.to_string(), keys.clone());
+        lists.insert(owner.to_string(), keys.clone());
         keys
     }
 
@@ -69,10 +67,9 @@ impl Cache {
 }
 
 /// Whether blocklist item `item` covers `j` (XEP-0016 §2.1 JID matching).
-pub fn matches(item: &str, j: &Jid) -> bool {
-    let Ok(i) = Jid::new(item) else { return false };
+pub fn matches(i: &Jid, j: &Jid) -> bool {
     match (i.node(), i.resource()) {
-        (Some(_), Some(_)) => &i == j,
+        (Some(_), Some(_)) => i == j,
         (Some(_), None) => i.to_bare() == j.to_bare(),
         (None, Some(r)) => {
             j.node().is_none() && i.domain() == j.domain() && j.resource() == Some(r)
@@ -134,10 +131,6 @@ pub async fn allowed(ctx: &Ctx, cache: &Cache, router: &Router, stanza: &Element
 
 struct Blocking;
 
-fn err(iq: &Element, c: ErrorCondition) -> Element {
-    error_reply(iq, c, None).unwrap_or_else(|| iq_result(iq))
-}
-
 /// The JIDs listed in a `<block/>` or `<unblock/>` (normalised); `Err` if one is malformed.
 fn items(el: &Element) -> Result<Vec<String>, ErrorCondition> {
     el.children()
@@ -152,16 +145,13 @@ fn items(el: &Element) -> Result<Vec<String>, ErrorCondition> {
 impl Blocking {
     async fn handle(&self, ctx: &Ctx, cache: &Cache, router: &Router, iq: &Element) -> Element {
         let Some(from) = sender(iq) else {
-            return err(iq, ErrorCondition::BadRequest);
+            return iq_error(iq, ErrorCondition::BadRequest, None);
         };
         let me = from.to_bare();
         if iq.attr("to").is_some_and(|t| t != me.as_str()) {
-            return err(iq, ErrorCondition::Forbidden);
+            return iq_error(iq, ErrorCondition::Forbidden, None);
         }
-        let (host, user) = (
-            me.domain().as_str(),
-            me.node().map(|n| n.as_str()).unwrap_or_default(),
-        );
+        let (host, user) = account(&me);
         let docs = &ctx.storage.documents;
         if iq.attr("type") == Some("get") && iq.get_child("blocklist", NS).is_some() {
             if let Some(info) = router.registry.info(&from) {
@@ -171,29 +161,29 @@ impl Blocking {
             }
             let mut list = Element::new("blocklist", NS);
             for j in cache.list(ctx, &me).await.iter() {
-                list.append_child(Element::new("item", NS).with_attr("jid", j.clone()));
+                list.append_child(Element::new("item", NS).with_attr("jid", j.to_string()));
             }
             return iq_result(iq).with_child(list);
         }
         if iq.attr("type") != Some("set") {
-            return err(iq, ErrorCondition::BadRequest);
+            return iq_error(iq, ErrorCondition::BadRequest, None);
         }
         let (block, payload) = match (iq.get_child("block", NS), iq.get_child("unblock", NS)) {
             (Some(b), None) => (true, b),
             (None, Some(u)) => (false, u),
-            _ => return err(iq, ErrorCondition::BadRequest),
+            _ => return iq_error(iq, ErrorCondition::BadRequest, None),
         };
         let jids = match items(payload) {
             Ok(j) => j,
-            Err(c) => return err(iq, c),
+            Err(c) => return iq_error(iq, c, None),
         };
         let result = if block {
             if jids.is_empty() {
-                return err(iq, ErrorCondition::BadRequest);
+                return iq_error(iq, ErrorCondition::BadRequest, None);
             }
             let now = cache.list(ctx, &me).await.len();
             if now + jids.len() > ctx.config.im.max_blocklist_items {
-                return err(iq, ErrorCondition::ResourceConstraint);
+                return iq_error(iq, ErrorCondition::ResourceConstraint, None);
             }
             let mut r = Ok(());
             for j in &jids {
@@ -213,12 +203,12 @@ impl Blocking {
         cache.invalidate(&me);
         if let Err(e) = result {
             tracing::error!("blocklist of {me}: {e}");
-            return err(iq, ErrorCondition::InternalServerError);
+            return iq_error(iq, ErrorCondition::InternalServerError, None);
         }
         let changed: Vec<String> = if block || !jids.is_empty() {
             jids
         } else {
-            before.to_vec()
+            before.iter().map(Jid::to_string).collect()
         };
         push(router, &me, payload.name(), &changed);
         presence_effects(ctx, router, &me, block, &changed).await;
@@ -250,10 +240,7 @@ fn push(router: &Router, me: &BareJid, what: &str, jids: &[String]) {
 /// A newly blocked subscriber sees the user go offline; a newly unblocked one sees the user's
 /// presence again (§3.3, §3.4).
 async fn presence_effects(ctx: &Ctx, router: &Router, me: &BareJid, block: bool, jids: &[String]) {
-    let (host, user) = (
-        me.domain().as_str(),
-        me.node().map(|n| n.as_str()).unwrap_or_default(),
-    );
+    let (host, user) = account(me);
     for j in jids {
         let Ok(contact) = BareJid::new(j) else {
             continue;
@@ -268,17 +255,7 @@ async fn presence_effects(ctx: &Ctx, router: &Router, me: &BareJid, block: bool,
         if !sub.has_from() {
             continue;
         }
-        for s in router.registry.sessions(me) {
-            let Some(p) = &s.presence else { continue };
-            let mut p = if block {
-                Element::new("presence", NS_CLIENT).with_attr("type", "unavailable")
-            } else {
-                (**p).clone()
-            };
-            p.set_attr("from", s.handle.jid.to_string());
-            p.set_attr("to", contact.to_string());
-            router.deliver_to_available(&p, &contact);
-        }
+        router.send_presence_of(me, &contact, block);
     }
 }
 
@@ -304,6 +281,7 @@ mod tests {
     #[test]
     fn jid_matching() {
         let j = |s| Jid::new(s).unwrap();
+        let matches = |item, jid: &Jid| matches(&j(item), jid);
         assert!(matches("evil@x.test", &j("evil@x.test/phone")));
         assert!(matches("evil@x.test/phone", &j("evil@x.test/phone")));
         assert!(!matches("evil@x.test/phone", &j("evil@x.test/desk")));

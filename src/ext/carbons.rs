@@ -9,7 +9,7 @@ use jid::BareJid;
 use super::{Ctx, IqFuture, IqHandler, Registrar, sender};
 use crate::router::Router;
 use crate::session::{Flag, SessionHandle};
-use crate::stanza::{ErrorCondition, error_reply, iq_result};
+use crate::stanza::{ErrorCondition, iq_error, iq_result};
 use crate::stream::NS_CLIENT;
 use crate::xml::Element;
 
@@ -78,12 +78,10 @@ impl IqHandler for Carbons {
             let on = iq.get_child("enable", NS).is_some();
             let off = iq.get_child("disable", NS).is_some();
             let (Some(from), Some("set"), true) = (sender(iq), iq.attr("type"), on || off) else {
-                return error_reply(iq, ErrorCondition::BadRequest, None)
-                    .unwrap_or_else(|| iq_result(iq));
+                return iq_error(iq, ErrorCondition::BadRequest, None);
             };
             if iq.attr("to").is_some_and(|t| t != from.to_bare().as_str()) {
-                return error_reply(iq, ErrorCondition::Forbidden, None)
-                    .unwrap_or_else(|| iq_result(iq));
+                return iq_error(iq, ErrorCondition::Forbidden, None);
             }
             if let Some(info) = router.registry.info(&from) {
                 router

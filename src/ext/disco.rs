@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{Ctx, IqFuture, IqHandler, Registrar};
 use crate::router::Router;
-use crate::stanza::{ErrorCondition, error_reply, iq_result};
+use crate::stanza::{ErrorCondition, iq_error, iq_result};
 use crate::xml::Element;
 
 /// `http://jabber.org/protocol/disco#info`
@@ -25,8 +25,7 @@ impl IqHandler for Disco {
             };
             let to_server = iq.attr("to").is_some_and(|t| !t.contains('@'));
             if iq.attr("type") != Some("get") || q.attr("node").is_some() {
-                return error_reply(iq, ErrorCondition::ItemNotFound, None)
-                    .unwrap_or_else(|| iq_result(iq));
+                return iq_error(iq, ErrorCondition::ItemNotFound, None);
             }
             let mut query = Element::new("query", q.ns());
             if q.ns() == NS_INFO {

@@ -5,19 +5,15 @@ use std::sync::Arc;
 
 use jid::{BareJid, Jid};
 
-use super::{Ctx, IqFuture, IqHandler, Registrar, sender};
+use super::{Ctx, IqFuture, IqHandler, Registrar, account, sender};
 use crate::router::Router;
-use crate::stanza::{ErrorCondition, error_reply, iq_result};
+use crate::stanza::{ErrorCondition, iq_error, iq_result};
 use crate::xml::{Element, Limits, parse_fragment};
 
 /// `vcard-temp`
 pub const NS_VCARD: &str = "vcard-temp";
 /// `jabber:iq:private`
 pub const NS_PRIVATE: &str = "jabber:iq:private";
-
-fn err(iq: &Element, c: ErrorCondition, text: Option<&str>) -> Element {
-    error_reply(iq, c, text).unwrap_or_else(|| iq_result(iq))
-}
 
 /// The account an iq is about (`to`, or the sender's own when absent) and whether it is the
 /// sender's own.
@@ -33,38 +29,31 @@ fn target(iq: &Element) -> Option<(BareJid, bool)> {
     }
 }
 
-fn parts(j: &BareJid) -> (&str, &str) {
-    (
-        j.domain().as_str(),
-        j.node().map(|n| n.as_str()).unwrap_or_default(),
-    )
-}
-
 struct VCard;
 
 impl IqHandler for VCard {
     fn handle<'a>(&'a self, ctx: &'a Ctx, _router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
         Box::pin(async move {
             let Some((who, own)) = target(iq) else {
-                return err(iq, ErrorCondition::BadRequest, None);
+                return iq_error(iq, ErrorCondition::BadRequest, None);
             };
-            let (host, user) = parts(&who);
+            let (host, user) = account(&who);
             let Some(card) = iq.get_child("vCard", NS_VCARD) else {
-                return err(iq, ErrorCondition::BadRequest, None);
+                return iq_error(iq, ErrorCondition::BadRequest, None);
             };
             match iq.attr("type") {
                 Some("get") => match ctx.storage.documents.get(host, user, "vcard", "").await {
                     Ok(Some(xml)) => match parse_fragment(&xml, Limits::default()) {
                         Ok(el) => iq_result(iq).with_child(el),
-                        Err(_) => err(iq, ErrorCondition::InternalServerError, None),
+                        Err(_) => iq_error(iq, ErrorCondition::InternalServerError, None),
                     },
                     // XEP-0054 §3.1: no vCard is an empty one.
                     Ok(None) => iq_result(iq).with_child(Element::new("vCard", NS_VCARD)),
-                    Err(_) => err(iq, ErrorCondition::InternalServerError, None),
+                    Err(_) => iq_error(iq, ErrorCondition::InternalServerError, None),
                 },
                 Some("set") if own => store(ctx, iq, host, user, "vcard", "", card).await,
-                Some("set") => err(iq, ErrorCondition::Forbidden, None),
-                _ => err(iq, ErrorCondition::BadRequest, None),
+                Some("set") => iq_error(iq, ErrorCondition::Forbidden, None),
+                _ => iq_error(iq, ErrorCondition::BadRequest, None),
             }
         })
     }
@@ -81,7 +70,7 @@ async fn store(
 ) -> Element {
     let xml = doc.to_string_in("");
     if xml.len() > ctx.config.im.max_document_size {
-        return err(
+        return iq_error(
             iq,
             ErrorCondition::NotAcceptable,
             Some("the document is too large"),
@@ -89,7 +78,7 @@ async fn store(
     }
     match ctx.storage.documents.set(host, user, kind, key, &xml).await {
         Ok(()) => iq_result(iq),
-        Err(_) => err(iq, ErrorCondition::InternalServerError, None),
+        Err(_) => iq_error(iq, ErrorCondition::InternalServerError, None),
     }
 }
 
@@ -99,22 +88,22 @@ impl IqHandler for Private {
     fn handle<'a>(&'a self, ctx: &'a Ctx, _router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
         Box::pin(async move {
             let Some((who, own)) = target(iq) else {
-                return err(iq, ErrorCondition::BadRequest, None);
+                return iq_error(iq, ErrorCondition::BadRequest, None);
             };
             if !own {
-                return err(iq, ErrorCondition::Forbidden, None);
+                return iq_error(iq, ErrorCondition::Forbidden, None);
             }
-            let (host, user) = parts(&who);
+            let (host, user) = account(&who);
             let Some(query) = iq.get_child("query", NS_PRIVATE) else {
-                return err(iq, ErrorCondition::BadRequest, None);
+                return iq_error(iq, ErrorCondition::BadRequest, None);
             };
             // Exactly one child, in a namespace of its own (XEP-0049 §3: not `jabber:*`).
             let mut children = query.children();
             let (Some(doc), None) = (children.next(), children.next()) else {
-                return err(iq, ErrorCondition::BadRequest, None);
+                return iq_error(iq, ErrorCondition::BadRequest, None);
             };
             if doc.ns().is_empty() || doc.ns().starts_with("jabber:") {
-                return err(iq, ErrorCondition::NotAcceptable, None);
+                return iq_error(iq, ErrorCondition::NotAcceptable, None);
             }
             match iq.attr("type") {
                 Some("get") => {
@@ -125,7 +114,7 @@ impl IqHandler for Private {
                         .await
                     {
                         Ok(x) => x,
-                        Err(_) => return err(iq, ErrorCondition::InternalServerError, None),
+                        Err(_) => return iq_error(iq, ErrorCondition::InternalServerError, None),
                     };
                     let el = stored
                         .and_then(|x| parse_fragment(&x, Limits::default()).ok())
@@ -133,7 +122,7 @@ impl IqHandler for Private {
                     iq_result(iq).with_child(Element::new("query", NS_PRIVATE).with_child(el))
                 }
                 Some("set") => store(ctx, iq, host, user, "private", doc.ns(), doc).await,
-                _ => err(iq, ErrorCondition::BadRequest, None),
+                _ => iq_error(iq, ErrorCondition::BadRequest, None),
             }
         })
     }

@@ -122,6 +122,14 @@ impl Extensions {
     }
 }
 
+/// (host, localpart) of an account's bare JID.
+pub(crate) fn account(j: &BareJid) -> (&str, &str) {
+    (
+        j.domain().as_str(),
+        j.node().map(|n| n.as_str()).unwrap_or_default(),
+    )
+}
+
 /// `from` of a stanza as a full JID (always stamped by the session).
 pub(crate) fn sender(stanza: &Element) -> Option<jid::FullJid> {
     stanza.attr("from").and_then(|f| jid::FullJid::new(f).ok())

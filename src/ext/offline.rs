@@ -6,7 +6,7 @@
 
 use jid::BareJid;
 
-use super::{Ctx, Registrar};
+use super::{Ctx, Registrar, account};
 use crate::router::Router;
 use crate::session::SessionHandle;
 use crate::stanza::{ErrorCondition, datetime};
@@ -22,8 +22,7 @@ pub const NS_HINTS: &str = "urn:xmpp:hints";
 pub async fn store_or_bounce(ctx: &Ctx, router: &Router, stanza: Element, to: BareJid) {
     let storable = matches!(stanza.attr("type"), None | Some("normal" | "chat"))
         && stanza.get_child("no-store", NS_HINTS).is_none();
-    let host = to.domain().as_str();
-    let user = to.node().map(|n| n.as_str()).unwrap_or_default();
+    let (host, user) = account(&to);
     if !storable {
         return router.bounce(&stanza, ErrorCondition::ServiceUnavailable);
     }
@@ -65,8 +64,7 @@ pub async fn store_or_bounce(ctx: &Ctx, router: &Router, stanza: Element, to: Ba
 /// it was stored.
 pub async fn deliver(ctx: &Ctx, router: &Router, session: &SessionHandle) {
     let bare = session.jid.to_bare();
-    let host = bare.domain().as_str();
-    let user = bare.node().map(|n| n.as_str()).unwrap_or_default();
+    let (host, user) = account(&bare);
     let msgs = match ctx.storage.offline.take_all(host, user).await {
         Ok(m) => m,
         Err(e) => return tracing::error!("offline fetch for {bare}: {e}"),

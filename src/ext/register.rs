@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use super::{Ctx, IqFuture, IqHandler, Registrar, sender};
+use super::{Ctx, IqFuture, IqHandler, Registrar, account, sender};
 use crate::router::Router;
 use crate::session::SessionMsg;
-use crate::stanza::{ErrorCondition, error_reply, iq_result};
+use crate::stanza::{ErrorCondition, iq_error, iq_result};
 use crate::stream::sasl::scram::{DEFAULT_ITERATIONS, ScramCredentials};
 use crate::stream::{Condition, StreamError};
 use crate::xml::Element;
@@ -16,10 +16,6 @@ use crate::xml::Element;
 pub const NS: &str = "jabber:iq:register";
 
 struct Register;
-
-fn err(iq: &Element, c: ErrorCondition) -> Element {
-    error_reply(iq, c, None).unwrap_or_else(|| iq_result(iq))
-}
 
 impl IqHandler for Register {
     fn handle_opt<'a>(
@@ -45,19 +41,16 @@ impl IqHandler for Register {
     fn handle<'a>(&'a self, ctx: &'a Ctx, _router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
         Box::pin(async move {
             let Some(from) = sender(iq) else {
-                return err(iq, ErrorCondition::BadRequest);
+                return iq_error(iq, ErrorCondition::BadRequest, None);
             };
             let me = from.to_bare();
             // Addressed to the server, to the account itself, or to nobody; never to another.
             if !to_self_or_server(iq, &me) {
-                return err(iq, ErrorCondition::Forbidden);
+                return iq_error(iq, ErrorCondition::Forbidden, None);
             }
-            let (host, user) = (
-                me.domain().as_str(),
-                me.node().map(|n| n.as_str()).unwrap_or_default(),
-            );
+            let (host, user) = account(&me);
             let Some(q) = iq.get_child("query", NS) else {
-                return err(iq, ErrorCondition::BadRequest);
+                return iq_error(iq, ErrorCondition::BadRequest, None);
             };
             match iq.attr("type") {
                 Some("get") => iq_result(iq).with_child(
@@ -67,15 +60,15 @@ impl IqHandler for Register {
                 ),
                 // Removal is answered by `handle_opt`, which must order the reply and the close.
                 Some("set") if q.get_child("remove", NS).is_some() => {
-                    err(iq, ErrorCondition::InternalServerError)
+                    iq_error(iq, ErrorCondition::InternalServerError, None)
                 }
                 Some("set") => {
                     let name = q.get_child("username", NS).map(|u| u.text());
                     let Some(password) = q.get_child("password", NS).map(|p| p.text()) else {
-                        return err(iq, ErrorCondition::BadRequest);
+                        return iq_error(iq, ErrorCondition::BadRequest, None);
                     };
                     if name.as_deref().is_some_and(|n| n != user) || password.is_empty() {
-                        return err(iq, ErrorCondition::NotAcceptable);
+                        return iq_error(iq, ErrorCondition::NotAcceptable, None);
                     }
                     let creds = match tokio::task::spawn_blocking(move || {
                         ScramCredentials::new_set(&password, DEFAULT_ITERATIONS)
@@ -83,7 +76,7 @@ impl IqHandler for Register {
                     .await
                     {
                         Ok(Ok(c)) => c,
-                        _ => return err(iq, ErrorCondition::NotAcceptable),
+                        _ => return iq_error(iq, ErrorCondition::NotAcceptable, None),
                     };
                     match ctx
                         .storage
@@ -92,11 +85,11 @@ impl IqHandler for Register {
                         .await
                     {
                         Ok(true) => iq_result(iq),
-                        Ok(false) => err(iq, ErrorCondition::ItemNotFound),
-                        Err(_) => err(iq, ErrorCondition::InternalServerError),
+                        Ok(false) => iq_error(iq, ErrorCondition::ItemNotFound, None),
+                        Err(_) => iq_error(iq, ErrorCondition::InternalServerError, None),
                     }
                 }
-                _ => err(iq, ErrorCondition::BadRequest),
+                _ => iq_error(iq, ErrorCondition::BadRequest, None),
             }
         })
     }
@@ -108,13 +101,10 @@ impl Register {
     async fn remove(&self, ctx: &Ctx, router: &Router, iq: &Element) -> Option<Element> {
         let from = sender(iq)?;
         let me = from.to_bare();
-        let (host, user) = (
-            me.domain().as_str(),
-            me.node().map(|n| n.as_str()).unwrap_or_default(),
-        );
+        let (host, user) = account(&me);
         if let Err(e) = ctx.storage.accounts.delete(host, user).await {
             tracing::error!("removing {me}: {e}");
-            return Some(err(iq, ErrorCondition::InternalServerError));
+            return Some(iq_error(iq, ErrorCondition::InternalServerError, None));
         }
         tracing::info!(account = %me, "account removed by its owner");
         let mut result = iq_result(iq);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{Ctx, IqFuture, IqHandler, Registrar};
 use crate::router::Router;
-use crate::stanza::{ErrorCondition, datetime, error_reply, iq_result};
+use crate::stanza::{ErrorCondition, datetime, iq_error, iq_result};
 use crate::storage::now_ms;
 use crate::xml::Element;
 
@@ -23,8 +23,7 @@ impl IqHandler for Info {
                 .attr("to")
                 .is_some_and(|t| !t.contains('@') && !t.contains('/'));
             if !to_server || iq.attr("type") != Some("get") {
-                return error_reply(iq, ErrorCondition::ServiceUnavailable, None)
-                    .unwrap_or_else(|| iq_result(iq));
+                return iq_error(iq, ErrorCondition::ServiceUnavailable, None);
             }
             let q = iq
                 .children()

@@ -165,6 +165,22 @@ impl Router {
         }
     }
 
+    /// Sends the current presence of each available resource of local account `owner` (or, with
+    /// `unavailable`, an unavailable presence from each) to the local account `to`.
+    pub fn send_presence_of(&self, owner: &BareJid, to: &BareJid, unavailable: bool) {
+        for s in self.registry.sessions(owner) {
+            let Some(p) = &s.presence else { continue };
+            let mut p = if unavailable {
+                Element::new("presence", crate::stream::NS_CLIENT).with_attr("type", "unavailable")
+            } else {
+                (**p).clone()
+            };
+            p.set_attr("from", s.handle.jid.to_string());
+            p.set_attr("to", to.to_string());
+            self.deliver_to_available(&p, to);
+        }
+    }
+
     /// Hands a stanza to one session; a full or vanished queue bounces it to its sender.
     /// Returns whether it was queued.
     pub fn deliver(&self, h: &SessionHandle, stanza: Element) -> bool {

@@ -133,6 +133,12 @@ pub fn error_reply_with(
     Some(reply)
 }
 
+/// The error reply to an iq request (an iq of type error never gets one: then an empty result,
+/// which the router drops like any result addressed to the server).
+pub fn iq_error(iq: &Element, condition: ErrorCondition, text: Option<&str>) -> Element {
+    error_reply(iq, condition, text).unwrap_or_else(|| iq_result(iq))
+}
+
 /// An empty `type='result'` reply to an iq.
 pub fn iq_result(iq: &Element) -> Element {
     let mut r = Element::new("iq", NS_CLIENT).with_attr("type", "result");

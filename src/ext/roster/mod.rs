@@ -12,10 +12,11 @@ use jid::{BareJid, Jid};
 
 pub use push::push;
 
+pub(crate) use super::account;
 use super::{Ctx, IqFuture, IqHandler, Registrar, sender};
 use crate::router::Router;
 use crate::session::Flag;
-use crate::stanza::{ErrorCondition, error_reply, iq_result};
+use crate::stanza::{ErrorCondition, iq_error, iq_result};
 use crate::storage::{RosterItem, StoreError};
 use crate::xml::Element;
 
@@ -41,30 +42,18 @@ pub fn item_element(item: &RosterItem) -> Element {
     el
 }
 
-/// (host, localpart) of an account's bare JID.
-pub(crate) fn account(j: &BareJid) -> (String, String) {
-    (
-        j.domain().as_str().to_string(),
-        j.node().map(|n| n.as_str().to_string()).unwrap_or_default(),
-    )
-}
-
 struct Roster;
-
-fn err(iq: &Element, c: ErrorCondition, text: Option<&str>) -> Element {
-    error_reply(iq, c, text).unwrap_or_else(|| iq_result(iq))
-}
 
 fn store_err(iq: &Element, e: StoreError) -> Element {
     tracing::error!("roster storage: {e}");
-    err(iq, ErrorCondition::InternalServerError, None)
+    iq_error(iq, ErrorCondition::InternalServerError, None)
 }
 
 impl IqHandler for Roster {
     fn handle<'a>(&'a self, ctx: &'a Ctx, router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
         Box::pin(async move {
             let Some(from) = sender(iq) else {
-                return err(iq, ErrorCondition::BadRequest, None);
+                return iq_error(iq, ErrorCondition::BadRequest, None);
             };
             let me = from.to_bare();
             // Only the account itself may read or change its roster (RFC 6121 §2.1.5).
@@ -72,10 +61,10 @@ impl IqHandler for Roster {
                 .attr("to")
                 .is_some_and(|t| Jid::new(t).ok() != Some(Jid::from(me.clone())))
             {
-                return err(iq, ErrorCondition::Forbidden, None);
+                return iq_error(iq, ErrorCondition::Forbidden, None);
             }
             let Some(query) = iq.get_child("query", NS) else {
-                return err(iq, ErrorCondition::BadRequest, None);
+                return iq_error(iq, ErrorCondition::BadRequest, None);
             };
             let (host, user) = account(&me);
             match iq.attr("type") {
@@ -85,7 +74,7 @@ impl IqHandler for Roster {
                             .registry
                             .set_flag(&from, info.handle.id, Flag::Interested, true);
                     }
-                    let (ver, items) = match ctx.storage.rosters.items(&host, &user).await {
+                    let (ver, items) = match ctx.storage.rosters.items(host, user).await {
                         Ok(x) => x,
                         Err(e) => return store_err(iq, e),
                     };
@@ -102,7 +91,7 @@ impl IqHandler for Roster {
                     iq_result(iq).with_child(q)
                 }
                 Some("set") => set(ctx, router, iq, query, &me).await,
-                _ => err(iq, ErrorCondition::BadRequest, None),
+                _ => iq_error(iq, ErrorCondition::BadRequest, None),
             }
         })
     }
@@ -112,25 +101,25 @@ impl IqHandler for Roster {
 async fn set(ctx: &Ctx, router: &Router, iq: &Element, query: &Element, me: &BareJid) -> Element {
     let items: Vec<&Element> = query.children().filter(|c| c.is("item", NS)).collect();
     let [item] = items[..] else {
-        return err(iq, ErrorCondition::BadRequest, Some("exactly one item"));
+        return iq_error(iq, ErrorCondition::BadRequest, Some("exactly one item"));
     };
     let contact = match item.attr("jid").map(Jid::new) {
         Some(Ok(j)) if j.resource().is_none() => j.to_bare(),
         Some(Ok(_)) => {
-            return err(
+            return iq_error(
                 iq,
                 ErrorCondition::BadRequest,
                 Some("roster items are bare JIDs"),
             );
         }
-        _ => return err(iq, ErrorCondition::JidMalformed, None),
+        _ => return iq_error(iq, ErrorCondition::JidMalformed, None),
     };
     let (host, user) = account(me);
     let limits = &ctx.config.im;
     if item.attr("subscription") == Some("remove") {
         return match subscription::remove_item(ctx, router, me, &contact).await {
             Ok(true) => iq_result(iq),
-            Ok(false) => err(iq, ErrorCondition::ItemNotFound, None),
+            Ok(false) => iq_error(iq, ErrorCondition::ItemNotFound, None),
             Err(e) => store_err(iq, e),
         };
     }
@@ -142,20 +131,20 @@ async fn set(ctx: &Ctx, router: &Router, iq: &Element, query: &Element, me: &Bar
         .as_ref()
         .is_some_and(|n| n.len() > limits.roster_max_name_length)
     {
-        return err(iq, ErrorCondition::NotAcceptable, Some("name too long"));
+        return iq_error(iq, ErrorCondition::NotAcceptable, Some("name too long"));
     }
     let mut groups: Vec<String> = Vec::new();
     for g in item.children().filter(|c| c.is("group", NS)) {
         let g = g.text();
         if g.is_empty() || groups.contains(&g) {
-            return err(
+            return iq_error(
                 iq,
                 ErrorCondition::BadRequest,
                 Some("empty or repeated group"),
             );
         }
         if g.len() > limits.roster_max_name_length {
-            return err(
+            return iq_error(
                 iq,
                 ErrorCondition::NotAcceptable,
                 Some("group name too long"),
@@ -164,20 +153,20 @@ async fn set(ctx: &Ctx, router: &Router, iq: &Element, query: &Element, me: &Bar
         groups.push(g);
     }
     if groups.len() > limits.roster_max_groups {
-        return err(iq, ErrorCondition::NotAcceptable, Some("too many groups"));
+        return iq_error(iq, ErrorCondition::NotAcceptable, Some("too many groups"));
     }
     groups.sort();
     let contact_s = contact.to_string();
-    let existing = match ctx.storage.rosters.item(&host, &user, &contact_s).await {
+    let existing = match ctx.storage.rosters.item(host, user, &contact_s).await {
         Ok(x) => x,
         Err(e) => return store_err(iq, e),
     };
     let mut new = match existing {
         Some(i) => i,
         None => {
-            match ctx.storage.rosters.count(&host, &user).await {
+            match ctx.storage.rosters.count(host, user).await {
                 Ok(n) if n >= limits.roster_max_items => {
-                    return err(
+                    return iq_error(
                         iq,
                         ErrorCondition::ResourceConstraint,
                         Some("the roster is full"),
@@ -192,7 +181,7 @@ async fn set(ctx: &Ctx, router: &Router, iq: &Element, query: &Element, me: &Bar
     // Subscription state and `ask` are the server's; a client only sets name and groups.
     new.name = name;
     new.groups = groups;
-    match ctx.storage.rosters.put(&host, &user, &new).await {
+    match ctx.storage.rosters.put(host, user, &new).await {
         Ok(ver) => {
             push(router, me, &new, false, ver);
             iq_result(iq)

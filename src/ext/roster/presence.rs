@@ -95,7 +95,7 @@ async fn broadcast(
         return false;
     }
     let (host, user) = account(&me);
-    let items = match ctx.storage.rosters.items(&host, &user).await {
+    let items = match ctx.storage.rosters.items(host, user).await {
         Ok((_, items)) => items,
         Err(e) => {
             tracing::error!("roster of {me}: {e}");
@@ -215,7 +215,7 @@ pub async fn inbound(ctx: &Ctx, router: &Router, stanza: Element, to: BareJid) {
         if let Ok(Some(item)) = ctx
             .storage
             .rosters
-            .item(&host, &user, from.to_bare().as_str())
+            .item(host, user, from.to_bare().as_str())
             .await
             && item.subscription.has_from()
         {
@@ -248,7 +248,7 @@ pub async fn session_closed(ctx: &Ctx, router: &Router, last: SessionInfo) {
     let items = ctx
         .storage
         .rosters
-        .items(&host, &user)
+        .items(host, user)
         .await
         .map(|x| x.1)
         .unwrap_or_default();
@@ -261,8 +261,9 @@ pub async fn session_closed(ctx: &Ctx, router: &Router, last: SessionInfo) {
 
 /// Re-delivers the stored subscription requests to a session at its initial presence.
 pub async fn deliver_pending_requests(ctx: &Ctx, router: &Router, session: &SessionHandle) {
-    let (host, user) = account(&session.jid.to_bare());
-    let Ok(pending) = ctx.storage.rosters.pending(&host, &user).await else {
+    let me = session.jid.to_bare();
+    let (host, user) = account(&me);
+    let Ok(pending) = ctx.storage.rosters.pending(host, user).await else {
         return;
     };
     for (_, xml) in pending {

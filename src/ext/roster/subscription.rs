@@ -26,10 +26,7 @@ async fn load(
     contact: &BareJid,
 ) -> Result<Option<RosterItem>, StoreError> {
     let (host, user) = account(owner);
-    ctx.storage
-        .rosters
-        .item(&host, &user, contact.as_str())
-        .await
+    ctx.storage.rosters.item(host, user, contact.as_str()).await
 }
 
 async fn save(
@@ -39,24 +36,9 @@ async fn save(
     item: &RosterItem,
 ) -> Result<(), StoreError> {
     let (host, user) = account(owner);
-    let ver = ctx.storage.rosters.put(&host, &user, item).await?;
+    let ver = ctx.storage.rosters.put(host, user, item).await?;
     push(router, owner, item, false, ver);
     Ok(())
-}
-
-/// Sends the current presence of each of `owner`'s available resources to `to`.
-fn send_current_presence(router: &Router, owner: &BareJid, to: &BareJid, unavailable: bool) {
-    for s in router.registry.sessions(owner) {
-        let Some(p) = &s.presence else { continue };
-        let mut p = if unavailable {
-            Element::new("presence", NS_CLIENT).with_attr("type", "unavailable")
-        } else {
-            (**p).clone()
-        };
-        p.set_attr("from", s.handle.jid.to_string());
-        p.set_attr("to", to.to_string());
-        router.deliver_to_available(&p, to);
-    }
 }
 
 /// A local user `me` sent a subscription presence to `contact` (RFC 6121 §3.1.2, §3.1.5,
@@ -107,7 +89,7 @@ async fn outbound_inner(
             let pending = ctx
                 .storage
                 .rosters
-                .remove_pending(&host, &user, contact.as_str())
+                .remove_pending(host, user, contact.as_str())
                 .await?;
             if pending && !from {
                 item.subscription = Subscription::from_parts(to, true);
@@ -128,7 +110,7 @@ async fn outbound_inner(
             let pending = ctx
                 .storage
                 .rosters
-                .remove_pending(&host, &user, contact.as_str())
+                .remove_pending(host, user, contact.as_str())
                 .await?;
             if existing.is_some() && (from || item.approved) {
                 item.subscription = Subscription::from_parts(to, false);
@@ -148,9 +130,9 @@ async fn outbound_inner(
     router.route(stanza).await;
     match kind {
         // §3.1.5: the new subscriber gets the user's current presence.
-        "subscribed" => send_current_presence(router, me, contact, false),
+        "subscribed" => router.send_presence_of(me, contact, false),
         // §3.2.2: a cancelled subscriber sees the user go offline.
-        "unsubscribed" => send_current_presence(router, me, contact, true),
+        "unsubscribed" => router.send_presence_of(me, contact, true),
         _ => {}
     }
     Ok(())
@@ -173,7 +155,7 @@ async fn inbound_inner(
 ) -> Result<(), StoreError> {
     let (host, user) = account(me);
     let kind = stanza.attr("type").unwrap_or_default().to_string();
-    if !ctx.storage.accounts.exists(&host, &user).await? {
+    if !ctx.storage.accounts.exists(host, user).await? {
         // §3.1.3: no such user: the subscription is refused.
         if kind == "subscribe" {
             router.route(presence("unsubscribed", me, from)).await;
@@ -198,12 +180,12 @@ async fn inbound_inner(
                 item.approved = false;
                 save(ctx, router, me, &item).await?;
                 router.route(presence("subscribed", me, from)).await;
-                send_current_presence(router, me, from, false);
+                router.send_presence_of(me, from, false);
             } else {
                 // Kept until answered, and shown to every available resource now (§3.1.3).
                 ctx.storage
                     .rosters
-                    .add_pending(&host, &user, from.as_str(), &stanza.to_string_in(NS_CLIENT))
+                    .add_pending(host, user, from.as_str(), &stanza.to_string_in(NS_CLIENT))
                     .await?;
                 router.deliver_to_available(&stanza, me);
             }
@@ -219,14 +201,14 @@ async fn inbound_inner(
             let pending = ctx
                 .storage
                 .rosters
-                .remove_pending(&host, &user, from.as_str())
+                .remove_pending(host, user, from.as_str())
                 .await?;
             if existing.is_some() && has_from {
                 item.subscription = Subscription::from_parts(to, false);
                 save(ctx, router, me, &item).await?;
                 router.deliver_to_available(&stanza, me);
                 // §3.3.3: the former subscriber sees the user go offline.
-                send_current_presence(router, me, from, true);
+                router.send_presence_of(me, from, true);
             } else if pending {
                 router.deliver_to_available(&stanza, me);
             }
@@ -257,19 +239,19 @@ pub async fn remove_item(
     let pending = ctx
         .storage
         .rosters
-        .remove_pending(&host, &user, contact.as_str())
+        .remove_pending(host, user, contact.as_str())
         .await?;
     let Some(ver) = ctx
         .storage
         .rosters
-        .remove(&host, &user, contact.as_str())
+        .remove(host, user, contact.as_str())
         .await?
     else {
         return Ok(false);
     };
     push(router, me, &item, true, ver);
     if item.subscription.has_from() || pending {
-        send_current_presence(router, me, contact, true);
+        router.send_presence_of(me, contact, true);
         router.route(presence("unsubscribed", me, contact)).await;
     }
     if item.subscription.has_to() || item.ask {
