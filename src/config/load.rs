@@ -151,6 +151,10 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
         ("c2s.max_auth_attempts", u64::from(c.c2s.max_auth_attempts)),
         ("c2s.session_queue", c.c2s.session_queue as u64),
         ("c2s.idle_timeout_secs", c.c2s.idle_timeout_secs),
+        ("c2s.write_timeout_secs", c.c2s.write_timeout_secs),
+        ("c2s.max_unacked", c.c2s.max_unacked as u64),
+        ("c2s.ack_request_every", u64::from(c.c2s.ack_request_every)),
+        ("c2s.ack_request_after_secs", c.c2s.ack_request_after_secs),
         ("limits.max_connections", c.limits.max_connections as u64),
         (
             "limits.max_connections_per_ip",

@@ -166,11 +166,32 @@ pub struct C2sConfig {
     /// default: an open server attracts spammers. Logged-in users may always change their
     /// password or remove their account this way.
     pub allow_registration: bool,
-    /// Stanzas queued for one session before further ones are refused with an error.
+    /// Stanzas queued for one session. When it overflows the client is not keeping up: the
+    /// stanza that did not fit goes back to its sender as an error, the stream is closed with
+    /// `<resource-constraint/>`, and what was queued is kept for resumption or re-routed.
     pub session_queue: usize,
     /// Seconds without any byte from a bound client before its stream is closed with
     /// `<connection-timeout/>`; at half of it the server pings the client (XEP-0199).
     pub idle_timeout_secs: u64,
+    /// Seconds a write to a client may stall (a client that stops reading) before its stream
+    /// is closed with `<resource-constraint/>`; its queued stanzas are kept for resumption or
+    /// re-routed (offline storage).
+    pub write_timeout_secs: u64,
+    /// Offer XEP-0198 stream management (acks, and resumption after a lost connection).
+    pub stream_management: bool,
+    /// Seconds a session whose connection was lost waits for a resumption; 0 disables
+    /// resumption. Its contacts do not see it go offline meanwhile.
+    pub resume_timeout_secs: u64,
+    /// Unacknowledged stanzas kept for one session; beyond it the stream is closed with
+    /// `<resource-constraint/>` (or a detached session ends) and they are re-routed.
+    pub max_unacked: usize,
+    /// Ask the client for an ack (`<r/>`) after this many unacknowledged stanzas ...
+    pub ack_request_every: u32,
+    /// ... or when the oldest unacknowledged stanza is this many seconds old.
+    pub ack_request_after_secs: u64,
+    /// `host:port` sent as `location` in `<enabled/>`: where clients should reconnect to
+    /// resume (one node of a cluster). Empty: not sent.
+    pub sm_location: String,
 }
 
 impl Default for C2sConfig {
@@ -187,7 +208,14 @@ impl Default for C2sConfig {
             resource_conflict: ResourceConflict::KickOld,
             allow_registration: false,
             idle_timeout_secs: 300,
-            session_queue: 1024,
+            session_queue: 5000,
+            write_timeout_secs: 30,
+            stream_management: true,
+            resume_timeout_secs: 300,
+            max_unacked: 1000,
+            ack_request_every: 5,
+            ack_request_after_secs: 30,
+            sm_location: String::new(),
         }
     }
 }

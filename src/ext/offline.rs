@@ -14,7 +14,7 @@ use crate::stream::NS_CLIENT;
 use crate::xml::{Element, Limits, parse_fragment};
 
 /// XEP-0203 Delayed Delivery.
-pub const NS_DELAY: &str = "urn:xmpp:delay";
+pub use crate::stanza::NS_DELAY;
 /// XEP-0334 Message Processing Hints.
 pub const NS_HINTS: &str = "urn:xmpp:hints";
 
@@ -69,6 +69,7 @@ pub async fn deliver(ctx: &Ctx, router: &Router, session: &SessionHandle) {
         Ok(m) => m,
         Err(e) => return tracing::error!("offline fetch for {bare}: {e}"),
     };
+    let mut batch = Vec::with_capacity(msgs.len());
     for m in msgs {
         match parse_fragment(&m.stanza, Limits::default()) {
             Ok(mut el) => {
@@ -77,11 +78,20 @@ pub async fn deliver(ctx: &Ctx, router: &Router, session: &SessionHandle) {
                         .with_attr("from", host.to_string())
                         .with_attr("stamp", datetime(m.stored_at_ms)),
                 );
-                // A session that vanishes before writing it re-routes its queue, so the
-                // message comes back here rather than being lost.
-                router.deliver(session, el);
+                batch.push(el);
             }
             Err(e) => tracing::error!("offline message for {bare} cannot be parsed: {e}"),
+        }
+    }
+    if batch.is_empty() {
+        return;
+    }
+    // One queue entry however many there are, so a long absence cannot overflow the queue.
+    // A session that vanishes before writing them re-routes its queue, so they come back here.
+    if let Err(back) = router.deliver_batch(session, batch) {
+        for mut el in back {
+            el.remove_children("delay", NS_DELAY);
+            store_or_bounce(ctx, router, el, bare.clone()).await;
         }
     }
 }

@@ -194,7 +194,20 @@ impl Router {
                 self.bounce(&stanza, c);
                 false
             }
-            Err((_, SessionMsg::Close(_))) => false,
+            Err(_) => false,
+        }
+    }
+
+    /// Hands stanzas to one session as one queue entry; gives them back if it cannot take them.
+    pub fn deliver_batch(
+        &self,
+        h: &SessionHandle,
+        stanzas: Vec<Element>,
+    ) -> Result<(), Vec<Element>> {
+        match h.try_send(SessionMsg::Batch(stanzas)) {
+            Ok(()) => Ok(()),
+            Err((_, SessionMsg::Batch(v))) => Err(v),
+            Err(_) => Err(Vec::new()),
         }
     }
 

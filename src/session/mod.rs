@@ -2,6 +2,7 @@
 
 pub mod c2s;
 pub mod registry;
+pub mod resume;
 
 pub use registry::{
     BindOutcome, DeliveryError, Flag, Registry, SessionHandle, SessionInfo, SessionMsg,

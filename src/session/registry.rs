@@ -19,6 +19,8 @@ use crate::xml::Element;
 pub enum SessionMsg {
     /// A stanza to write to the client.
     Stanza(Element),
+    /// Stanzas to write in order, taking one slot of the queue (offline messages at login).
+    Batch(Vec<Element>),
     /// Close the stream with this error, after what was queued before it.
     Close(crate::stream::StreamError),
 }
@@ -42,13 +44,19 @@ pub struct SessionHandle {
     tx: mpsc::Sender<SessionMsg>,
     /// Signalled when a newer session took this resource (works even when the queue is full).
     kicked: Arc<Notify>,
+    /// Signalled when a stanza found the queue full: if the session is stuck writing to a
+    /// client that does not read, it gives up on that client.
+    full: Arc<Notify>,
 }
 
 impl SessionHandle {
     /// Queues a message without waiting; on failure the message comes back with the reason.
     pub fn try_send(&self, msg: SessionMsg) -> Result<(), (DeliveryError, SessionMsg)> {
         self.tx.try_send(msg).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(m) => (DeliveryError::Full, m),
+            mpsc::error::TrySendError::Full(m) => {
+                self.full.notify_one();
+                (DeliveryError::Full, m)
+            }
             mpsc::error::TrySendError::Closed(m) => (DeliveryError::Closed, m),
         })
     }
@@ -61,6 +69,11 @@ impl SessionHandle {
     /// What the session waits on to learn it was replaced.
     pub fn kicked(&self) -> Arc<Notify> {
         self.kicked.clone()
+    }
+
+    /// What the session waits on, while writing, to learn its queue is full.
+    pub fn full(&self) -> Arc<Notify> {
+        self.full.clone()
     }
 }
 
@@ -186,6 +199,7 @@ impl Registry {
             jid,
             tx,
             kicked: Arc::new(Notify::new()),
+            full: Arc::new(Notify::new()),
         };
         entries.push(Entry {
             handle: handle.clone(),

@@ -206,6 +206,9 @@ mod tests {
     }
 }
 
+/// `urn:xmpp:delay` (XEP-0203)
+pub const NS_DELAY: &str = "urn:xmpp:delay";
+
 /// An RFC 3339 UTC timestamp (XEP-0082 DateTime) for milliseconds since the epoch.
 pub fn datetime(ms: i64) -> String {
     let secs = ms.div_euclid(1000);

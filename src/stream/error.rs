@@ -88,6 +88,9 @@ pub struct StreamError {
     pub condition: Condition,
     /// Explanation for humans (`<text xml:lang='en'>`).
     pub text: Option<String>,
+    /// An application-specific condition (RFC 6120 §4.9.4), e.g. XEP-0198's
+    /// `<handled-count-too-high/>`.
+    pub app: Option<Box<Element>>,
 }
 
 impl StreamError {
@@ -96,6 +99,7 @@ impl StreamError {
         StreamError {
             condition,
             text: None,
+            app: None,
         }
     }
 
@@ -104,7 +108,14 @@ impl StreamError {
         StreamError {
             condition,
             text: Some(text.into()),
+            app: None,
         }
+    }
+
+    /// Adds an application-specific condition.
+    pub fn with_app(mut self, app: Element) -> Self {
+        self.app = Some(Box::new(app));
+        self
     }
 
     /// The `<stream:error/>` element (in the streams namespace; written with the `stream:` prefix).
@@ -117,6 +128,9 @@ impl StreamError {
                     .with_attr("xml:lang", "en")
                     .with_text(t.clone()),
             );
+        }
+        if let Some(app) = &self.app {
+            el.append_child((**app).clone());
         }
         el
     }

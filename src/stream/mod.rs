@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod sasl;
+pub mod sm;
 
 pub use error::{Condition, StreamError};
 

@@ -264,10 +264,7 @@ impl Raw {
     /// `sasl` crate's client, and binds `resource`. Returns the bound JID, or the whole bind
     /// reply when it holds no JID (an error).
     pub async fn login(&mut self, user: &str, password: &str, resource: &str) -> String {
-        let ok = self.login_attempt(user, password).await;
-        assert!(ok.contains("<success"), "login failed: {ok}");
-        self.send(HEADER).await;
-        self.read_until("</stream:features>").await;
+        self.authenticate(user, password).await;
         self.send(&format!(
             "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>"
         ))
@@ -279,6 +276,83 @@ impl Raw {
             bound
         }
     }
+}
+
+impl Raw {
+    /// Authenticates (SCRAM-SHA-256, plain TCP) and restarts the stream, without binding;
+    /// returns the features of the new stream.
+    pub async fn authenticate(&mut self, user: &str, password: &str) -> String {
+        let ok = self.login_attempt(user, password).await;
+        assert!(ok.contains("<success"), "login failed: {ok}");
+        self.send(HEADER).await;
+        self.read_until("</stream:features>").await
+    }
+
+    /// Reads until the start tag of `<name …>` is complete; returns everything read.
+    pub async fn read_tag(&mut self, name: &str) -> String {
+        let open = format!("<{name}");
+        let mut acc = String::new();
+        loop {
+            acc += &self.read_until(&open).await;
+            let Some(i) = acc.find(&open) else {
+                panic!("no <{name}> before the end: {acc}")
+            };
+            if acc[i..].contains('>') {
+                return acc;
+            }
+            acc += &self.read_until(">").await;
+            if acc[i..].contains('>') {
+                return acc;
+            }
+        }
+    }
+
+    /// Reads until `needle` has been seen `n` times in what this call read.
+    pub async fn read_until_n(&mut self, needle: &str, n: usize) -> String {
+        let mut acc = Vec::new();
+        let mut buf = [0u8; 4096];
+        let fut = async {
+            loop {
+                let got = String::from_utf8_lossy(&acc).matches(needle).count();
+                if got >= n {
+                    break;
+                }
+                let k = self.0.read(&mut buf).await.unwrap_or(0);
+                if k == 0 {
+                    break;
+                }
+                acc.extend_from_slice(&buf[..k]);
+            }
+        };
+        tokio::time::timeout(WAIT, fut)
+            .await
+            .unwrap_or_else(|_| panic!("read_until_n({needle}, {n}) timed out"));
+        String::from_utf8_lossy(&acc).into_owned()
+    }
+}
+
+/// The value of attribute `attr` of the first `<el …>` in `s`.
+pub fn attr_of(s: &str, el: &str, attr: &str) -> Option<String> {
+    let start = s
+        .find(&format!("<{el} "))
+        .or_else(|| s.find(&format!("<{el}/")))?;
+    let tag = &s[start..start + s[start..].find('>')?];
+    for q in ['\'', '"'] {
+        let pat = format!(" {attr}={q}");
+        if let Some(i) = tag.find(&pat) {
+            let v = &tag[i + pat.len()..];
+            return Some(v[..v.find(q)?].to_string());
+        }
+    }
+    None
+}
+
+/// Stanzas (top-level message, presence and iq elements) in a transcript without nesting.
+pub fn count_stanzas(s: &str) -> usize {
+    ["<message ", "<message>", "<presence", "<iq "]
+        .iter()
+        .map(|p| s.matches(p).count())
+        .sum()
 }
 
 impl Raw {

@@ -45,17 +45,27 @@ impl C2s {
                 self.csi.held.push((from, el));
             } else {
                 self.flush_held();
-                self.write(&el);
+                self.send(el);
             }
             return;
         }
         self.flush_held();
-        self.write(&el);
+        self.send(el);
     }
 
     fn flush_held(&mut self) {
         for (_, p) in std::mem::take(&mut self.csi.held) {
-            self.write(&p);
+            self.send(p);
         }
+    }
+}
+
+impl Csi {
+    /// The held presences, taken out (the session ends).
+    pub(super) fn take_held(&mut self) -> Vec<Element> {
+        std::mem::take(&mut self.held)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
     }
 }

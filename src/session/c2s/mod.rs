@@ -7,8 +7,12 @@
 
 mod csi;
 mod negotiate;
+mod output;
 mod register;
+mod sm;
 mod stanzas;
+
+pub use sm::Takeover;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,7 +28,7 @@ use crate::router::Router;
 use crate::session::{SessionHandle, SessionMsg};
 use crate::storage::Storage;
 use crate::stream::sasl::scram::random_bytes;
-use crate::stream::{Condition, StreamError, random_id, response_header, write_top_level};
+use crate::stream::{Condition, StreamError, random_id, response_header};
 use crate::transport::tls::TlsAcceptors;
 use crate::transport::{Conn, ConnGuard, ConnLimits};
 use crate::xml::{Element, Limits, StreamEvent, StreamParser};
@@ -50,6 +54,8 @@ pub struct Shared {
     pub limits: Arc<ConnLimits>,
     /// Key for the decoy credentials of unknown users (stable for this process).
     pub decoy_secret: [u8; 32],
+    /// Sessions that can be resumed (XEP-0198).
+    pub resumptions: crate::session::resume::Resumptions<Takeover>,
 }
 
 impl Shared {
@@ -68,6 +74,7 @@ impl Shared {
             router,
             limits,
             decoy_secret: random_bytes::<32>(),
+            resumptions: Default::default(),
         }
     }
 }
@@ -122,6 +129,10 @@ pub(crate) struct C2s {
     inbox: Option<mpsc::Receiver<SessionMsg>>,
     /// Client State Indication (XEP-0352).
     csi: csi::Csi,
+    /// Stream management (XEP-0198), once enabled.
+    sm: Option<crate::stream::sm::StreamMgmt>,
+    /// Resumption requests, made at `<enable resume/>`, until the loop takes them.
+    resume_rx: Option<mpsc::Receiver<sm::Request>>,
 }
 
 impl C2s {
@@ -130,36 +141,6 @@ impl C2s {
             max_stanza_size: config.c2s.max_stanza_size,
             max_depth: config.c2s.max_depth,
         }
-    }
-
-    fn write(&mut self, el: &Element) {
-        write_top_level(el, &mut self.out);
-    }
-
-    /// Queues a stream error and the closing tag; our header first if it was not sent
-    /// (RFC 6120 §4.9.1.2).
-    fn write_stream_error(&mut self, e: &StreamError) {
-        if !self.header_sent {
-            let host = self.shared.config.default_host().to_string();
-            response_header(&mut self.out, &host, None, &random_id());
-            self.header_sent = true;
-        }
-        self.write(&e.to_element());
-        self.out.extend_from_slice(b"</stream:stream>");
-    }
-
-    async fn flush(&mut self) -> std::io::Result<()> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        self.conn.write_all(&self.out).await?;
-        self.conn.flush().await?;
-        self.out.clear();
-        // Give back the memory of a burst (idle sessions stay small).
-        if self.out.capacity() > 64 * 1024 {
-            self.out = Vec::new();
-        }
-        Ok(())
     }
 
     /// Feeds bytes to the parser and handles each event.
@@ -189,16 +170,22 @@ impl C2s {
         }
     }
 
-    /// Pings an idle bound client (XEP-0199); its answer (or any other byte) proves it is alive.
+    /// Pings an idle bound client (XEP-0199), or asks for an ack with stream management; its
+    /// answer (or any other byte) proves it is alive.
     fn ping_client(&mut self) {
         let Phase::Bound(b) = &self.phase else { return };
+        if let Some(sm) = self.sm.as_mut() {
+            sm.requested();
+            self.write(&crate::stream::sm::request());
+            return;
+        }
         let ping = Element::new("iq", crate::stream::NS_CLIENT)
             .with_attr("type", "get")
             .with_attr("id", format!("live-{}", random_id()))
             .with_attr("from", self.host.clone())
             .with_attr("to", b.handle.jid.to_string())
             .with_child(Element::new("ping", "urn:xmpp:ping"));
-        self.write(&ping);
+        self.send(ping);
     }
 
     /// A message from the rest of the server.
@@ -206,6 +193,12 @@ impl C2s {
         match msg {
             SessionMsg::Stanza(el) => {
                 self.write_stanza(el);
+                Flow::Continue
+            }
+            SessionMsg::Batch(v) => {
+                for el in v {
+                    self.write_stanza(el);
+                }
                 Flow::Continue
             }
             SessionMsg::Close(e) => Flow::Close(e),
@@ -220,15 +213,15 @@ impl C2s {
     }
 }
 
-/// Receives from the inbox when bound; never resolves otherwise.
-async fn recv(rx: &mut Option<mpsc::Receiver<SessionMsg>>) -> Option<SessionMsg> {
+/// Receives from a channel when there is one; never resolves otherwise.
+async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }
 
-async fn kicked(n: &Option<Arc<Notify>>) {
+async fn notified(n: &Option<Arc<Notify>>) {
     match n {
         Some(n) => n.notified().await,
         None => std::future::pending().await,
@@ -241,6 +234,9 @@ enum Wake {
     Deadline,
     Idle,
     Kicked,
+    Full,
+    AckDue,
+    Resume(Option<sm::Request>),
     Inbox(Option<SessionMsg>),
     Read(std::io::Result<usize>),
 }
@@ -289,24 +285,33 @@ pub async fn run(
             auth_failures: 0,
             inbox: None,
             csi: csi::Csi::default(),
+            sm: None,
+            resume_rx: None,
         };
-        let mut rx: Option<mpsc::Receiver<SessionMsg>> = None;
-        let mut kick: Option<Arc<Notify>> = None;
+        let mut wires = sm::Wires::default();
         let mut buf = vec![0u8; READ_BUF];
         // Liveness (XEP-0199 §4.2 server-to-client pings): when the client last sent anything,
         // and whether it was pinged since.
         let mut last_read = Instant::now();
         let mut pinged = false;
+        // The connection died (rather than the session ending): a resumable session waits.
+        let mut lost = false;
         debug!("connected");
         loop {
             let bound = matches!(s.phase, Phase::Bound(_));
             let idle_at = last_read + if pinged { idle } else { idle / 2 };
+            let ack_at = s.ack_due();
             let wake = tokio::select! {
                 _ = shutdown.changed() => Wake::Shutdown,
                 _ = tokio::time::sleep_until(deadline), if !bound => Wake::Deadline,
                 _ = tokio::time::sleep_until(idle_at), if bound => Wake::Idle,
-                _ = kicked(&kick) => Wake::Kicked,
-                m = recv(&mut rx) => Wake::Inbox(m),
+                _ = tokio::time::sleep_until(ack_at.unwrap_or(idle_at)), if ack_at.is_some() => {
+                    Wake::AckDue
+                }
+                _ = notified(&wires.kick) => Wake::Kicked,
+                _ = notified(&wires.full) => Wake::Full,
+                r = recv(&mut wires.resume) => Wake::Resume(r),
+                m = recv(&mut wires.inbox) => Wake::Inbox(m),
                 r = s.conn.read(&mut buf) => Wake::Read(r),
             };
             let flow = match wake {
@@ -315,23 +320,50 @@ pub async fn run(
                     Condition::ConnectionTimeout,
                     "authentication and resource binding took too long",
                 )),
-                Wake::Idle if pinged => Flow::Close(StreamError::with_text(
-                    Condition::ConnectionTimeout,
-                    "no traffic from the client, and no answer to a ping",
-                )),
+                Wake::Idle if pinged => {
+                    lost = true;
+                    Flow::Close(StreamError::with_text(
+                        Condition::ConnectionTimeout,
+                        "no traffic from the client, and no answer to a ping",
+                    ))
+                }
                 Wake::Idle => {
                     pinged = true;
                     s.ping_client();
                     Flow::Continue
                 }
+                Wake::AckDue => Flow::Continue,
                 Wake::Kicked => Flow::Close(StreamError::with_text(
                     Condition::Conflict,
                     "replaced by a new session with the same resource",
                 )),
+                // The queue overflowed (`c2s.session_queue`): the client does not keep up. What
+                // is queued is kept for a resumption, or re-routed (offline storage).
+                Wake::Full => {
+                    lost = true;
+                    Flow::Close(StreamError::with_text(
+                        Condition::ResourceConstraint,
+                        "too many stanzas queued for this client",
+                    ))
+                }
+                Wake::Resume(Some(req)) => {
+                    if s.hand_over(req, &mut wires) {
+                        Flow::Close(StreamError::with_text(
+                            Condition::Conflict,
+                            "the session was resumed on another connection",
+                        ))
+                    } else {
+                        Flow::Continue
+                    }
+                }
+                Wake::Resume(None) => {
+                    wires.resume = None;
+                    Flow::Continue
+                }
                 Wake::Inbox(Some(msg)) => {
                     let mut flow = s.on_msg(msg);
                     // Batch what else is queued into the same write.
-                    if let Some(r) = rx.as_mut() {
+                    if let Some(r) = wires.inbox.as_mut() {
                         for _ in 0..WRITE_BATCH {
                             if !matches!(flow, Flow::Continue) {
                                 break;
@@ -344,14 +376,27 @@ pub async fn run(
                     }
                     flow
                 }
-                Wake::Inbox(None) => Flow::Continue,
-                Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,
+                Wake::Inbox(None) => {
+                    wires.inbox = None;
+                    Flow::Continue
+                }
+                Wake::Read(Ok(0)) | Wake::Read(Err(_)) => {
+                    lost = true;
+                    break;
+                }
                 Wake::Read(Ok(n)) => {
                     // Any byte counts, whitespace keepalives included (RFC 6120 §4.6.1).
                     last_read = Instant::now();
                     pinged = false;
                     s.on_bytes(&buf[..n]).await
                 }
+            };
+            let flow = match flow {
+                Flow::Continue if s.unacked_over_limit() => Flow::Close(StreamError::with_text(
+                    Condition::ResourceConstraint,
+                    "too many stanzas not acknowledged",
+                )),
+                other => other,
             };
             match flow {
                 Flow::Continue | Flow::Restart => {}
@@ -364,7 +409,7 @@ pub async fn run(
                 Flow::Close(e) => {
                     debug!("closing: {e}");
                     s.write_stream_error(&e);
-                    let _ = s.flush().await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), s.flush()).await;
                     break;
                 }
                 Flow::End => {
@@ -373,21 +418,29 @@ pub async fn run(
                         response_header(&mut s.out, &host, None, &random_id());
                     }
                     s.out.extend_from_slice(b"</stream:stream>");
-                    let _ = s.flush().await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), s.flush()).await;
                     break;
                 }
             }
-            // Bound just now: start reading the inbox.
-            if let (Phase::Bound(b), None) = (&s.phase, &rx) {
-                kick = Some(b.handle.kicked());
-                rx = s.inbox.take();
-            }
-            if s.flush().await.is_err() {
+            // Bound, resumed or enabled just now: listen on the new channels.
+            wires.adopt(&mut s);
+            s.maybe_request_ack();
+            if let Err(e) = s.flush_within(&wires).await {
+                debug!("write failed: {e}");
+                lost = true;
                 break;
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), s.conn.shutdown()).await;
-        s.close(rx).await;
+        s.conn = Conn::Closed;
+        if lost
+            && s.resumable()
+            && let sm::Parked::Resumed = s.park(&mut wires, &mut shutdown).await
+        {
+            debug!("handed over");
+            return;
+        }
+        s.close(wires.inbox.take()).await;
         debug!("disconnected");
     }
     .instrument(span)

@@ -118,6 +118,9 @@ impl C2s {
                 // Roster versioning (RFC 6121 §2.6.1).
                 f.append_child(Element::new("ver", "urn:xmpp:features:rosterver"));
                 f.append_child(Element::new("csi", super::csi::NS));
+                if self.shared.config.c2s.stream_management {
+                    f.append_child(Element::new("sm", crate::stream::sm::NS));
+                }
                 // RFC 6121 Appendix E: tolerated, and optional.
                 f.append_child(
                     Element::new("session", NS_SESSION)
@@ -133,6 +136,7 @@ impl C2s {
             (NS_TLS, "starttls") => self.on_starttls(),
             (sasl::NS, "auth") => self.on_auth(&el).await,
             (sasl::NS, "response") => self.on_response(&el).await,
+            (crate::stream::sm::NS, _) => self.on_sm_unbound(&el).await,
             (sasl::NS, "abort") => {
                 self.sasl = SaslState::None;
                 self.sasl_failure(SaslFailure::Aborted)
@@ -421,7 +425,7 @@ impl C2s {
     /// Writes an error reply to the client's own stanza.
     pub(super) fn reply_error(&mut self, stanza: &Element, c: ErrorCondition) -> Flow {
         if let Some(r) = error_reply(stanza, c, None) {
-            self.write(&r);
+            self.send(r);
         }
         Flow::Continue
     }

@@ -12,8 +12,24 @@ use crate::stanza::{ErrorCondition, check_iq, iq_result, is_stanza};
 use crate::stream::{Condition, NS_BIND, NS_SESSION, StreamError};
 use crate::xml::Element;
 
+/// `urn:xmpp:carbons:2`: copies are not re-routed.
+const CARBONS: &str = "urn:xmpp:carbons:2";
+
 impl C2s {
-    pub(super) async fn on_bound_element(&mut self, mut el: Element) -> Flow {
+    pub(super) async fn on_bound_element(&mut self, el: Element) -> Flow {
+        if el.ns() == crate::stream::sm::NS {
+            return self.on_sm(&el);
+        }
+        let counted = is_stanza(&el);
+        let flow = self.on_bound_stanza(el).await;
+        // XEP-0198 §4: `h` counts stanzas handled, after routing (an offline store is done).
+        if counted && let Some(sm) = self.sm.as_mut() {
+            sm.received();
+        }
+        flow
+    }
+
+    async fn on_bound_stanza(&mut self, mut el: Element) -> Flow {
         let Phase::Bound(b) = &self.phase else {
             return Flow::Continue;
         };
@@ -57,7 +73,7 @@ impl C2s {
                 if to_me && el.get_child("session", NS_SESSION).is_some() {
                     // The legacy session iq (RFC 3921 §3) is a no-op now.
                     let reply = iq_result(&el);
-                    self.write(&reply);
+                    self.send(reply);
                     return Flow::Continue;
                 }
                 if el.get_child("bind", NS_BIND).is_some() {
@@ -76,24 +92,59 @@ impl C2s {
         Flow::Continue
     }
 
-    /// The session ends: unbind, then re-route what was still queued for it, so each stanza
-    /// goes to another resource, or back to its sender as an error (nothing is lost silently).
+    /// The session ends: unbind, then re-route what the client did not acknowledge (XEP-0198
+    /// §5) and what was still queued for it, so each stanza goes to another resource, to
+    /// offline storage, or back to its sender as an error (nothing is lost silently).
     pub(super) async fn close(&mut self, rx: Option<mpsc::Receiver<SessionMsg>>) {
         let Phase::Bound(b) = &self.phase else { return };
         let handle = b.handle.clone();
-        let router = &self.shared.router;
+        let router = self.shared.router.clone();
         if let Some(last) = router.registry.unbind(&handle.jid, handle.id) {
-            router.hooks().session_closed(router, last).await;
+            router.hooks().session_closed(&router, last).await;
+        }
+        if let Some(sm) = self.sm.as_mut() {
+            if let Some(id) = &sm.id {
+                self.shared.resumptions.expire(id, sm.inbound);
+            }
+            let unacked = sm.take_unacked();
+            if !unacked.is_empty() {
+                tracing::debug!(n = unacked.len(), "re-routing unacknowledged stanzas");
+            }
+            for u in unacked {
+                reroute(&router, u.stanza).await;
+            }
+        }
+        for el in self.csi.take_held() {
+            reroute(&router, el).await;
         }
         if let Some(mut rx) = rx {
             rx.close();
             while let Ok(msg) = rx.try_recv() {
-                if let SessionMsg::Stanza(el) = msg {
-                    self.shared.router.route(el).await;
+                match msg {
+                    SessionMsg::Stanza(el) => reroute(&router, el).await,
+                    SessionMsg::Batch(v) => {
+                        for el in v {
+                            reroute(&router, el).await;
+                        }
+                    }
+                    SessionMsg::Close(_) => {}
                 }
             }
         }
+        self.phase = Phase::Unauthenticated;
         tracing::info!(jid = %handle.jid, "session closed");
+    }
+}
+
+/// Routes a stanza again after its session ended. Carbon copies are not: the account's other
+/// resources had their own copy, and storing one offline would show the message twice.
+async fn reroute(router: &Router, el: Element) {
+    let carbon = el.name() == "message"
+        && el
+            .children()
+            .any(|c| c.ns() == CARBONS && matches!(c.name(), "received" | "sent"));
+    if !carbon {
+        router.route(el).await;
     }
 }
 

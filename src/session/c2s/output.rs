@@ -1,0 +1,88 @@
+//! What a c2s session writes: stanzas (counted by XEP-0198 stream management) and nonzas,
+//! buffered and written once per loop turn, with a bound on how long a write may stall on a
+//! client that stopped reading (the slow-consumer rule).
+
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use super::{C2s, notified, sm};
+use crate::stream::{Condition, StreamError, random_id, response_header, write_top_level};
+use crate::xml::Element;
+
+impl C2s {
+    /// Writes a nonza (features, SASL, SM elements, stream errors): not counted by XEP-0198.
+    pub(super) fn write(&mut self, el: &Element) {
+        write_top_level(el, &mut self.out);
+    }
+
+    /// Writes a stanza; with stream management it is kept until the client acknowledges it.
+    pub(super) fn send(&mut self, el: Element) {
+        write_top_level(&el, &mut self.out);
+        if let Some(sm) = self.sm.as_mut() {
+            sm.sent(el, sm::now_ms());
+        }
+    }
+
+    /// Queues a stream error and the closing tag; our header first if it was not sent
+    /// (RFC 6120 §4.9.1.2).
+    pub(super) fn write_stream_error(&mut self, e: &StreamError) {
+        if !self.header_sent {
+            let host = self.shared.config.default_host().to_string();
+            response_header(&mut self.out, &host, None, &random_id());
+            self.header_sent = true;
+        }
+        self.write(&e.to_element());
+        self.out.extend_from_slice(b"</stream:stream>");
+    }
+
+    pub(super) async fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_within(&sm::Wires::default()).await
+    }
+
+    /// Writes what is buffered. A client that stops reading stalls the write: after
+    /// `c2s.write_timeout_secs`, or as soon as its queue overflows meanwhile, this gives up
+    /// with an error (RFC 6120 §4.9.3.17 resource-constraint is attempted on the way out).
+    pub(super) async fn flush_within(&mut self, wires: &sm::Wires) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let limit = Duration::from_secs(self.shared.config.c2s.write_timeout_secs);
+        let mut pos = 0;
+        let stalled = {
+            let deadline = tokio::time::sleep(limit);
+            tokio::pin!(deadline);
+            loop {
+                if pos == self.out.len() {
+                    break self.conn.flush().await.err();
+                }
+                tokio::select! {
+                    r = self.conn.write(&self.out[pos..]) => match r {
+                        Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                        Ok(n) => pos += n,
+                        Err(e) => return Err(e),
+                    },
+                    _ = &mut deadline => break Some(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut, "the client stopped reading")),
+                    _ = notified(&wires.full) => break Some(std::io::Error::other(
+                        "the queue filled while the client was not reading")),
+                }
+            }
+        };
+        if let Some(e) = stalled {
+            // Best effort: the rest and the stream error, in case the client wakes up.
+            let mut rest = self.out.split_off(pos);
+            let err = StreamError::with_text(Condition::ResourceConstraint, e.to_string());
+            write_top_level(&err.to_element(), &mut rest);
+            rest.extend_from_slice(b"</stream:stream>");
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.write_all(&rest)).await;
+            return Err(e);
+        }
+        self.out.clear();
+        // Give back the memory of a burst (idle sessions stay small).
+        if self.out.capacity() > 64 * 1024 {
+            self.out = Vec::new();
+        }
+        Ok(())
+    }
+}

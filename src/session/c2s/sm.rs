@@ -1,0 +1,367 @@
+//! XEP-0198 Stream Management on a c2s session: `<enable/>`, `<r/>`/`<a/>` both ways, and
+//! resumption. The counters live in [`crate::stream::sm`]; this file moves a session from one
+//! connection to another.
+//!
+//! A resumable session whose connection is lost stays bound and keeps its presence (so its
+//! contacts see no offline/online storm) while its task waits, detached, for a `<resume/>`
+//! (`park`). Stanzas for it are queued with the unacknowledged ones. A `<resume/>` on a new
+//! connection asks the owning task (detached, or still attached to a half-dead connection) to
+//! hand the session over; the new connection retransmits exactly what was not acknowledged.
+//! When the timeout expires the session ends like any other: unavailable presence, and every
+//! unacknowledged message re-routed (another resource, offline storage, or an error).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use super::csi::Csi;
+use super::{Bound, C2s, Flow, Phase};
+use crate::session::resume::{Refusal, ResumeRequest};
+use crate::session::{SessionHandle, SessionMsg};
+use crate::stanza::NS_DELAY;
+use crate::stream::sm::{self, StreamMgmt, TooHigh, parse_h};
+use crate::stream::{Condition, StreamError, random_id};
+use crate::xml::Element;
+
+/// What a session carries from one connection to the next.
+#[derive(Debug)]
+pub struct Takeover {
+    handle: SessionHandle,
+    inbox: Option<mpsc::Receiver<SessionMsg>>,
+    resume: Option<mpsc::Receiver<Request>>,
+    sm: StreamMgmt,
+    csi: Csi,
+}
+
+/// A resumption request as the owning task receives it.
+pub type Request = ResumeRequest<Takeover>;
+
+/// Time a new connection waits for the owner to hand a session over.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Milliseconds since the epoch.
+pub(super) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The channels a session's task listens on, held outside [`C2s`] so `select!` can borrow
+/// them next to the socket.
+#[derive(Default)]
+pub(super) struct Wires {
+    /// The session's inbox (after bind).
+    pub inbox: Option<mpsc::Receiver<SessionMsg>>,
+    /// Signalled when a newer session took the resource.
+    pub kick: Option<Arc<Notify>>,
+    /// Resumption requests (when resumable).
+    pub resume: Option<mpsc::Receiver<Request>>,
+    /// Signalled when the inbox was found full (a slow reader).
+    pub full: Option<Arc<Notify>>,
+}
+
+impl Wires {
+    /// Takes what negotiation just set up (a bind, a resumption, an `<enable/>`).
+    pub fn adopt(&mut self, s: &mut C2s) {
+        if let Some(rx) = s.inbox.take() {
+            self.inbox = Some(rx);
+            if let Phase::Bound(b) = &s.phase {
+                self.kick = Some(b.handle.kicked());
+                self.full = Some(b.handle.full());
+            }
+        }
+        if let Some(rx) = s.resume_rx.take() {
+            self.resume = Some(rx);
+        }
+    }
+}
+
+/// How a detached session's wait ended.
+pub(super) enum Parked {
+    /// Handed over to a new connection: nothing more to do here.
+    Resumed,
+    /// Timed out, replaced, or the server stops: end the session.
+    Expired,
+}
+
+impl C2s {
+    /// `<enable/>`, `<r/>` and `<a/>` of a bound session.
+    pub(super) fn on_sm(&mut self, el: &Element) -> Flow {
+        match el.name() {
+            "enable" => self.on_enable(el),
+            "r" => {
+                if let Some(sm) = &self.sm {
+                    let a = sm::ack(sm.inbound);
+                    self.write(&a);
+                }
+                Flow::Continue
+            }
+            "a" => {
+                let (Some(sm), Some(h)) = (self.sm.as_mut(), parse_h(el)) else {
+                    return Flow::Continue;
+                };
+                match sm.ack(h) {
+                    Ok(_) => Flow::Continue,
+                    Err(TooHigh { h, sent }) => Flow::Close(too_high(h, sent)),
+                }
+            }
+            "resume" => {
+                self.write(&sm::failed("unexpected-request", None));
+                Flow::Continue
+            }
+            _ => Flow::Close(StreamError::with_text(
+                Condition::UnsupportedStanzaType,
+                format!("unexpected <{}/> in {}", el.name(), sm::NS),
+            )),
+        }
+    }
+
+    fn on_enable(&mut self, el: &Element) -> Flow {
+        let config = &self.shared.config.c2s;
+        let Phase::Bound(b) = &self.phase else {
+            return Flow::Continue;
+        };
+        if !config.stream_management || self.sm.is_some() {
+            self.write(&sm::failed("unexpected-request", None));
+            return Flow::Continue;
+        }
+        let wants = matches!(el.attr("resume"), Some("true" | "1"));
+        let mut enabled = Element::new("enabled", sm::NS);
+        let id = if wants && config.resume_timeout_secs > 0 {
+            let id = format!("{}{}", random_id(), random_id());
+            let bare = b.handle.jid.to_bare();
+            self.resume_rx = Some(self.shared.resumptions.register(id.clone(), bare));
+            enabled.set_attr("id", id.clone());
+            enabled.set_attr("resume", "true");
+            enabled.set_attr("max", config.resume_timeout_secs.to_string());
+            if !config.sm_location.is_empty() {
+                // Where to reconnect for resumption (another node of a cluster).
+                enabled.set_attr("location", config.sm_location.clone());
+            }
+            Some(id)
+        } else {
+            None
+        };
+        info!(jid = %b.handle.jid, resumable = id.is_some(), "stream management enabled");
+        self.write(&enabled);
+        self.sm = Some(StreamMgmt::new(id));
+        Flow::Continue
+    }
+
+    /// `<enable/>` or `<resume/>` before binding, or anything of SM's before authentication.
+    pub(super) async fn on_sm_unbound(&mut self, el: &Element) -> Flow {
+        match (&self.phase, el.name()) {
+            (Phase::Authenticated(_), "resume") => self.on_resume(el).await,
+            (_, "enable" | "resume") => {
+                self.write(&sm::failed("unexpected-request", None));
+                Flow::Continue
+            }
+            // `<r/>` and `<a/>` without SM enabled: nothing to count.
+            _ => Flow::Continue,
+        }
+    }
+
+    /// `<resume previd h/>`: takes the session over from its owning task (XEP-0198 §5).
+    async fn on_resume(&mut self, el: &Element) -> Flow {
+        let Phase::Authenticated(bare) = &self.phase else {
+            return Flow::Continue;
+        };
+        let bare = bare.clone();
+        let (Some(previd), Some(h)) = (el.attr("previd"), parse_h(el)) else {
+            self.write(&sm::failed("bad-request", None));
+            return Flow::Continue;
+        };
+        let Some(owner) = self.shared.resumptions.lookup(previd, &bare) else {
+            let h = self.shared.resumptions.expired_h(previd, &bare);
+            self.write(&sm::failed("item-not-found", h));
+            return Flow::Continue;
+        };
+        let (reply, answer) = oneshot::channel();
+        let req = ResumeRequest {
+            bare: bare.clone(),
+            h,
+            reply,
+        };
+        let got = match owner.send(req).await {
+            Ok(()) => tokio::time::timeout(HANDOVER_TIMEOUT, answer)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            Err(_) => None,
+        };
+        let t = match got {
+            Some(Ok(t)) => t,
+            Some(Err(Refusal::BadAck)) => {
+                self.write(&sm::failed("undefined-condition", None));
+                return Flow::Continue;
+            }
+            Some(Err(Refusal::NotFound)) | None => {
+                let h = self.shared.resumptions.expired_h(previd, &bare);
+                self.write(&sm::failed("item-not-found", h));
+                return Flow::Continue;
+            }
+        };
+        info!(jid = %t.handle.jid, "session resumed");
+        let mut sm = t.sm;
+        sm.reset_request();
+        let resumed = Element::new("resumed", sm::NS)
+            .with_attr("previd", previd.to_string())
+            .with_attr("h", sm.inbound.to_string());
+        self.write(&resumed);
+        // Exactly what the client did not acknowledge, in order (XEP-0198 §5).
+        let host = self.host.clone();
+        for u in sm.unacked() {
+            let mut st = u.stanza.clone();
+            if st.name() == "message" && st.get_child("delay", NS_DELAY).is_none() {
+                st.append_child(
+                    Element::new("delay", NS_DELAY)
+                        .with_attr("from", host.clone())
+                        .with_attr("stamp", crate::stanza::datetime(u.at_ms)),
+                );
+            }
+            self.write(&st);
+        }
+        self.sm = Some(sm);
+        self.csi = t.csi;
+        self.inbox = t.inbox;
+        self.resume_rx = t.resume;
+        self.phase = Phase::Bound(Bound { handle: t.handle });
+        Flow::Continue
+    }
+
+    /// Answers a resumption request: hands this session over (the caller then drops its
+    /// connection) or says why not.
+    pub(super) fn hand_over(&mut self, req: Request, wires: &mut Wires) -> bool {
+        let Phase::Bound(b) = &self.phase else {
+            let _ = req.reply.send(Err(Refusal::NotFound));
+            return false;
+        };
+        let Some(sm) = self.sm.as_mut() else {
+            let _ = req.reply.send(Err(Refusal::NotFound));
+            return false;
+        };
+        if req.bare != b.handle.jid.to_bare() {
+            let _ = req.reply.send(Err(Refusal::NotFound));
+            return false;
+        }
+        if sm.ack(req.h).is_err() {
+            let _ = req.reply.send(Err(Refusal::BadAck));
+            return false;
+        }
+        let t = Takeover {
+            handle: b.handle.clone(),
+            inbox: wires.inbox.take(),
+            resume: wires.resume.take(),
+            sm: std::mem::take(sm),
+            csi: std::mem::take(&mut self.csi),
+        };
+        match req.reply.send(Ok(t)) {
+            Ok(()) => {
+                self.sm = None;
+                self.phase = Phase::Unauthenticated;
+                true
+            }
+            Err(Ok(t)) => {
+                // The new connection gave up waiting: keep the session.
+                wires.inbox = t.inbox;
+                wires.resume = t.resume;
+                self.sm = Some(t.sm);
+                self.csi = t.csi;
+                false
+            }
+            Err(Err(_)) => false,
+        }
+    }
+
+    /// More unacknowledged stanzas than `c2s.max_unacked`: the client is not keeping up.
+    pub(super) fn unacked_over_limit(&self) -> bool {
+        let max = self.shared.config.c2s.max_unacked;
+        self.sm.as_ref().is_some_and(|s| s.pending() > max)
+    }
+
+    /// Whether a lost connection leaves this session waiting for a resumption.
+    pub(super) fn resumable(&self) -> bool {
+        matches!(self.phase, Phase::Bound(_)) && self.sm.as_ref().is_some_and(|s| s.id.is_some())
+    }
+
+    /// Sends `<r/>` when enough stanzas went unacknowledged (XEP-0198 §4).
+    pub(super) fn maybe_request_ack(&mut self) {
+        let c = &self.shared.config.c2s;
+        let (every, after) = (c.ack_request_every, c.ack_request_after_secs as i64 * 1000);
+        if let Some(sm) = self.sm.as_mut()
+            && sm.should_request(every, now_ms(), after)
+        {
+            sm.requested();
+            self.write(&sm::request());
+        }
+    }
+
+    /// When the oldest unacknowledged stanza becomes old enough for an `<r/>`.
+    pub(super) fn ack_due(&self) -> Option<Instant> {
+        let sm = self.sm.as_ref().filter(|s| !s.request_out())?;
+        let oldest = sm.oldest_ms()?;
+        let after = self.shared.config.c2s.ack_request_after_secs as i64 * 1000;
+        let wait = (oldest + after - now_ms()).max(0) as u64;
+        Some(Instant::now() + Duration::from_millis(wait))
+    }
+
+    /// Waits detached for a `<resume/>` until the timeout (XEP-0198 §5). Stanzas for the
+    /// session join the unacknowledged queue, within `c2s.max_unacked`.
+    pub(super) async fn park(
+        &mut self,
+        wires: &mut Wires,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Parked {
+        let timeout = Duration::from_secs(self.shared.config.c2s.resume_timeout_secs);
+        let max = self.shared.config.c2s.max_unacked;
+        let until = Instant::now() + timeout;
+        debug!("connection lost; waiting {timeout:?} for a resumption");
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return Parked::Expired,
+                _ = shutdown.changed() => return Parked::Expired,
+                _ = super::notified(&wires.kick) => return Parked::Expired,
+                req = super::recv(&mut wires.resume) => match req {
+                    Some(req) => if self.hand_over(req, wires) { return Parked::Resumed },
+                    None => return Parked::Expired,
+                },
+                m = super::recv(&mut wires.inbox) => match (m, self.sm.as_mut()) {
+                    (Some(SessionMsg::Stanza(el)), Some(sm)) => {
+                        sm.sent(el, now_ms());
+                        if sm.pending() > max {
+                            debug!("too many stanzas for a detached session");
+                            return Parked::Expired;
+                        }
+                    }
+                    (Some(SessionMsg::Batch(v)), Some(sm)) => {
+                        for el in v {
+                            sm.sent(el, now_ms());
+                        }
+                        if sm.pending() > max {
+                            debug!("too many stanzas for a detached session");
+                            return Parked::Expired;
+                        }
+                    }
+                    _ => return Parked::Expired,
+                },
+            }
+        }
+    }
+}
+
+/// The stream error for an `<a/>` beyond what was sent (XEP-0198 §4).
+fn too_high(h: u32, sent: u32) -> StreamError {
+    StreamError::with_text(
+        Condition::UndefinedCondition,
+        format!("you acknowledged {h} stanzas but {sent} were sent"),
+    )
+    .with_app(
+        Element::new("handled-count-too-high", sm::NS)
+            .with_attr("h", h.to_string())
+            .with_attr("send-count", sent.to_string()),
+    )
+}
