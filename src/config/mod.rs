@@ -189,6 +189,11 @@ pub struct C2sConfig {
     pub ack_request_every: u32,
     /// ... or when the oldest unacknowledged stanza is this many seconds old.
     pub ack_request_after_secs: u64,
+    /// Offer XEP-0138 stream compression (zlib) on connections without TLS. Off by default:
+    /// the XEP is obsolete, and compression under encryption leaks secrets (CRIME).
+    pub compression: bool,
+    /// Also offer compression on TLS connections (only if you accept that risk).
+    pub compression_over_tls: bool,
     /// `host:port` sent as `location` in `<enabled/>`: where clients should reconnect to
     /// resume (one node of a cluster). Empty: not sent.
     pub sm_location: String,
@@ -216,6 +221,8 @@ impl Default for C2sConfig {
             ack_request_every: 5,
             ack_request_after_secs: 30,
             sm_location: String::new(),
+            compression: false,
+            compression_over_tls: false,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Stream negotiation pieces (RFC 6120 §4–§7), sans-IO: header checks, the header we send,
 //! stream features, stream errors, SASL. The c2s session (`session::c2s`) drives them.
 
+pub mod compress;
 pub mod error;
 pub mod sasl;
 pub mod sm;

@@ -88,6 +88,8 @@ enum Flow {
     StartTls,
     /// SASL succeeded: parse what follows as a new stream (RFC 6120 §6.4.6).
     Restart,
+    /// `<compressed/>` was queued: what follows (in both directions) is zlib (XEP-0138).
+    Compressed,
     /// Send this stream error and close.
     Close(StreamError),
     /// The client closed its stream: close ours.
@@ -133,6 +135,12 @@ pub(crate) struct C2s {
     sm: Option<crate::stream::sm::StreamMgmt>,
     /// Resumption requests, made at `<enable resume/>`, until the loop takes them.
     resume_rx: Option<mpsc::Receiver<sm::Request>>,
+    /// Stream compression (XEP-0138), once started.
+    zlib: Option<Box<crate::stream::compress::Zlib>>,
+    /// Bytes written before compression started, not yet flushed (`<compressed/>`).
+    raw_out: Vec<u8>,
+    /// Bytes read after `<compress/>`, to inflate once compression has started.
+    pending_input: Vec<u8>,
 }
 
 impl C2s {
@@ -158,6 +166,10 @@ impl C2s {
             };
             match flow {
                 Flow::Continue => {}
+                Flow::Compressed => {
+                    self.pending_input = data.to_vec();
+                    return Flow::Compressed;
+                }
                 Flow::Restart => {
                     // Bytes after <success/> belong to the new stream.
                     self.parser = StreamParser::new(Self::limits(&self.shared.config));
@@ -165,6 +177,36 @@ impl C2s {
                 }
                 // After <proceed/>, anything the client sent in plaintext is dropped unread
                 // (STARTTLS command injection).
+                other => return other,
+            }
+        }
+    }
+
+    /// Bytes from the socket: inflated first when compression is on.
+    async fn on_input(&mut self, raw: &[u8]) -> Flow {
+        let mut raw = std::borrow::Cow::Borrowed(raw);
+        loop {
+            let plain = match self.zlib.as_mut() {
+                Some(z) => match z.inflate(&raw, self.shared.config.c2s.max_stanza_size) {
+                    Ok(p) => std::borrow::Cow::Owned(p),
+                    Err(e) => return Flow::Close(e),
+                },
+                None => raw.clone(),
+            };
+            match self.on_bytes(&plain).await {
+                Flow::Compressed => {
+                    // `<compressed/>` goes out as it is; everything after is zlib, and the
+                    // stream restarts (XEP-0138 §5).
+                    self.raw_out = std::mem::take(&mut self.out);
+                    self.zlib = Some(Box::default());
+                    self.parser = StreamParser::new(Self::limits(&self.shared.config));
+                    self.header_sent = false;
+                    let rest = std::mem::take(&mut self.pending_input);
+                    if rest.is_empty() {
+                        return Flow::Continue;
+                    }
+                    raw = std::borrow::Cow::Owned(rest);
+                }
                 other => return other,
             }
         }
@@ -287,6 +329,9 @@ pub async fn run(
             csi: csi::Csi::default(),
             sm: None,
             resume_rx: None,
+            zlib: None,
+            raw_out: Vec::new(),
+            pending_input: Vec::new(),
         };
         let mut wires = sm::Wires::default();
         let mut buf = vec![0u8; READ_BUF];
@@ -388,7 +433,7 @@ pub async fn run(
                     // Any byte counts, whitespace keepalives included (RFC 6120 §4.6.1).
                     last_read = Instant::now();
                     pinged = false;
-                    s.on_bytes(&buf[..n]).await
+                    s.on_input(&buf[..n]).await
                 }
             };
             let flow = match flow {
@@ -399,7 +444,7 @@ pub async fn run(
                 other => other,
             };
             match flow {
-                Flow::Continue | Flow::Restart => {}
+                Flow::Continue | Flow::Restart | Flow::Compressed => {}
                 Flow::StartTls => {
                     if s.flush().await.is_err() || !s.upgrade_tls().await {
                         break;
@@ -441,6 +486,14 @@ pub async fn run(
             return;
         }
         s.close(wires.inbox.take()).await;
+        if let Some(z) = &s.zlib {
+            debug!(
+                plain = z.plain_bytes,
+                wire = z.wire_bytes,
+                "compression saved {} bytes",
+                z.plain_bytes.saturating_sub(z.wire_bytes)
+            );
+        }
         debug!("disconnected");
     }
     .instrument(span)

@@ -114,6 +114,9 @@ impl C2s {
                 }
             }
             Phase::Authenticated(_) | Phase::Bound(_) => {
+                if self.compression_offered() {
+                    f.append_child(crate::stream::compress::feature());
+                }
                 f.append_child(Element::new("bind", NS_BIND));
                 // Roster versioning (RFC 6121 §2.6.1).
                 f.append_child(Element::new("ver", "urn:xmpp:features:rosterver"));
@@ -137,6 +140,7 @@ impl C2s {
             (sasl::NS, "auth") => self.on_auth(&el).await,
             (sasl::NS, "response") => self.on_response(&el).await,
             (crate::stream::sm::NS, _) => self.on_sm_unbound(&el).await,
+            (crate::stream::compress::NS, "compress") => self.on_compress(&el),
             (sasl::NS, "abort") => {
                 self.sasl = SaslState::None;
                 self.sasl_failure(SaslFailure::Aborted)
@@ -167,6 +171,34 @@ impl C2s {
                 Condition::UnsupportedStanzaType,
                 format!("unexpected <{}/> in {}", el.name(), el.ns()),
             )),
+        }
+    }
+
+    /// Compression is offered after authentication, before binding (XEP-0138 §4), when
+    /// configured, and under TLS only if that is allowed too.
+    fn compression_offered(&self) -> bool {
+        let c = &self.shared.config.c2s;
+        matches!(self.phase, Phase::Authenticated(_))
+            && self.zlib.is_none()
+            && c.compression
+            && (!self.conn.is_tls() || c.compression_over_tls)
+    }
+
+    fn on_compress(&mut self, el: &Element) -> Flow {
+        use crate::stream::compress;
+        if !self.compression_offered() {
+            self.write(&compress::failure("setup-failed"));
+            return Flow::Continue;
+        }
+        match compress::check_request(el) {
+            Ok(()) => {
+                self.write(&compress::compressed());
+                Flow::Compressed
+            }
+            Err(failure) => {
+                self.write(&failure);
+                Flow::Continue
+            }
         }
     }
 

@@ -44,20 +44,38 @@ impl C2s {
     /// `c2s.write_timeout_secs`, or as soon as its queue overflows meanwhile, this gives up
     /// with an error (RFC 6120 §4.9.3.17 resource-constraint is attempted on the way out).
     pub(super) async fn flush_within(&mut self, wires: &sm::Wires) -> std::io::Result<()> {
-        if self.out.is_empty() {
+        if self.out.is_empty() && self.raw_out.is_empty() {
             return Ok(());
         }
+        // What goes on the wire: as is, or (XEP-0138) after what was final before compression
+        // started, deflated with a sync flush.
+        let mut wire = match self.zlib.as_mut() {
+            None if self.raw_out.is_empty() => std::mem::take(&mut self.out),
+            None => {
+                let mut w = std::mem::take(&mut self.raw_out);
+                w.append(&mut self.out);
+                w
+            }
+            Some(z) => {
+                let mut w = std::mem::take(&mut self.raw_out);
+                if !self.out.is_empty() {
+                    w.extend(z.deflate(&self.out));
+                }
+                self.out.clear();
+                w
+            }
+        };
         let limit = Duration::from_secs(self.shared.config.c2s.write_timeout_secs);
         let mut pos = 0;
         let stalled = {
             let deadline = tokio::time::sleep(limit);
             tokio::pin!(deadline);
             loop {
-                if pos == self.out.len() {
+                if pos == wire.len() {
                     break self.conn.flush().await.err();
                 }
                 tokio::select! {
-                    r = self.conn.write(&self.out[pos..]) => match r {
+                    r = self.conn.write(&wire[pos..]) => match r {
                         Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
                         Ok(n) => pos += n,
                         Err(e) => return Err(e),
@@ -71,17 +89,22 @@ impl C2s {
         };
         if let Some(e) = stalled {
             // Best effort: the rest and the stream error, in case the client wakes up.
-            let mut rest = self.out.split_off(pos);
+            let mut rest = wire.split_off(pos);
+            let mut end = Vec::new();
             let err = StreamError::with_text(Condition::ResourceConstraint, e.to_string());
-            write_top_level(&err.to_element(), &mut rest);
-            rest.extend_from_slice(b"</stream:stream>");
+            write_top_level(&err.to_element(), &mut end);
+            end.extend_from_slice(b"</stream:stream>");
+            match self.zlib.as_mut() {
+                Some(z) => rest.extend(z.deflate(&end)),
+                None => rest.extend(end),
+            }
             let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.write_all(&rest)).await;
             return Err(e);
         }
-        self.out.clear();
-        // Give back the memory of a burst (idle sessions stay small).
-        if self.out.capacity() > 64 * 1024 {
-            self.out = Vec::new();
+        // Keep the buffer for next time, unless a burst made it big (idle sessions stay small).
+        if self.out.capacity() == 0 && wire.capacity() <= 64 * 1024 {
+            wire.clear();
+            self.out = wire;
         }
         Ok(())
     }

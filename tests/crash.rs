@@ -1,0 +1,107 @@
+//! A crash (`kill -9`) of the real binary: every message the server acknowledged to its sender
+//! (XEP-0198 `<a h/>` after the offline store) is still there after a restart.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use tokio::net::TcpStream;
+
+fn xmppd(config: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xmppd"));
+    c.arg("--config").arg(config).env("NO_COLOR", "1");
+    c
+}
+
+/// Starts `xmppd serve`; returns the process and its plain-TCP port (read from its log).
+fn serve(config: &std::path::Path) -> (Child, u16) {
+    let mut child = xmppd(config)
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("the server exited").unwrap();
+        let line = strip_ansi(&line);
+        if line.contains("listening for clients") && line.contains("direct_tls=false") {
+            let addr = line.split("local=").nth(1).unwrap();
+            let addr = addr.split_whitespace().next().unwrap();
+            break addr.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, port)
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut esc = false;
+    for c in s.chars() {
+        match (esc, c) {
+            (false, '\x1b') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn acknowledged_offline_messages_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("xmppd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\ndata_dir = {:?}\n[c2s]\nlisten = [\"127.0.0.1:0\"]\ntls_listen = []\nrequire_tls = false\n",
+            dir.path().join("data")
+        ),
+    )
+    .unwrap();
+    for u in ["alice@localhost", "bob@localhost"] {
+        let o = xmppd(&cfg)
+            .args(["adduser", u, "--password", "pw"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+    }
+    let (mut server, port) = serve(&cfg);
+    let mut alice = Raw(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    alice.login("alice", "pw", "pc").await;
+    alice.send("<enable xmlns='urn:xmpp:sm:3'/>").await;
+    alice.read_tag("enabled").await;
+    for i in 1..=5 {
+        alice
+            .send(&format!(
+                "<message to='bob@localhost' type='chat'><body>k{i}</body></message>"
+            ))
+            .await;
+    }
+    alice.send("<r xmlns='urn:xmpp:sm:3'/>").await;
+    let a = alice.read_tag("a").await;
+    assert_eq!(attr_of(&a, "a", "h").as_deref(), Some("5"), "{a}");
+    // Acknowledged: now the crash.
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let (mut server, port) = serve(&cfg);
+    let mut bob = Raw(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    bob.login("bob", "pw", "phone").await;
+    bob.send("<presence/>").await;
+    let got = bob.read_until_n("</body>", 5).await;
+    for i in 1..=5 {
+        assert_eq!(
+            got.matches(&format!(">k{i}</body>")).count(),
+            1,
+            "k{i}: {got}"
+        );
+    }
+    server.kill().unwrap();
+    let _ = server.wait();
+}
