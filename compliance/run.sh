@@ -44,6 +44,9 @@ log = "info"
 [c2s]
 listen = ["127.0.0.1:$port"]
 tls_listen = ["127.0.0.1:$tls_port"]
+# For test_stream.py's compression test only (the clients here all use TLS).
+compression = true
+compression_over_tls = true
 TOML
 
 "$bin" check -c "$work/xmppd.toml"
