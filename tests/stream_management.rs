@@ -279,3 +279,31 @@ async fn stream_management_can_be_turned_off() {
     let features = bob.authenticate("bob", "pw").await;
     assert!(!features.contains("urn:xmpp:sm:3"), "{features}");
 }
+
+#[tokio::test]
+async fn location_and_ack_requests_by_age() {
+    let t = server(|c| {
+        c.c2s.sm_location = "node2.example.net:5222".into();
+        c.c2s.ack_request_after_secs = 1;
+    })
+    .await;
+    let mut bob = t.raw().await;
+    bob.login("bob", "pw", "phone").await;
+    bob.send(ENABLE_RESUME).await;
+    let en = bob.read_tag("enabled").await;
+    assert_eq!(
+        attr_of(&en, "enabled", "location").as_deref(),
+        Some("node2.example.net:5222"),
+        "{en}"
+    );
+    // One stanza, fewer than ack_request_every: the request comes when it is a second old.
+    let mut alice = t.raw().await;
+    alice.login("alice", "pw", "pc").await;
+    alice.send(&chat("bob@localhost/phone", "lonely")).await;
+    let got = bob.read_until("<r xmlns='urn:xmpp:sm:3'/>").await;
+    assert!(got.contains("lonely</body>"), "{got}");
+    bob.send("<a xmlns='urn:xmpp:sm:3' h='1'/><r xmlns='urn:xmpp:sm:3'/>")
+        .await;
+    let a = bob.read_tag("a").await;
+    assert_eq!(attr_of(&a, "a", "h").as_deref(), Some("0"), "{a}");
+}
