@@ -4,6 +4,7 @@
 //! come from storage.
 
 pub mod scram;
+pub mod scram_client;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;

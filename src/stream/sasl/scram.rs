@@ -42,7 +42,7 @@ impl ScramHash {
         Self::ALL.into_iter().find(|h| h.mechanism() == name)
     }
 
-    fn hmac(self, key: &[u8], data: &[&[u8]]) -> Vec<u8> {
+    pub(crate) fn hmac(self, key: &[u8], data: &[&[u8]]) -> Vec<u8> {
         // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
         match self {
             ScramHash::Sha1 => {
@@ -60,14 +60,14 @@ impl ScramHash {
         }
     }
 
-    fn hash(self, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
             ScramHash::Sha1 => Sha1::digest(data).to_vec(),
             ScramHash::Sha256 => Sha256::digest(data).to_vec(),
         }
     }
 
-    fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    pub(crate) fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         match self {
             ScramHash::Sha1 => {
                 let mut out = [0u8; 20];

@@ -1,0 +1,267 @@
+//! S2, one-to-one chat: `users` online users send to random online users at an offered rate.
+//! A ramp of steps finds the highest rate delivered with < 1% loss, then a run at half of it
+//! gives the latency percentiles. Bodies carry the step number and the send time.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use tokio::sync::watch;
+
+use crate::conn::{Io, Reader, Target, login};
+use crate::scenarios::run_many;
+use crate::stats::{Counters, Latencies, Span, figure, progress};
+
+/// What one step measured.
+struct Outcome {
+    offered: f64,
+    sent: u64,
+    received: u64,
+    secs: f64,
+    server_cpu: f64,
+    bench_cpu: f64,
+    lat: Latencies,
+}
+
+impl Outcome {
+    fn loss(&self) -> f64 {
+        1.0 - self.received as f64 / self.sent.max(1) as f64
+    }
+    /// Whether the step held: the offered rate was sent and < 1% was lost.
+    fn held(&self) -> bool {
+        self.sent as f64 >= 0.95 * self.offered * self.secs && self.loss() < 0.01
+    }
+}
+
+/// Runs S2. `rates` empty: ramp from `start` doubling, then refine; otherwise the given rates.
+pub async fn chat(
+    t: Arc<Target>,
+    pid: Option<u32>,
+    users: usize,
+    start: f64,
+    rates: Vec<f64>,
+    step_secs: u64,
+    grace_secs: u64,
+) -> Result<()> {
+    if users < 2 {
+        bail!("chat needs at least two users");
+    }
+    let c = Arc::new(Counters::default());
+    let p = progress("chat-login", c.clone());
+    let t2 = t.clone();
+    let sessions = run_many("login", (0..users).collect(), 50, c.clone(), move |i| {
+        let t = t2.clone();
+        async move { login(&t, i, true).await }
+    })
+    .await;
+    p.abort();
+    if sessions.len() != users {
+        bail!("only {} of {users} users logged in", sessions.len());
+    }
+    let step = Arc::new(Step {
+        id: AtomicU64::new(0),
+        received: AtomicU64::new(0),
+        latencies: Mutex::new(Latencies::default()),
+    });
+    let sent = Arc::new(AtomicU64::new(0));
+    let (ctl_tx, ctl) = watch::channel((0u64, 0.0f64));
+    for s in sessions {
+        tokio::spawn(chat_reader(s.reader, step.clone()));
+        tokio::spawn(chat_writer(
+            s.writer,
+            t.clone(),
+            users,
+            s.index,
+            ctl.clone(),
+            sent.clone(),
+        ));
+    }
+    // Let the logins' presence traffic settle before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut k = 0u64;
+    let mut run = |rate: f64| {
+        k += 1;
+        let (ctl_tx, step, sent) = (&ctl_tx, step.clone(), sent.clone());
+        let id = k;
+        async move {
+            step.id.store(id, Ordering::Relaxed);
+            step.received.store(0, Ordering::Relaxed);
+            if let Ok(mut l) = step.latencies.lock() {
+                *l = Latencies::default();
+            }
+            let sent0 = sent.load(Ordering::Relaxed);
+            let span = Span::start(pid);
+            let _ = ctl_tx.send((id, rate / users as f64));
+            tokio::time::sleep(Duration::from_secs(step_secs)).await;
+            let _ = ctl_tx.send((id, 0.0));
+            let n = sent.load(Ordering::Relaxed) - sent0;
+            let secs = span.end().2;
+            // Wait for stragglers, but not longer than the grace period.
+            let deadline = Instant::now() + Duration::from_secs(grace_secs);
+            while step.received.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let (server_cpu, bench_cpu, _) = span.end();
+            let lat = step
+                .latencies
+                .lock()
+                .map(|mut l| std::mem::take(&mut *l))
+                .unwrap_or_default();
+            let o = Outcome {
+                offered: rate,
+                sent: n,
+                received: step.received.load(Ordering::Relaxed),
+                secs,
+                server_cpu,
+                bench_cpu,
+                lat,
+            };
+            eprintln!(
+                "[chat] offered {rate:.0}/s sent {} received {} loss {:.2}% server cpu {:.2}s bench cpu {:.2}s",
+                o.sent,
+                o.received,
+                o.loss() * 100.0,
+                o.server_cpu,
+                o.bench_cpu
+            );
+            o
+        }
+    };
+    let mut best: Option<Outcome> = None;
+    if rates.is_empty() {
+        let (mut rate, mut failed) = (start, None);
+        while failed.is_none() {
+            let o = run(rate).await;
+            match o.held() {
+                true => best = Some(o),
+                false => failed = Some(rate),
+            }
+            rate *= 2.0;
+        }
+        if let (Some(b), Some(_)) = (&best, failed) {
+            let o = run(b.offered * 1.5).await;
+            if o.held() {
+                best = Some(o);
+            }
+        }
+    } else {
+        for r in rates {
+            let o = run(r).await;
+            if o.held() && best.as_ref().is_none_or(|b| b.offered < o.offered) {
+                best = Some(o);
+            }
+        }
+    }
+    let Some(b) = best else {
+        figure("s2.max_rate", 0.0, "msg/s");
+        bail!("no step delivered its offered rate with < 1% loss");
+    };
+    figure("s2.max_rate", b.received as f64 / b.secs, "msg/s");
+    figure(
+        "s2.server_cpu_per_msg",
+        b.server_cpu * 1e6 / b.received.max(1) as f64,
+        "us",
+    );
+    figure(
+        "s2.bench_cpu_per_msg",
+        b.bench_cpu * 1e6 / b.received.max(1) as f64,
+        "us",
+    );
+    let mut half = run(b.offered / 2.0).await;
+    let (p50, p99, max) = half.lat.summary();
+    figure("s2.half_rate", half.received as f64 / half.secs, "msg/s");
+    figure("s2.half_loss", half.loss() * 100.0, "%");
+    figure("s2.p50", p50, "ms");
+    figure("s2.p99", p99, "ms");
+    figure("s2.max", max, "ms");
+    Ok(())
+}
+
+/// Shared by the chat readers: which step is measured and what arrived for it.
+struct Step {
+    id: AtomicU64,
+    received: AtomicU64,
+    latencies: Mutex<Latencies>,
+}
+
+/// The load generator's clock: message bodies carry nanoseconds since this instant.
+fn epoch() -> &'static Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now)
+}
+
+/// Reads a chat session: counts messages of the current step and their latency.
+async fn chat_reader(mut s: Reader<tokio::io::ReadHalf<Box<dyn Io>>>, step: Arc<Step>) {
+    while let Ok(e) = s.next().await {
+        if e.name() != "message" {
+            continue;
+        }
+        let Some(body) = e.get_child("body", "jabber:client") else {
+            continue;
+        };
+        let text = body.text();
+        let mut parts = text.split(' ');
+        let (Some(Ok(k)), Some(Ok(ns))) = (
+            parts.next().map(str::parse::<u64>),
+            parts.next().map(str::parse::<u64>),
+        ) else {
+            continue;
+        };
+        if k != step.id.load(Ordering::Relaxed) {
+            continue;
+        }
+        step.received.fetch_add(1, Ordering::Relaxed);
+        let now = epoch().elapsed().as_nanos() as u64;
+        if let Ok(mut l) = step.latencies.lock() {
+            l.push(Duration::from_nanos(now.saturating_sub(ns)));
+        }
+    }
+}
+
+/// Sends chat messages to random other users at `rate` (messages/s for this sender) while the
+/// step is on; `rate == 0` pauses.
+async fn chat_writer(
+    mut w: tokio::io::WriteHalf<Box<dyn Io>>,
+    t: Arc<Target>,
+    users: usize,
+    me: usize,
+    mut ctl: watch::Receiver<(u64, f64)>,
+    sent: Arc<AtomicU64>,
+) {
+    use rand::RngExt;
+    let mut seq = 0u64;
+    loop {
+        let (step, rate) = *ctl.borrow_and_update();
+        if rate <= 0.0 {
+            if ctl.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let phase = rand::rng().random_range(0.0..1.0) * period.as_secs_f64();
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + Duration::from_secs_f64(phase),
+            period,
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let mut to = rand::rng().random_range(0..users - 1);
+                    if to >= me { to += 1; }
+                    seq += 1;
+                    let ns = epoch().elapsed().as_nanos() as u64;
+                    let msg = format!(
+                        "<message type='chat' to='{}' id='m{seq}'><body>{step} {ns}</body></message>",
+                        t.jid(to)
+                    );
+                    if crate::conn::send(&mut w, &msg).await.is_err() { return; }
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+                r = ctl.changed() => { if r.is_err() { return; } break; }
+            }
+        }
+    }
+}
