@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Runs the same benchmark scenarios against xmppd, Prosody and ejabberd on this machine, in one
+# run, alternating between the servers, each figure REPS times; prints a table of medians and
+# ratios (docs/benchmarks.md explains the method). Loopback only; every step is bounded in time.
+#
+#   bench/compare.sh                      # everything, 3 repetitions
+#   REPS=1 SCENARIOS="s2 s4" bench/compare.sh
+#
+# Sizes (environment): IDLE_COUNTS="1000 10000" CHAT_USERS=1000 FANOUT_USERS=1010
+# FANOUT_CONTACTS=100 LOGINS=2000 SERVERS="xmppd prosody ejabberd" MECH=SCRAM-SHA-1
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+REPS=${REPS:-3}
+SERVERS=${SERVERS:-"xmppd prosody ejabberd"}
+SCENARIOS=${SCENARIOS:-"s1 s2 s3 s4"}
+IDLE_COUNTS=${IDLE_COUNTS:-"1000 10000"}
+CHAT_USERS=${CHAT_USERS:-1000}
+FANOUT_USERS=${FANOUT_USERS:-1010}
+FANOUT_CONTACTS=${FANOUT_CONTACTS:-100}
+LOGINS=${LOGINS:-2000}
+MECH=${MECH:-SCRAM-SHA-1}   # the one mechanism all three offer with hashed storage
+RUN=${RUN:-$ROOT/bench/runs/$(date +%Y%m%d-%H%M%S)}
+BENCH=$ROOT/target/release/xmppd-bench
+XMPPD=$ROOT/target/release/xmppd
+declare -A PORT=([xmppd]=25222 [prosody]=25223 [ejabberd]=25224)
+
+log() { echo "[compare $(date +%H:%M:%S)] $*" >&2; }
+
+# --- installation ------------------------------------------------------------------------
+need=()
+command -v prosody >/dev/null || need+=(prosody)
+command -v ejabberdctl >/dev/null || need+=(ejabberd)
+command -v openssl >/dev/null || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]} from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+log "building xmppd and xmppd-bench (release)"
+(cd "$ROOT" && cargo build --release --quiet --bin xmppd --bin xmppd-bench)
+
+# Each process may hold at most 20,000 descriptors here; ask for that much.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+mkdir -p "$RUN"
+RESULTS=$RUN/results.tsv
+: >"$RESULTS"
+log "run folder $RUN (fd limit $(ulimit -n))"
+
+# --- one certificate for Prosody and ejabberd (xmppd makes its own on first start) --------
+mkdir -p "$RUN/certs"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$RUN/certs/localhost.key" \
+    -out "$RUN/certs/localhost.crt" -days 30 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost 2>/dev/null
+cat "$RUN/certs/localhost.key" "$RUN/certs/localhost.crt" >"$RUN/certs/localhost.pem"
+
+# --- starting and stopping ---------------------------------------------------------------
+fill() { sed "s#DIR#$2#g; s#PORT#$3#g" "$1"; }
+
+wait_port() {
+    for _ in $(seq 1 120); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.5
+    done
+    log "port $1 did not open"; return 1
+}
+
+start() { # server → prints its PID
+    local s=$1 dir=$RUN/$1 port=${PORT[$1]}
+    mkdir -p "$dir/data"
+    case $s in
+    xmppd)
+        fill "$ROOT/bench/xmppd.toml" "$dir" "$port" >"$dir/xmppd.toml"
+        "$XMPPD" -c "$dir/xmppd.toml" serve >>"$dir/out.log" 2>&1 &
+        echo $! >"$dir/pid" ;;
+    prosody)
+        mkdir -p "$dir/certs" && cp "$RUN"/certs/* "$dir/certs/"
+        fill "$ROOT/bench/prosody.cfg.lua" "$dir" "$port" >"$dir/prosody.cfg.lua"
+        prosody --config "$dir/prosody.cfg.lua" -F >>"$dir/out.log" 2>&1 &
+        echo $! >"$dir/pid" ;;
+    ejabberd)
+        mkdir -p "$dir/certs" "$dir/spool" "$dir/logs" && cp "$RUN"/certs/* "$dir/certs/"
+        fill "$ROOT/bench/ejabberd.yml" "$dir" "$port" >"$dir/ejabberd.yml"
+        fill "$ROOT/bench/ejabberdctl.cfg" "$dir" "$port" >"$dir/ejabberdctl.cfg"
+        cp /etc/ejabberd/inetrc "$dir/" 2>/dev/null || true
+        chown -R ejabberd "$dir" 2>/dev/null || true
+        su ejabberd -s /bin/sh -c "ulimit -n $(ulimit -n); exec ejabberdctl --config-dir '$dir' \
+            --config '$dir/ejabberd.yml' --ctl-config '$dir/ejabberdctl.cfg' --spool '$dir/spool' \
+            --logs '$dir/logs' --node bench@localhost foreground" >>"$dir/out.log" 2>&1 &
+        wait_port "$port"
+        pgrep -f "beam.smp.*bench@localhost" | head -1 >"$dir/pid" ;;
+    esac
+    wait_port "$port"
+    cat "$dir/pid"
+}
+
+stop() {
+    local pid; pid=$(cat "$RUN/$1/pid")
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 1
+}
+
+bench() { # server pid rep scenario args… → appends figures to results.tsv
+    local s=$1 pid=$2 rep=$3; shift 3
+    log "$s rep $rep: $*"
+    timeout 1800 "$BENCH" --port "${PORT[$s]}" --mech "$MECH" --server-pid "$pid" --sources 8 "$@" \
+        2>>"$RUN/$s/bench.log" | tee -a "$RUN/$s/figures.log" |
+        awk -v s="$s" -v r="$rep" '$1 == "figure" { print r "\t" s "\t" $2 "\t" $3 "\t" $4 }' >>"$RESULTS" ||
+        log "$s: '$*' failed (see $RUN/$s/bench.log)"
+}
+
+# --- accounts and rosters, once per server -----------------------------------------------
+max_idle=0; for n in $IDLE_COUNTS; do [ "$n" -gt "$max_idle" ] && max_idle=$n; done
+accounts=$(printf '%s\n' "$max_idle" "$CHAT_USERS" "$FANOUT_USERS" | sort -n | tail -1)
+for s in $SERVERS; do
+    pid=$(start "$s")
+    log "$s: creating $accounts accounts and the rosters of S3"
+    timeout 3600 "$BENCH" --port "${PORT[$s]}" --sources 8 register --count "$accounts" \
+        --concurrency 4 >>"$RUN/$s/setup.log" 2>&1 || log "$s: registration failed"
+    if [[ " $SCENARIOS " == *" s3 "* ]]; then
+        timeout 1800 "$BENCH" --port "${PORT[$s]}" --sources 8 --mech "$MECH" rosters \
+            --users "$FANOUT_USERS" --contacts "$FANOUT_CONTACTS" >>"$RUN/$s/setup.log" 2>&1 ||
+            log "$s: roster set-up failed"
+    fi
+    stop "$s"
+done
+
+# --- the scenarios, alternating servers, REPS times ----------------------------------------
+for rep in $(seq 1 "$REPS"); do
+    for sc in $SCENARIOS; do
+        for s in $SERVERS; do
+            case $sc in
+            s1) for n in $IDLE_COUNTS; do
+                    pid=$(start "$s"); sleep 2
+                    bench "$s" "$pid" "$rep" idle --count "$n" --hold 5
+                    sed -i "s/\ts1\./\ts1_$n./" "$RESULTS"
+                    stop "$s"
+                done ;;
+            s2) pid=$(start "$s"); bench "$s" "$pid" "$rep" chat --users "$CHAT_USERS"; stop "$s" ;;
+            s3) pid=$(start "$s"); bench "$s" "$pid" "$rep" fanout --users "$FANOUT_USERS" \
+                    --contacts "$FANOUT_CONTACTS" --waves 3; stop "$s" ;;
+            s4) pid=$(start "$s"); bench "$s" "$pid" "$rep" logins --count "$LOGINS" \
+                    --users "$CHAT_USERS"; stop "$s" ;;
+            esac
+        done
+    done
+done
+
+python3 "$ROOT/bench/table.py" "$RESULTS" | tee "$RUN/table.md"

@@ -1,0 +1,29 @@
+-- Prosody as bench/compare.sh runs it: Debian's Prosody with the modules that match what xmppd
+-- does by default (roster, presence, offline, carbons, blocking, ping, version, disco), SCRAM
+-- with hashed passwords, TLS required, in-band registration open, no rate limits (mod_limits
+-- is not loaded), registration throttling off. Placeholders are filled in by compare.sh.
+run_as_root = true
+daemonize = false
+pidfile = "DIR/prosody.pid"
+data_path = "DIR/data"
+log = { { levels = { min = "warn" }, to = "file", filename = "DIR/prosody.log" } }
+network_backend = "epoll"
+c2s_ports = { PORT }
+c2s_interfaces = { "127.0.0.1" }
+legacy_ssl_ports = { }
+s2s_ports = { }
+component_ports = { }
+http_ports = { }
+https_ports = { }
+modules_enabled = {
+	"roster"; "saslauth"; "tls"; "disco"; "carbons"; "blocklist"; "ping"; "register";
+	"version"; "offline";
+}
+modules_disabled = { "s2s" }
+authentication = "internal_hashed"
+c2s_require_encryption = true
+allow_registration = true
+min_seconds_between_registrations = 0
+certificates = "DIR/certs"
+VirtualHost "localhost"
+	ssl = { key = "DIR/certs/localhost.key"; certificate = "DIR/certs/localhost.crt" }
