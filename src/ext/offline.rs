@@ -19,20 +19,43 @@ pub use crate::stanza::NS_DELAY;
 pub const NS_HINTS: &str = "urn:xmpp:hints";
 
 /// Stores `stanza` for `to`, or bounces it when it may not or cannot be stored.
+///
+/// A resource of `to` may have become available while the message was being stored, after its
+/// initial presence had already fetched the store: then the store is handed to it now.
+/// `take_all` is atomic, so a message is never delivered twice.
 pub async fn store_or_bounce(ctx: &Ctx, router: &Router, stanza: Element, to: BareJid) {
+    if store(ctx, router, stanza, &to).await {
+        let best = router
+            .registry
+            .available(&to)
+            .into_iter()
+            .max_by_key(|(_, p)| *p);
+        if let Some((session, _)) = best {
+            deliver(ctx, router, &session).await;
+        }
+    }
+}
+
+/// Stores `stanza` for `to` (true), or bounces it when it may not or cannot be stored.
+async fn store(ctx: &Ctx, router: &Router, stanza: Element, to: &BareJid) -> bool {
     let storable = matches!(stanza.attr("type"), None | Some("normal" | "chat"))
         && stanza.get_child("no-store", NS_HINTS).is_none();
-    let (host, user) = account(&to);
+    let (host, user) = account(to);
     if !storable {
-        return router.bounce(&stanza, ErrorCondition::ServiceUnavailable);
+        router.bounce(&stanza, ErrorCondition::ServiceUnavailable);
+        return false;
     }
     match ctx.storage.accounts.exists(host, user).await {
         Ok(true) => {}
         // RFC 6121 §8.5.2.2.1 / §8.5.4: no such account.
-        Ok(false) => return router.bounce(&stanza, ErrorCondition::ServiceUnavailable),
+        Ok(false) => {
+            router.bounce(&stanza, ErrorCondition::ServiceUnavailable);
+            return false;
+        }
         Err(e) => {
             tracing::error!("offline: {e}");
-            return router.bounce(&stanza, ErrorCondition::InternalServerError);
+            router.bounce(&stanza, ErrorCondition::InternalServerError);
+            return false;
         }
     }
     let xml = stanza.to_string_in(NS_CLIENT);
@@ -42,7 +65,7 @@ pub async fn store_or_bounce(ctx: &Ctx, router: &Router, stanza: Element, to: Ba
         .store(host, user, &xml, ctx.config.im.offline_quota)
         .await
     {
-        Ok(true) => {}
+        Ok(true) => true,
         Ok(false) => {
             let reply = crate::stanza::error_reply(
                 &stanza,
@@ -52,10 +75,12 @@ pub async fn store_or_bounce(ctx: &Ctx, router: &Router, stanza: Element, to: Ba
             if let Some(r) = reply {
                 router.route(r).await;
             }
+            false
         }
         Err(e) => {
             tracing::error!("offline store for {to}: {e}");
             router.bounce(&stanza, ErrorCondition::InternalServerError);
+            false
         }
     }
 }
@@ -88,10 +113,11 @@ pub async fn deliver(ctx: &Ctx, router: &Router, session: &SessionHandle) {
     }
     // One queue entry however many there are, so a long absence cannot overflow the queue.
     // A session that vanishes before writing them re-routes its queue, so they come back here.
+    // Put back without the hand-over check: that session may still look available.
     if let Err(back) = router.deliver_batch(session, batch) {
         for mut el in back {
             el.remove_children("delay", NS_DELAY);
-            store_or_bounce(ctx, router, el, bare.clone()).await;
+            store(ctx, router, el, &bare).await;
         }
     }
 }
