@@ -7,7 +7,7 @@
 #   REPS=1 SCENARIOS="s2 s4" bench/compare.sh
 #
 # Sizes (environment): IDLE_COUNTS="1000 10000" CHAT_USERS=1000 FANOUT_USERS=1010
-# FANOUT_CONTACTS=100 LOGINS=2000 SERVERS="xmppd prosody ejabberd" MECH=SCRAM-SHA-1
+# FANOUT_CONTACTS=100 LOGINS=2000 CHAT_STEP=5 SERVERS="xmppd prosody ejabberd" MECH=SCRAM-SHA-1
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +19,7 @@ CHAT_USERS=${CHAT_USERS:-1000}
 FANOUT_USERS=${FANOUT_USERS:-1010}
 FANOUT_CONTACTS=${FANOUT_CONTACTS:-100}
 LOGINS=${LOGINS:-2000}
+CHAT_STEP=${CHAT_STEP:-5}   # seconds per step of the S2 ramp
 MECH=${MECH:-SCRAM-SHA-1}   # the one mechanism all three offer with hashed storage
 RUN=${RUN:-$ROOT/bench/runs/$(date +%Y%m%d-%H%M%S)}
 BENCH=$ROOT/target/release/xmppd-bench
@@ -138,7 +139,7 @@ for rep in $(seq 1 "$REPS"); do
                     sed -i "s/\ts1\./\ts1_$n./" "$RESULTS"
                     stop "$s"
                 done ;;
-            s2) pid=$(start "$s"); bench "$s" "$pid" "$rep" chat --users "$CHAT_USERS"; stop "$s" ;;
+            s2) pid=$(start "$s"); bench "$s" "$pid" "$rep" chat --users "$CHAT_USERS" --step "$CHAT_STEP"; stop "$s" ;;
             s3) pid=$(start "$s"); bench "$s" "$pid" "$rep" fanout --users "$FANOUT_USERS" \
                     --contacts "$FANOUT_CONTACTS" --waves 3; stop "$s" ;;
             s4) pid=$(start "$s"); bench "$s" "$pid" "$rep" logins --count "$LOGINS" \

@@ -22,28 +22,45 @@ struct Outcome {
     server_cpu: f64,
     bench_cpu: f64,
     lat: Latencies,
+    p99: f64,
+    dropped: u64,
 }
 
 impl Outcome {
     fn loss(&self) -> f64 {
         1.0 - self.received as f64 / self.sent.max(1) as f64
     }
-    /// Whether the step held: the offered rate was sent and < 1% was lost.
-    fn held(&self) -> bool {
-        self.sent as f64 >= 0.95 * self.offered * self.secs && self.loss() < 0.01
+    /// Whether the step held: the offered rate was sent, < 1% was lost, the 99th percentile
+    /// of latency stayed within `max_p99` ms (beyond it the server is only queueing), and no
+    /// session was lost.
+    fn held(&self, max_p99: f64) -> bool {
+        self.sent as f64 >= 0.95 * self.offered * self.secs
+            && self.loss() < 0.01
+            && self.p99 <= max_p99
+            && self.dropped == 0
     }
 }
 
+/// The parameters of S2.
+pub struct ChatOpts {
+    pub users: usize,
+    pub start: f64,
+    pub rates: Vec<f64>,
+    pub step_secs: u64,
+    pub grace_secs: u64,
+    pub max_p99: f64,
+}
+
 /// Runs S2. `rates` empty: ramp from `start` doubling, then refine; otherwise the given rates.
-pub async fn chat(
-    t: Arc<Target>,
-    pid: Option<u32>,
-    users: usize,
-    start: f64,
-    rates: Vec<f64>,
-    step_secs: u64,
-    grace_secs: u64,
-) -> Result<()> {
+pub async fn chat(t: Arc<Target>, pid: Option<u32>, o: ChatOpts) -> Result<()> {
+    let ChatOpts {
+        users,
+        start,
+        rates,
+        step_secs,
+        grace_secs,
+        max_p99,
+    } = o;
     if users < 2 {
         bail!("chat needs at least two users");
     }
@@ -63,6 +80,8 @@ pub async fn chat(
         id: AtomicU64::new(0),
         received: AtomicU64::new(0),
         latencies: Mutex::new(Latencies::default()),
+        any: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
     });
     let sent = Arc::new(AtomicU64::new(0));
     let (ctl_tx, ctl) = watch::channel((0u64, 0.0f64));
@@ -95,35 +114,55 @@ pub async fn chat(
             let _ = ctl_tx.send((id, rate / users as f64));
             tokio::time::sleep(Duration::from_secs(step_secs)).await;
             let _ = ctl_tx.send((id, 0.0));
-            let n = sent.load(Ordering::Relaxed) - sent0;
             let secs = span.end().2;
+            // Writers in the middle of a send finish it before they see the pause.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let n = sent.load(Ordering::Relaxed) - sent0;
             // Wait for stragglers, but not longer than the grace period.
             let deadline = Instant::now() + Duration::from_secs(grace_secs);
             while step.received.load(Ordering::Relaxed) < n && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let (server_cpu, bench_cpu, _) = span.end();
-            let lat = step
+            let mut lat = step
                 .latencies
                 .lock()
                 .map(|mut l| std::mem::take(&mut *l))
                 .unwrap_or_default();
+            let received = step.received.load(Ordering::Relaxed);
+            // Let a backlog drain before the next step: until nothing arrives for a second.
+            let drain_until = Instant::now() + Duration::from_secs(60);
+            let mut last = step.any.load(Ordering::Relaxed);
+            while Instant::now() < drain_until {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let now = step.any.load(Ordering::Relaxed);
+                if now == last {
+                    break;
+                }
+                last = now;
+            }
+            let p99 = lat.summary().1;
             let o = Outcome {
                 offered: rate,
                 sent: n,
-                received: step.received.load(Ordering::Relaxed),
+                received,
                 secs,
+                p99,
+                dropped: step.dropped.load(Ordering::Relaxed),
                 server_cpu,
                 bench_cpu,
                 lat,
             };
             eprintln!(
-                "[chat] offered {rate:.0}/s sent {} received {} loss {:.2}% server cpu {:.2}s bench cpu {:.2}s",
+                "[chat] offered {rate:.0}/s sent {} received {} loss {:.2}% p99 {:.1} ms \
+                 server cpu {:.2}s bench cpu {:.2}s sessions lost {}",
                 o.sent,
                 o.received,
                 o.loss() * 100.0,
+                o.p99,
                 o.server_cpu,
-                o.bench_cpu
+                o.bench_cpu,
+                o.dropped
             );
             o
         }
@@ -133,7 +172,7 @@ pub async fn chat(
         let (mut rate, mut failed) = (start, None);
         while failed.is_none() {
             let o = run(rate).await;
-            match o.held() {
+            match o.held(max_p99) {
                 true => best = Some(o),
                 false => failed = Some(rate),
             }
@@ -141,14 +180,14 @@ pub async fn chat(
         }
         if let (Some(b), Some(_)) = (&best, failed) {
             let o = run(b.offered * 1.5).await;
-            if o.held() {
+            if o.held(max_p99) {
                 best = Some(o);
             }
         }
     } else {
         for r in rates {
             let o = run(r).await;
-            if o.held() && best.as_ref().is_none_or(|b| b.offered < o.offered) {
+            if o.held(max_p99) && best.as_ref().is_none_or(|b| b.offered < o.offered) {
                 best = Some(o);
             }
         }
@@ -183,6 +222,10 @@ struct Step {
     id: AtomicU64,
     received: AtomicU64,
     latencies: Mutex<Latencies>,
+    /// Chat messages of any step (to tell when a backlog has drained).
+    any: AtomicU64,
+    /// Sessions whose stream ended during the run.
+    dropped: AtomicU64,
 }
 
 /// The load generator's clock: message bodies carry nanoseconds since this instant.
@@ -197,6 +240,7 @@ async fn chat_reader(mut s: Reader<tokio::io::ReadHalf<Box<dyn Io>>>, step: Arc<
         if e.name() != "message" {
             continue;
         }
+        step.any.fetch_add(1, Ordering::Relaxed);
         let Some(body) = e.get_child("body", "jabber:client") else {
             continue;
         };
@@ -217,6 +261,7 @@ async fn chat_reader(mut s: Reader<tokio::io::ReadHalf<Box<dyn Io>>>, step: Arc<
             l.push(Duration::from_nanos(now.saturating_sub(ns)));
         }
     }
+    step.dropped.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Sends chat messages to random other users at `rate` (messages/s for this sender) while the

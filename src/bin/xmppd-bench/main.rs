@@ -93,6 +93,9 @@ enum Scenario {
         /// Seconds to wait for late messages after a step.
         #[arg(long, default_value_t = 3)]
         grace: u64,
+        /// A step holds only if its 99th percentile latency is at most this many ms.
+        #[arg(long, default_value_t = 1000.0)]
+        max_p99: f64,
     },
     /// Set up S3's rosters: groups of contacts+1 users, all subscribed both ways.
     Rosters {
@@ -166,7 +169,18 @@ async fn run(cli: Cli) -> Result<()> {
             rates,
             step,
             grace,
-        } => chat::chat(t, pid, users, start, rates, step, grace).await,
+            max_p99,
+        } => {
+            let o = chat::ChatOpts {
+                users,
+                start,
+                rates,
+                step_secs: step,
+                grace_secs: grace,
+                max_p99,
+            };
+            chat::chat(t, pid, o).await
+        }
         Scenario::Rosters { users, contacts } => presence::rosters(t, users, contacts).await,
         Scenario::Fanout {
             users,
