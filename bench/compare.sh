@@ -6,7 +6,7 @@
 #   bench/compare.sh                      # everything, 3 repetitions
 #   REPS=1 SCENARIOS="s2 s4" bench/compare.sh
 #
-# Sizes (environment): IDLE_COUNTS="1000 10000" CHAT_USERS=1000 FANOUT_USERS=1010
+# Sizes (environment): IDLE_COUNTS="1000 10000" CHAT_USERS=1000 FANOUT_USERS=505
 # FANOUT_CONTACTS=100 LOGINS=2000 CHAT_STEP=5 SERVERS="xmppd prosody ejabberd" MECH=SCRAM-SHA-1
 set -euo pipefail
 
@@ -16,7 +16,7 @@ SERVERS=${SERVERS:-"xmppd prosody ejabberd"}
 SCENARIOS=${SCENARIOS:-"s1 s2 s3 s4"}
 IDLE_COUNTS=${IDLE_COUNTS:-"1000 10000"}
 CHAT_USERS=${CHAT_USERS:-1000}
-FANOUT_USERS=${FANOUT_USERS:-1010}
+FANOUT_USERS=${FANOUT_USERS:-505}
 FANOUT_CONTACTS=${FANOUT_CONTACTS:-100}
 LOGINS=${LOGINS:-2000}
 CHAT_STEP=${CHAT_STEP:-5}   # seconds per step of the S2 ramp
@@ -119,10 +119,14 @@ for s in $SERVERS; do
     pid=$(start "$s")
     log "$s: creating $accounts accounts and the rosters of S3"
     timeout 3600 "$BENCH" --port "${PORT[$s]}" --sources 8 register --count "$accounts" \
-        --concurrency 4 >>"$RUN/$s/setup.log" 2>&1 || log "$s: registration failed"
+        --concurrency 4 2>>"$RUN/$s/setup.log" | tee -a "$RUN/$s/setup.log" |
+        awk -v s="$s" '$1 == "figure" { print 0 "\t" s "\t" $2 "\t" $3 "\t" $4 }' >>"$RESULTS" ||
+        log "$s: registration failed"
     if [[ " $SCENARIOS " == *" s3 "* ]]; then
         timeout 1800 "$BENCH" --port "${PORT[$s]}" --sources 8 --mech "$MECH" rosters \
-            --users "$FANOUT_USERS" --contacts "$FANOUT_CONTACTS" >>"$RUN/$s/setup.log" 2>&1 ||
+            --users "$FANOUT_USERS" --contacts "$FANOUT_CONTACTS" 2>>"$RUN/$s/setup.log" |
+            tee -a "$RUN/$s/setup.log" |
+            awk -v s="$s" '$1 == "figure" { print 0 "\t" s "\t" $2 "\t" $3 "\t" $4 }' >>"$RESULTS" ||
             log "$s: roster set-up failed"
     fi
     stop "$s"

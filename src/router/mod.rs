@@ -184,7 +184,7 @@ impl Router {
     /// Hands a stanza to one session; a full or vanished queue bounces it to its sender.
     /// Returns whether it was queued.
     pub fn deliver(&self, h: &SessionHandle, stanza: Element) -> bool {
-        match h.try_send(SessionMsg::Stanza(stanza)) {
+        match h.try_send(SessionMsg::Stanza(Box::new(stanza))) {
             Ok(()) => true,
             Err((why, SessionMsg::Stanza(stanza))) => {
                 let c = match why {
@@ -227,7 +227,7 @@ impl Router {
         if let Ok(full) = to.try_into_full()
             && let Some(h) = self.registry.get(&full)
         {
-            let _ = h.try_send(SessionMsg::Stanza(stanza));
+            let _ = h.try_send(SessionMsg::Stanza(Box::new(stanza)));
         }
     }
 }

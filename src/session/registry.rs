@@ -17,8 +17,9 @@ use crate::xml::Element;
 /// What a session task receives from the rest of the server.
 #[derive(Debug)]
 pub enum SessionMsg {
-    /// A stanza to write to the client.
-    Stanza(Element),
+    /// A stanza to write to the client (boxed: the queue's slots stay small, so an idle
+    /// session's queue costs little memory).
+    Stanza(Box<Element>),
     /// Stanzas to write in order, taking one slot of the queue (offline messages at login).
     Batch(Vec<Element>),
     /// Close the stream with this error, after what was queued before it.

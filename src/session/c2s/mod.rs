@@ -34,7 +34,7 @@ use crate::transport::{Conn, ConnGuard, ConnLimits};
 use crate::xml::{Element, Limits, StreamEvent, StreamParser};
 
 /// Read buffer size per connection.
-const READ_BUF: usize = 8 * 1024;
+const READ_BUF: usize = 4 * 1024;
 /// Queued stanzas written in one turn before the socket is flushed.
 const WRITE_BATCH: usize = 64;
 /// Time a TLS handshake may take.
@@ -234,7 +234,7 @@ impl C2s {
     fn on_msg(&mut self, msg: SessionMsg) -> Flow {
         match msg {
             SessionMsg::Stanza(el) => {
-                self.write_stanza(el);
+                self.write_stanza(*el);
                 Flow::Continue
             }
             SessionMsg::Batch(v) => {

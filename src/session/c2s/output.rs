@@ -10,6 +10,9 @@ use super::{C2s, notified, sm};
 use crate::stream::{Condition, StreamError, random_id, response_header, write_top_level};
 use crate::xml::Element;
 
+/// Capacity of the output buffer kept between writes; a bigger one (after a burst) is freed.
+const KEEP_OUT: usize = 4 * 1024;
+
 impl C2s {
     /// Writes a nonza (features, SASL, SM elements, stream errors): not counted by XEP-0198.
     pub(super) fn write(&mut self, el: &Element) {
@@ -102,7 +105,7 @@ impl C2s {
             return Err(e);
         }
         // Keep the buffer for next time, unless a burst made it big (idle sessions stay small).
-        if self.out.capacity() == 0 && wire.capacity() <= 64 * 1024 {
+        if self.out.capacity() == 0 && wire.capacity() <= KEEP_OUT {
             wire.clear();
             self.out = wire;
         }

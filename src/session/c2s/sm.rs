@@ -331,7 +331,7 @@ impl C2s {
                 },
                 m = super::recv(&mut wires.inbox) => match (m, self.sm.as_mut()) {
                     (Some(SessionMsg::Stanza(el)), Some(sm)) => {
-                        sm.sent(el, now_ms());
+                        sm.sent(*el, now_ms());
                         if sm.pending() > max {
                             debug!("too many stanzas for a detached session");
                             return Parked::Expired;

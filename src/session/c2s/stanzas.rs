@@ -121,7 +121,7 @@ impl C2s {
             rx.close();
             while let Ok(msg) = rx.try_recv() {
                 match msg {
-                    SessionMsg::Stanza(el) => reroute(&router, el).await,
+                    SessionMsg::Stanza(el) => reroute(&router, *el).await,
                     SessionMsg::Batch(v) => {
                         for el in v {
                             reroute(&router, el).await;
