@@ -20,6 +20,7 @@ FANOUT_USERS=${FANOUT_USERS:-505}
 FANOUT_CONTACTS=${FANOUT_CONTACTS:-100}
 LOGINS=${LOGINS:-2000}
 CHAT_STEP=${CHAT_STEP:-5}   # seconds per step of the S2 ramp
+LATENCY_AT=${LATENCY_AT:-1000,5000}   # S2 latency at these rates on every server
 MECH=${MECH:-SCRAM-SHA-1}   # the one mechanism all three offer with hashed storage
 RUN=${RUN:-$ROOT/bench/runs/$(date +%Y%m%d-%H%M%S)}
 BENCH=$ROOT/target/release/xmppd-bench
@@ -143,7 +144,8 @@ for rep in $(seq 1 "$REPS"); do
                     sed -i "s/\ts1\./\ts1_$n./" "$RESULTS"
                     stop "$s"
                 done ;;
-            s2) pid=$(start "$s"); bench "$s" "$pid" "$rep" chat --users "$CHAT_USERS" --step "$CHAT_STEP"; stop "$s" ;;
+            s2) pid=$(start "$s"); bench "$s" "$pid" "$rep" chat --users "$CHAT_USERS" --step "$CHAT_STEP" \
+                    --latency-at "$LATENCY_AT"; stop "$s" ;;
             s3) pid=$(start "$s"); bench "$s" "$pid" "$rep" fanout --users "$FANOUT_USERS" \
                     --contacts "$FANOUT_CONTACTS" --waves 3; stop "$s" ;;
             s4) pid=$(start "$s"); bench "$s" "$pid" "$rep" logins --count "$LOGINS" \

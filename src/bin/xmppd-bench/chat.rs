@@ -49,6 +49,8 @@ pub struct ChatOpts {
     pub step_secs: u64,
     pub grace_secs: u64,
     pub max_p99: f64,
+    /// Offered rates at which to measure latency after the ramp (equal load for all servers).
+    pub latency_at: Vec<f64>,
 }
 
 /// Runs S2. `rates` empty: ramp from `start` doubling, then refine; otherwise the given rates.
@@ -60,6 +62,7 @@ pub async fn chat(t: Arc<Target>, pid: Option<u32>, o: ChatOpts) -> Result<()> {
         step_secs,
         grace_secs,
         max_p99,
+        latency_at,
     } = o;
     if users < 2 {
         bail!("chat needs at least two users");
@@ -213,6 +216,13 @@ pub async fn chat(t: Arc<Target>, pid: Option<u32>, o: ChatOpts) -> Result<()> {
     figure("s2.half_loss", half.loss() * 100.0, "%");
     figure("s2.p50", p50, "ms");
     figure("s2.p99", p99, "ms");
+    // The same offered rates for every server: latency compared at equal load.
+    for r in latency_at {
+        let mut o = run(r).await;
+        let (_, p99, _) = o.lat.summary();
+        figure(&format!("s2.p99_at_{r:.0}"), p99, "ms");
+        figure(&format!("s2.loss_at_{r:.0}"), o.loss() * 100.0, "%");
+    }
     figure("s2.max", max, "ms");
     Ok(())
 }

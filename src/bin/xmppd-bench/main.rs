@@ -96,6 +96,9 @@ enum Scenario {
         /// A step holds only if its 99th percentile latency is at most this many ms.
         #[arg(long, default_value_t = 1000.0)]
         max_p99: f64,
+        /// After the ramp, measure latency at these offered rates too, e.g. 1000,5000.
+        #[arg(long, value_delimiter = ',')]
+        latency_at: Vec<f64>,
     },
     /// Set up S3's rosters: groups of contacts+1 users, all subscribed both ways.
     Rosters {
@@ -170,6 +173,7 @@ async fn run(cli: Cli) -> Result<()> {
             step,
             grace,
             max_p99,
+            latency_at,
         } => {
             let o = chat::ChatOpts {
                 users,
@@ -178,6 +182,7 @@ async fn run(cli: Cli) -> Result<()> {
                 step_secs: step,
                 grace_secs: grace,
                 max_p99,
+                latency_at,
             };
             chat::chat(t, pid, o).await
         }

@@ -32,6 +32,10 @@ struct Seen {
     subscribed: AtomicU64,
     wave: AtomicU64,
     current: AtomicU64,
+    /// Sessions that ended (the server closed them).
+    lost: AtomicU64,
+    /// Subscription requests received (progress while no approval has come back yet).
+    requests: AtomicU64,
 }
 
 /// The members of `i`'s group.
@@ -57,11 +61,20 @@ async fn user_task(
     loop {
         tokio::select! {
             r = s.reader.next() => {
-                let e = r.ok()?;
+                let e = match r {
+                    Ok(e) => e,
+                    Err(err) => {
+                        if seen.lost.fetch_add(1, Ordering::Relaxed) < 3 {
+                            eprintln!("[presence] session of user {me} ended: {err:#}");
+                        }
+                        return None;
+                    }
+                };
                 let from = e.attr("from").unwrap_or_default().to_string();
                 let bare = from.split('/').next().unwrap_or_default();
                 match (e.name(), e.attr("type")) {
                     ("presence", Some("subscribe")) => {
+                        seen.requests.fetch_add(1, Ordering::Relaxed);
                         let mut out = format!("<presence type='subscribed' to='{bare}'/>");
                         if t.index_of(bare).is_some_and(|x| x < me) {
                             out.push_str(&format!("<presence type='subscribe' to='{bare}'/>"));
@@ -163,11 +176,14 @@ pub async fn rosters(t: Arc<Target>, users: usize, contacts: usize) -> Result<()
             "[rosters {:>4.0}s] subscribed {n} of {expected}",
             t0.elapsed().as_secs_f64()
         );
-        if n >= expected || since.elapsed() > Duration::from_secs(15) {
+        // Give up after a minute without any subscription traffic (a slow server first works
+        // through every request, then the approvals come back).
+        if n >= expected || since.elapsed() > Duration::from_secs(60) {
             break;
         }
-        if n != last {
-            (last, since) = (n, Instant::now());
+        let progress = n + seen.requests.load(Ordering::Relaxed);
+        if progress != last {
+            (last, since) = (progress, Instant::now());
         }
     }
     let _ = tx.send(Ctl::Stop);
@@ -264,6 +280,11 @@ pub async fn fanout(
     figure("s3.deliveries_per_s", median(&mut rates), "presences/s");
     figure("s3.server_cpu_per_change", median(&mut cpus), "ms");
     figure("s3.missing", missing as f64, "presences");
+    figure(
+        "s3.sessions_lost",
+        seen.lost.load(Ordering::Relaxed) as f64,
+        "sessions",
+    );
     let _ = tx.send(Ctl::Stop);
     for h in tasks {
         if let Ok(Some(mut s)) = h.await {
