@@ -189,7 +189,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     }
 
     /// The next element that satisfies `pick`, answering pings and dropping anything else.
-    async fn expect(
+    async fn wait_for(
         &mut self,
         what: &str,
         mut pick: impl FnMut(&Element) -> bool,
@@ -228,7 +228,7 @@ impl Negotiating {
         ))
         .await?;
         self.reader
-            .expect("features", |e| e.is("features", STREAMS))
+            .wait_for("features", |e| e.is("features", STREAMS))
             .await
     }
 }
@@ -265,7 +265,7 @@ async fn connect(target: &Target, index: usize) -> Result<(Negotiating, Element)
             bail!("the server does not offer STARTTLS");
         }
         n.send(&format!("<starttls xmlns='{NS_TLS}'/>")).await?;
-        let r = n.reader.expect("proceed", |e| e.ns() == NS_TLS).await?;
+        let r = n.reader.wait_for("proceed", |e| e.ns() == NS_TLS).await?;
         if r.name() != "proceed" {
             bail!("STARTTLS refused");
         }
@@ -328,7 +328,10 @@ async fn authenticate(n: &mut Negotiating, target: &Target, user: &str, mech: Me
         "<auth xmlns='{NS_SASL}' mechanism='{name}'>{first}</auth>"
     ))
     .await?;
-    let ch = n.reader.expect("challenge", |e| e.ns() == NS_SASL).await?;
+    let ch = n
+        .reader
+        .wait_for("challenge", |e| e.ns() == NS_SASL)
+        .await?;
     if ch.name() != "challenge" {
         bail!("authentication failed for {user}: {}", ch.to_string_in(""));
     }
@@ -354,7 +357,7 @@ async fn authenticate(n: &mut Negotiating, target: &Target, user: &str, mech: Me
 async fn sasl_outcome(n: &mut Negotiating) -> Result<String> {
     let e = n
         .reader
-        .expect("SASL outcome", |e| e.ns() == NS_SASL)
+        .wait_for("SASL outcome", |e| e.ns() == NS_SASL)
         .await?;
     match e.name() {
         "success" => Ok(e.text()),
@@ -374,7 +377,7 @@ pub async fn login(target: &Target, index: usize, presence: bool) -> Result<Sess
     ))
     .await?;
     n.reader
-        .expect("bind result", |e| e.attr("id") == Some("bind"))
+        .wait_for("bind result", |e| e.attr("id") == Some("bind"))
         .await?;
     let session = features.get_child("session", NS_SESSION);
     if session.is_some_and(|s| s.children().all(|c| c.name() != "optional")) {
@@ -383,14 +386,14 @@ pub async fn login(target: &Target, index: usize, presence: bool) -> Result<Sess
         ))
         .await?;
         n.reader
-            .expect("session result", |e| e.attr("id") == Some("sess"))
+            .wait_for("session result", |e| e.attr("id") == Some("sess"))
             .await?;
     }
     if presence {
         n.send("<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq>")
             .await?;
         n.reader
-            .expect("roster", |e| e.attr("id") == Some("roster"))
+            .wait_for("roster", |e| e.attr("id") == Some("roster"))
             .await?;
         n.send("<presence/>").await?;
     }
@@ -429,7 +432,7 @@ pub async fn register(target: &Target, index: usize) -> Result<()> {
     .await?;
     let r = n
         .reader
-        .expect("register result", |e| e.attr("id") == Some("reg"))
+        .wait_for("register result", |e| e.attr("id") == Some("reg"))
         .await?;
     let conflict = r
         .children()

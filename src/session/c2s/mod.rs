@@ -11,7 +11,6 @@ mod output;
 mod register;
 mod sm;
 mod stanzas;
-
 pub use sm::Takeover;
 
 use std::net::SocketAddr;
@@ -33,7 +32,7 @@ use crate::transport::tls::TlsAcceptors;
 use crate::transport::{Conn, ConnGuard, ConnLimits};
 use crate::xml::{Element, Limits, StreamEvent, StreamParser};
 
-/// Read buffer size per connection.
+/// Read buffer size per connection (small: an idle connection keeps it).
 const READ_BUF: usize = 4 * 1024;
 /// Queued stanzas written in one turn before the socket is flushed.
 const WRITE_BATCH: usize = 64;
