@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use tokio::sync::watch;
 
-use crate::conn::{Io, Reader, Target, login};
-use crate::scenarios::run_many;
-use crate::stats::{Counters, Latencies, Span, figure, progress};
+use crate::conn::{Io, Reader, Target};
+use crate::scenarios::login_all;
+use crate::stats::{Latencies, Span, figure};
 
 /// What one step measured.
 struct Outcome {
@@ -67,18 +67,7 @@ pub async fn chat(t: Arc<Target>, pid: Option<u32>, o: ChatOpts) -> Result<()> {
     if users < 2 {
         bail!("chat needs at least two users");
     }
-    let c = Arc::new(Counters::default());
-    let p = progress("chat-login", c.clone());
-    let t2 = t.clone();
-    let sessions = run_many("login", (0..users).collect(), 50, c.clone(), move |i| {
-        let t = t2.clone();
-        async move { login(&t, i, true).await }
-    })
-    .await;
-    p.abort();
-    if sessions.len() != users {
-        bail!("only {} of {users} users logged in", sessions.len());
-    }
+    let sessions = login_all(&t, users).await?;
     let step = Arc::new(Step {
         id: AtomicU64::new(0),
         received: AtomicU64::new(0),

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use tokio::sync::watch;
 
-use crate::conn::{Session, Target, login, send};
-use crate::scenarios::run_many;
-use crate::stats::{Counters, Span, figure, progress};
+use crate::conn::{Session, Target, send};
+use crate::scenarios::login_all;
+use crate::stats::{Span, figure};
 
 /// What a user task is told to do.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -130,20 +130,9 @@ async fn log_in_all(
     ctl: &watch::Receiver<Ctl>,
     seen: &Arc<Seen>,
 ) -> Result<(Vec<tokio::task::JoinHandle<Option<Session>>>, f64)> {
-    let c = Arc::new(Counters::default());
-    let p = progress("login", c.clone());
     let t0 = Instant::now();
-    let t2 = t.clone();
-    let sessions = run_many("login", (0..users).collect(), 50, c, move |i| {
-        let t = t2.clone();
-        async move { login(&t, i, true).await }
-    })
-    .await;
+    let sessions = login_all(t, users).await?;
     let secs = t0.elapsed().as_secs_f64();
-    p.abort();
-    if sessions.len() != users {
-        bail!("only {} of {users} users logged in", sessions.len());
-    }
     let tasks = sessions
         .into_iter()
         .map(|s| {
@@ -194,7 +183,6 @@ pub async fn rosters(t: Arc<Target>, users: usize, contacts: usize) -> Result<()
         }
     }
     // Check every roster: each contact must be `both`.
-    let c = Arc::new(Counters::default());
     let bad = Arc::new(AtomicU64::new(0));
     let mut set = tokio::task::JoinSet::new();
     for mut s in sessions {
@@ -226,7 +214,6 @@ pub async fn rosters(t: Arc<Target>, users: usize, contacts: usize) -> Result<()
         });
     }
     while set.join_next().await.is_some() {}
-    drop(c);
     let bad = bad.load(Ordering::Relaxed);
     figure("rosters.setup", t0.elapsed().as_secs_f64(), "s");
     figure("rosters.incomplete", bad as f64, "users");

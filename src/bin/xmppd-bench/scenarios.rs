@@ -60,6 +60,24 @@ where
     out
 }
 
+/// Logs users `0..users` in (roster and initial presence, 50 at a time, progress on stderr);
+/// an error unless every one of them did.
+pub async fn login_all(t: &Arc<Target>, users: usize) -> Result<Vec<Session>> {
+    let c = Arc::new(Counters::default());
+    let p = progress("login", c.clone());
+    let t2 = t.clone();
+    let sessions = run_many("login", (0..users).collect(), 50, c, move |i| {
+        let t = t2.clone();
+        async move { login(&t, i, true).await }
+    })
+    .await;
+    p.abort();
+    match sessions.len() == users {
+        true => Ok(sessions),
+        false => bail!("only {} of {users} users logged in", sessions.len()),
+    }
+}
+
 /// Creates accounts `0..count` by in-band registration.
 pub async fn accounts(t: Arc<Target>, count: usize, concurrency: usize) -> Result<()> {
     let c = Arc::new(Counters::default());
