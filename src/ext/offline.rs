@@ -22,7 +22,7 @@ pub const NS_HINTS: &str = "urn:xmpp:hints";
 ///
 /// A resource of `to` may have become available while the message was being stored, after its
 /// initial presence had already fetched the store: then the store is handed to it now.
-/// `take_all` is atomic, so a message is never delivered twice.
+/// `take_all` is one `DELETE … RETURNING`, so a message is never delivered twice.
 pub async fn store_or_bounce(ctx: &Ctx, router: &Router, stanza: Element, to: BareJid) {
     if store(ctx, router, stanza, &to).await {
         let best = router
@@ -94,6 +94,9 @@ pub async fn deliver(ctx: &Ctx, router: &Router, session: &SessionHandle) {
         Ok(m) => m,
         Err(e) => return tracing::error!("offline fetch for {bare}: {e}"),
     };
+    if !msgs.is_empty() {
+        tracing::debug!(n = msgs.len(), to = %session.jid, "delivering offline messages");
+    }
     let mut batch = Vec::with_capacity(msgs.len());
     for m in msgs {
         match parse_fragment(&m.stanza, Limits::default()) {

@@ -198,10 +198,39 @@ async fn offline_and_document_conformance(s: &Storage) {
     assert_eq!(d.get(&host, "carol", "vcard", "").await.unwrap(), None);
 }
 
+/// Two deliveries racing for the same store (an initial presence and a hand-over after a
+/// store) must never both get a message.
+async fn offline_take_is_exclusive(s: &Storage) {
+    let host = format!("{}.test", random_id().to_lowercase());
+    for round in 0..200 {
+        let o = s.offline.clone();
+        for i in 0..3 {
+            let xml = format!("<message id='{round}-{i}'/>");
+            assert!(o.store(&host, "eve", &xml, 10).await.unwrap());
+        }
+        let (a, b) = (o.clone(), o.clone());
+        let h = host.clone();
+        let first = tokio::spawn(async move { a.take_all(&h, "eve").await });
+        let h = host.clone();
+        let second = tokio::spawn(async move { b.take_all(&h, "eve").await });
+        let mut got = Vec::new();
+        for r in [first.await.unwrap(), second.await.unwrap()] {
+            got.extend(r.unwrap().into_iter().map(|m| m.stanza));
+        }
+        got.sort();
+        let want: Vec<_> = (0..3)
+            .map(|i| format!("<message id='{round}-{i}'/>"))
+            .collect();
+        assert_eq!(got, want, "round {round}: each message exactly once");
+        assert_eq!(o.count(&host, "eve").await.unwrap(), 0);
+    }
+}
+
 async fn all(s: &Storage) {
     account_store_conformance(s).await;
     roster_store_conformance(s).await;
     offline_and_document_conformance(s).await;
+    offline_take_is_exclusive(s).await;
 }
 
 #[tokio::test]

@@ -42,32 +42,33 @@ macro_rules! sql_offline_store {
             ) -> $crate::storage::StoreFuture<'a, Vec<$crate::storage::offline::OfflineMessage>> {
                 Box::pin(async move {
                     use sqlx::Row;
-                    let mut tx = self.0.begin().await?;
+                    // One statement: two deliveries racing for the same store (an initial
+                    // presence and a hand-over after a store) can never both get a row. A
+                    // SELECT then DELETE could, in PostgreSQL's read-committed mode, and in
+                    // SQLite the loser of the upgrade failed with SQLITE_BUSY.
                     let rows = sqlx::query(
-                        "SELECT id, stored_at, stanza FROM offline_messages \
-                         WHERE host = $1 AND username = $2 ORDER BY id",
+                        "DELETE FROM offline_messages WHERE host = $1 AND username = $2 \
+                         RETURNING id, stored_at, stanza",
                     )
                     .bind(host)
                     .bind(user)
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&self.0)
                     .await?;
-                    let Some(last) = rows.last() else { return Ok(Vec::new()) };
-                    let last_id: i64 = last.try_get("id")?;
-                    sqlx::query("DELETE FROM offline_messages WHERE host = $1 AND username = $2 AND id <= $3")
-                        .bind(host)
-                        .bind(user)
-                        .bind(last_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                    rows.iter()
+                    let mut out = rows
+                        .iter()
                         .map(|r| {
-                            Ok($crate::storage::offline::OfflineMessage {
-                                stored_at_ms: r.try_get("stored_at")?,
-                                stanza: r.try_get("stanza")?,
-                            })
+                            Ok((
+                                r.try_get::<i64, _>("id")?,
+                                $crate::storage::offline::OfflineMessage {
+                                    stored_at_ms: r.try_get("stored_at")?,
+                                    stanza: r.try_get("stanza")?,
+                                },
+                            ))
                         })
-                        .collect()
+                        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                    // RETURNING promises no order.
+                    out.sort_by_key(|(id, _)| *id);
+                    Ok(out.into_iter().map(|(_, m)| m).collect())
                 })
             }
 
