@@ -87,3 +87,52 @@ async fn whitespace_keepalives_count_as_traffic() {
     );
     assert!(out.contains("type='result'"), "{out}");
 }
+
+/// A session quiet for a second frees its read buffer and the tokenizer's scratch buffers
+/// (`QUIET` in `session/c2s`); reading must go on unchanged afterwards: over TLS, where rustls
+/// may hold decrypted bytes, and in the middle of a stanza, where the tokenizer holds part of
+/// a token. Sleeps exercise the path; nothing here measures time.
+#[tokio::test]
+async fn quiet_sessions_free_their_buffers_and_read_on_over_tls() {
+    let t = TestServer::start(|_| {}).await;
+    t.add_user("alice", "pw").await;
+    t.add_user("bob", "pw").await;
+    // Full JIDs: neither sends presence, and a bare JID would go to offline storage.
+    let (mut alice, alice_jid) = t.login("alice@localhost", "pw").await;
+    let (mut bob, bob_jid) = t.login("bob@localhost", "pw").await;
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        let body = format!("after a quiet second, round {round}");
+        alice
+            .send_stanza(common::im::chat(&bob_jid, &body))
+            .await
+            .unwrap();
+        let m = next_message(&mut bob).await;
+        assert_eq!(m.bodies.values().next().map(|b| b.as_str()), Some(&*body));
+        bob.send_stanza(common::im::chat(&alice_jid, "ok"))
+            .await
+            .unwrap();
+        let m = next_message(&mut alice).await;
+        assert_eq!(m.bodies.values().next().map(|b| b.as_str()), Some("ok"));
+    }
+}
+
+#[tokio::test]
+async fn a_stanza_split_across_a_quiet_second_is_read_whole() {
+    let t = server(300).await;
+    let mut raw = t.raw().await;
+    raw.login("alice", "pw", "split").await;
+    // Cut inside an attribute value and inside the text: both are tokens in progress.
+    raw.send("<iq type='get' id='split-1").await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    raw.send("'><query xmlns='jabber:iq:roster'/></iq><message to='alice@localhost/split' id='m1'><body>one half")
+        .await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    raw.send(" and the other</body></message>").await;
+    let got = raw.read_until("</message>").await;
+    assert!(
+        got.contains("id='split-1'") && got.contains("type='result'"),
+        "{got}"
+    );
+    assert!(got.contains("<body>one half and the other</body>"), "{got}");
+}

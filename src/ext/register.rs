@@ -113,7 +113,10 @@ impl Register {
             if s.handle.jid == from {
                 router.deliver(&s.handle, result.clone());
             }
-            if s.handle.try_send(SessionMsg::Close(removed())).is_err() {
+            if s.handle
+                .try_send(SessionMsg::Close(Box::new(removed())))
+                .is_err()
+            {
                 s.handle.kick();
             }
         }

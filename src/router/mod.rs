@@ -204,9 +204,9 @@ impl Router {
         h: &SessionHandle,
         stanzas: Vec<Element>,
     ) -> Result<(), Vec<Element>> {
-        match h.try_send(SessionMsg::Batch(stanzas)) {
+        match h.try_send(SessionMsg::Batch(Box::new(stanzas))) {
             Ok(()) => Ok(()),
-            Err((_, SessionMsg::Batch(v))) => Err(v),
+            Err((_, SessionMsg::Batch(v))) => Err(*v),
             Err(_) => Err(Vec::new()),
         }
     }

@@ -4,7 +4,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -22,6 +22,23 @@ impl Conn {
     /// Whether the connection is encrypted.
     pub fn is_tls(&self) -> bool {
         matches!(self, Conn::Tls(_))
+    }
+
+    /// Reads into `buf`, allocating it (`cap` bytes) only once there is something to read: a
+    /// connection whose caller freed the buffer while it was quiet holds none while it waits.
+    /// Cancel-safe, like `read`.
+    pub async fn read_lazy(&mut self, buf: &mut Vec<u8>, cap: usize) -> io::Result<usize> {
+        if buf.is_empty() {
+            match self {
+                Conn::Plain(s) => s.readable().await?,
+                // Plaintext rustls already decrypted is read without waiting for the socket.
+                Conn::Tls(t) if t.get_ref().1.wants_read() => t.get_ref().0.readable().await?,
+                Conn::Tls(_) => {}
+                Conn::Closed => return Err(io::Error::from(io::ErrorKind::NotConnected)),
+            }
+            buf.resize(cap, 0);
+        }
+        self.read(buf).await
     }
 
     /// `tls-exporter` data, when the connection has TLS 1.3.

@@ -118,6 +118,15 @@ impl StreamParser {
         }
     }
 
+    /// Frees the tokenizer's scratch buffers (up to the token length each), for a stream that
+    /// went quiet; they are allocated again with the next bytes.
+    pub fn release_temporaries(&mut self) {
+        self.parser.release_temporaries();
+        if self.stack.is_empty() {
+            self.stack = Vec::new();
+        }
+    }
+
     /// Whether an element is half-received (used to tell idle streams from busy ones).
     pub fn in_element(&self) -> bool {
         !self.stack.is_empty()

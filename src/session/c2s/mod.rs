@@ -11,14 +11,16 @@ mod output;
 mod register;
 mod sm;
 mod stanzas;
+mod wake;
 pub use sm::Takeover;
+use wake::{Wake, notified, recv};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
 
@@ -32,8 +34,10 @@ use crate::transport::tls::TlsAcceptors;
 use crate::transport::{Conn, ConnGuard, ConnLimits};
 use crate::xml::{Element, Limits, StreamEvent, StreamParser};
 
-/// Read buffer size per connection (small: an idle connection keeps it).
+/// Read buffer size per connection.
 const READ_BUF: usize = 4 * 1024;
+/// Time without input after which a session frees its read and parser buffers.
+const QUIET: Duration = Duration::from_secs(1);
 /// Queued stanzas written in one turn before the socket is flushed.
 const WRITE_BATCH: usize = 64;
 /// Time a TLS handshake may take.
@@ -237,12 +241,12 @@ impl C2s {
                 Flow::Continue
             }
             SessionMsg::Batch(v) => {
-                for el in v {
+                for el in *v {
                     self.write_stanza(el);
                 }
                 Flow::Continue
             }
-            SessionMsg::Close(e) => Flow::Close(e),
+            SessionMsg::Close(e) => Flow::Close(*e),
         }
     }
 
@@ -252,34 +256,6 @@ impl C2s {
         }
         self.on_negotiation_element(el).await
     }
-}
-
-/// Receives from a channel when there is one; never resolves otherwise.
-async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn notified(n: &Option<Arc<Notify>>) {
-    match n {
-        Some(n) => n.notified().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// What woke the loop.
-enum Wake {
-    Shutdown,
-    Deadline,
-    Idle,
-    Kicked,
-    Full,
-    AckDue,
-    Resume(Option<sm::Request>),
-    Inbox(Option<SessionMsg>),
-    Read(std::io::Result<usize>),
 }
 
 /// Runs one client connection to its end. `direct_tls`: the TLS handshake comes first (XEP-0368).
@@ -305,7 +281,12 @@ pub async fn run(
             let Some(tls) = shared.tls.clone() else {
                 return;
             };
-            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.direct.accept(tcp)).await {
+            // Boxed, like the other one-off steps: the task keeps only the loop's state.
+            let accept = Box::pin(tokio::time::timeout(
+                TLS_HANDSHAKE_TIMEOUT,
+                tls.direct.accept(tcp),
+            ));
+            match accept.await {
                 Ok(Ok(t)) => Conn::Tls(Box::new(t)),
                 Ok(Err(e)) => return debug!("TLS handshake failed: {e}"),
                 Err(_) => return debug!("TLS handshake timed out"),
@@ -333,7 +314,7 @@ pub async fn run(
             pending_input: Vec::new(),
         };
         let mut wires = sm::Wires::default();
-        let mut buf = vec![0u8; READ_BUF];
+        let mut buf = Vec::new();
         // Liveness (XEP-0199 §4.2 server-to-client pings): when the client last sent anything,
         // and whether it was pinged since.
         let mut last_read = Instant::now();
@@ -344,7 +325,7 @@ pub async fn run(
         loop {
             let bound = matches!(s.phase, Phase::Bound(_));
             let idle_at = last_read + if pinged { idle } else { idle / 2 };
-            let ack_at = s.ack_due();
+            let (ack_at, holding) = (s.ack_due(), !buf.is_empty());
             let wake = tokio::select! {
                 _ = shutdown.changed() => Wake::Shutdown,
                 _ = tokio::time::sleep_until(deadline), if !bound => Wake::Deadline,
@@ -356,7 +337,8 @@ pub async fn run(
                 _ = notified(&wires.full) => Wake::Full,
                 r = recv(&mut wires.resume) => Wake::Resume(r),
                 m = recv(&mut wires.inbox) => Wake::Inbox(m),
-                r = s.conn.read(&mut buf) => Wake::Read(r),
+                _ = tokio::time::sleep_until(last_read + QUIET), if holding => Wake::Quiet,
+                r = s.conn.read_lazy(&mut buf, READ_BUF) => Wake::Read(r),
             };
             let flow = match wake {
                 Wake::Shutdown => Flow::Close(StreamError::new(Condition::SystemShutdown)),
@@ -377,6 +359,7 @@ pub async fn run(
                     Flow::Continue
                 }
                 Wake::AckDue => Flow::Continue,
+                Wake::Quiet => s.release_idle(&mut buf),
                 Wake::Kicked => Flow::Close(StreamError::with_text(
                     Condition::Conflict,
                     "replaced by a new session with the same resource",
@@ -445,7 +428,7 @@ pub async fn run(
             match flow {
                 Flow::Continue | Flow::Restart | Flow::Compressed => {}
                 Flow::StartTls => {
-                    if s.flush().await.is_err() || !s.upgrade_tls().await {
+                    if s.flush().await.is_err() || !Box::pin(s.upgrade_tls()).await {
                         break;
                     }
                     continue;
@@ -479,12 +462,12 @@ pub async fn run(
         s.conn = Conn::Closed;
         if lost
             && s.resumable()
-            && let sm::Parked::Resumed = s.park(&mut wires, &mut shutdown).await
+            && let sm::Parked::Resumed = Box::pin(s.park(&mut wires, &mut shutdown)).await
         {
             debug!("handed over");
             return;
         }
-        s.close(wires.inbox.take()).await;
+        Box::pin(s.close(wires.inbox.take())).await;
         if let Some(z) = &s.zlib {
             debug!(
                 plain = z.plain_bytes,

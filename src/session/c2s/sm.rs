@@ -338,7 +338,7 @@ impl C2s {
                         }
                     }
                     (Some(SessionMsg::Batch(v)), Some(sm)) => {
-                        for el in v {
+                        for el in *v {
                             sm.sent(el, now_ms());
                         }
                         if sm.pending() > max {

@@ -123,7 +123,7 @@ impl C2s {
                 match msg {
                     SessionMsg::Stanza(el) => reroute(&router, *el).await,
                     SessionMsg::Batch(v) => {
-                        for el in v {
+                        for el in *v {
                             reroute(&router, el).await;
                         }
                     }

@@ -1,0 +1,38 @@
+//! What wakes a c2s session's loop, and the helpers its `select!` waits with.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc};
+
+use super::sm;
+use crate::session::SessionMsg;
+
+/// Receives from a channel when there is one; never resolves otherwise.
+pub(super) async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for a notification when there is a `Notify`; never resolves otherwise.
+pub(super) async fn notified(n: &Option<Arc<Notify>>) {
+    match n {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What woke the loop.
+pub(super) enum Wake {
+    Shutdown,
+    Deadline,
+    Quiet,
+    Idle,
+    Kicked,
+    Full,
+    AckDue,
+    Resume(Option<sm::Request>),
+    Inbox(Option<SessionMsg>),
+    Read(std::io::Result<usize>),
+}
