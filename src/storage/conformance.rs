@@ -73,8 +73,30 @@ async fn roster_store_conformance(s: &Storage) {
     r.put(&host, "alice", &bob).await.unwrap();
     assert_eq!(
         r.item(&host, "alice", "bob@x.test").await.unwrap(),
-        Some(bob)
+        Some(bob.clone())
     );
+    // A subscription state change keeps the name and the groups it is not given.
+    bob.groups.push("Work".into());
+    r.put(&host, "alice", &bob).await.unwrap();
+    let mut state = RosterItem::new("bob@x.test");
+    state.subscription = Subscription::To;
+    state.ask = true;
+    let v = r.put_state(&host, "alice", &state).await.unwrap();
+    (bob.subscription, bob.ask, bob.approved) = (Subscription::To, true, false);
+    assert_eq!(
+        r.item(&host, "alice", "bob@x.test").await.unwrap(),
+        Some(bob.clone())
+    );
+    assert_eq!(r.items(&host, "alice").await.unwrap().0, v);
+    // … and creates the item when there is none.
+    let mut erin = RosterItem::new("erin@x.test");
+    erin.ask = true;
+    assert!(r.put_state(&host, "alice", &erin).await.unwrap() > v);
+    assert_eq!(
+        r.item(&host, "alice", "erin@x.test").await.unwrap(),
+        Some(erin)
+    );
+    r.remove(&host, "alice", "erin@x.test").await.unwrap();
     assert_eq!(r.count(&host, "alice").await.unwrap(), 2);
     let v3 = r
         .remove(&host, "alice", "bob@x.test")

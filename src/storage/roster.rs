@@ -110,6 +110,15 @@ pub trait RosterStore: Send + Sync {
         user: &'a str,
         item: &'a RosterItem,
     ) -> StoreFuture<'a, i64>;
+    /// Creates an item or updates its subscription state (`subscription`, `ask`, `approved`),
+    /// leaving a stored item's name and groups as they are; returns the new roster version.
+    /// The subscription state machine's write: one statement and the version bump.
+    fn put_state<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        item: &'a RosterItem,
+    ) -> StoreFuture<'a, i64>;
     /// Removes an item; returns the new version, or `None` if there was no such item.
     fn remove<'a>(
         &'a self,

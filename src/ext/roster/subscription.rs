@@ -36,7 +36,7 @@ async fn save(
     item: &RosterItem,
 ) -> Result<(), StoreError> {
     let (host, user) = account(owner);
-    let ver = ctx.storage.rosters.put(host, user, item).await?;
+    let ver = ctx.storage.rosters.put_state(host, user, item).await?;
     push(router, owner, item, false, ver);
     Ok(())
 }
@@ -155,7 +155,8 @@ async fn inbound_inner(
 ) -> Result<(), StoreError> {
     let (host, user) = account(me);
     let kind = stanza.attr("type").unwrap_or_default().to_string();
-    if !ctx.storage.accounts.exists(host, user).await? {
+    // An account with a session exists; only one without needs the query.
+    if router.registry.sessions(me).is_empty() && !ctx.storage.accounts.exists(host, user).await? {
         // §3.1.3: no such user: the subscription is refused.
         if kind == "subscribe" {
             router.route(presence("unsubscribed", me, from)).await;

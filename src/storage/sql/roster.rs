@@ -97,30 +97,55 @@ macro_rules! sql_roster_store {
             ) -> $crate::storage::StoreFuture<'a, Option<$crate::storage::roster::RosterItem>> {
                 Box::pin(async move {
                     use sqlx::Row;
-                    let row = sqlx::query(
-                        "SELECT contact, name, subscription, ask, approved FROM roster_items \
-                         WHERE host = $1 AND username = $2 AND contact = $3",
-                    )
-                    .bind(host)
-                    .bind(user)
-                    .bind(contact)
-                    .fetch_optional(&self.0)
-                    .await?;
-                    let Some(row) = row else { return Ok(None) };
-                    let mut item = Self::row_to_item(&row)?;
-                    let groups = sqlx::query(
-                        "SELECT grp FROM roster_groups WHERE host = $1 AND username = $2 AND contact = $3 \
-                         ORDER BY grp",
+                    // One statement: the item, once per group (or once with no group).
+                    let rows = sqlx::query(
+                        "SELECT i.contact, i.name, i.subscription, i.ask, i.approved, g.grp \
+                         FROM roster_items i LEFT JOIN roster_groups g ON g.host = i.host \
+                         AND g.username = i.username AND g.contact = i.contact \
+                         WHERE i.host = $1 AND i.username = $2 AND i.contact = $3 ORDER BY g.grp",
                     )
                     .bind(host)
                     .bind(user)
                     .bind(contact)
                     .fetch_all(&self.0)
                     .await?;
-                    for g in groups {
-                        item.groups.push(g.try_get("grp")?);
+                    let Some(first) = rows.first() else { return Ok(None) };
+                    let mut item = Self::row_to_item(first)?;
+                    for r in &rows {
+                        if let Some(g) = r.try_get::<Option<String>, _>("grp")? {
+                            item.groups.push(g);
+                        }
                     }
                     Ok(Some(item))
+                })
+            }
+
+            fn put_state<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                item: &'a $crate::storage::roster::RosterItem,
+            ) -> $crate::storage::StoreFuture<'a, i64> {
+                Box::pin(async move {
+                    let mut tx = self.0.begin().await?;
+                    sqlx::query(
+                        "INSERT INTO roster_items (host, username, contact, name, subscription, ask, approved) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (host, username, contact) DO UPDATE SET \
+                         subscription = excluded.subscription, ask = excluded.ask, approved = excluded.approved",
+                    )
+                    .bind(host)
+                    .bind(user)
+                    .bind(&item.contact)
+                    .bind(&item.name)
+                    .bind(item.subscription.as_str())
+                    .bind(item.ask)
+                    .bind(item.approved)
+                    .execute(&mut *tx)
+                    .await?;
+                    let ver = Self::bump(&mut tx, host, user).await?;
+                    tx.commit().await?;
+                    Ok(ver)
                 })
             }
 

@@ -26,6 +26,9 @@ pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
         .busy_timeout(Duration::from_secs(5));
     let pool = SqlitePoolOptions::new()
         .max_connections(pool_size)
+        // The default pings the connection on every acquire: a round trip to its worker
+        // thread before each query. A broken file shows as the query's own error instead.
+        .test_before_acquire(false)
         .connect_with(opts)
         .await?;
     migrator(Dialect::Sqlite).run(&pool).await?;
