@@ -324,20 +324,31 @@ pub async fn run(
         debug!("connected");
         loop {
             let bound = matches!(s.phase, Phase::Bound(_));
-            let idle_at = last_read + if pinged { idle } else { idle / 2 };
-            let (ack_at, holding) = (s.ack_due(), !buf.is_empty());
+            // Two timers (each is 112 bytes of every session's task): the stage's (negotiation
+            // deadline, or idle ping and timeout once bound), and the sooner of an ack request
+            // (XEP-0198) and freeing a quiet session's buffers.
+            let stage_at = match bound {
+                true => last_read + if pinged { idle } else { idle / 2 },
+                false => deadline,
+            };
+            let quiet_at = (!buf.is_empty()).then(|| last_read + QUIET);
+            let tick_at = match (s.ack_due(), quiet_at) {
+                (Some(a), Some(q)) => Some(a.min(q)),
+                (a, q) => a.or(q),
+            };
             let wake = tokio::select! {
                 _ = shutdown.changed() => Wake::Shutdown,
-                _ = tokio::time::sleep_until(deadline), if !bound => Wake::Deadline,
-                _ = tokio::time::sleep_until(idle_at), if bound => Wake::Idle,
-                _ = tokio::time::sleep_until(ack_at.unwrap_or(idle_at)), if ack_at.is_some() => {
-                    Wake::AckDue
+                _ = tokio::time::sleep_until(stage_at) => match bound {
+                    true => Wake::Idle,
+                    false => Wake::Deadline,
+                },
+                _ = tokio::time::sleep_until(tick_at.unwrap_or(stage_at)), if tick_at.is_some() => {
+                    Wake::Tick(quiet_at)
                 }
                 _ = notified(&wires.kick) => Wake::Kicked,
                 _ = notified(&wires.full) => Wake::Full,
                 r = recv(&mut wires.resume) => Wake::Resume(r),
                 m = recv(&mut wires.inbox) => Wake::Inbox(m),
-                _ = tokio::time::sleep_until(last_read + QUIET), if holding => Wake::Quiet,
                 r = s.conn.read_lazy(&mut buf, READ_BUF) => Wake::Read(r),
             };
             let flow = match wake {
@@ -358,8 +369,9 @@ pub async fn run(
                     s.ping_client();
                     Flow::Continue
                 }
-                Wake::AckDue => Flow::Continue,
-                Wake::Quiet => s.release_idle(&mut buf),
+                // The ack request is written below (`maybe_request_ack`).
+                Wake::Tick(Some(quiet)) if Instant::now() >= quiet => s.release_idle(&mut buf),
+                Wake::Tick(_) => Flow::Continue,
                 Wake::Kicked => Flow::Close(StreamError::with_text(
                     Condition::Conflict,
                     "replaced by a new session with the same resource",

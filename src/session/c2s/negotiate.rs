@@ -17,15 +17,16 @@ use crate::stream::{
 use crate::transport::Conn;
 use crate::xml::{Element, StreamHeader};
 
-/// Where a SASL exchange stands.
+/// Where a SASL exchange stands (the SCRAM state boxed: a session that is done with SASL keeps
+/// only the tag).
 #[derive(Debug)]
 pub(super) enum SaslState {
     /// None in progress.
     None,
     /// SCRAM chosen with an empty initial response: the next `<response/>` is client-first.
-    ScramFirst(ScramServer),
+    ScramFirst(Box<ScramServer>),
     /// server-first sent for this user: the next `<response/>` is client-final.
-    ScramFinal(ScramServer, BareJid),
+    ScramFinal(Box<ScramServer>, BareJid),
 }
 
 impl C2s {
@@ -293,7 +294,7 @@ impl C2s {
         let scram = ScramServer::new(hash, plus, binding, offered_plus);
         if payload.is_empty() {
             // No initial response (RFC 6120 §6.4.2): ask for it with an empty challenge.
-            self.sasl = SaslState::ScramFirst(scram);
+            self.sasl = SaslState::ScramFirst(Box::new(scram));
             self.write(&payload_element("challenge", &[]));
             return Flow::Continue;
         }
@@ -307,7 +308,7 @@ impl C2s {
         };
         match std::mem::replace(&mut self.sasl, SaslState::None) {
             SaslState::None => self.sasl_failure(SaslFailure::MalformedRequest),
-            SaslState::ScramFirst(scram) => self.scram_first(scram, &payload).await,
+            SaslState::ScramFirst(scram) => self.scram_first(*scram, &payload).await,
             SaslState::ScramFinal(mut scram, user) => match scram.client_final(&payload) {
                 Ok(server_final) => self.authenticated(user, &server_final),
                 Err(f) => self.auth_failed(f),
@@ -365,7 +366,7 @@ impl C2s {
             Err(f) => return self.auth_failed(f),
         };
         let server_first = scram.server_first(first, creds);
-        self.sasl = SaslState::ScramFinal(scram, bare);
+        self.sasl = SaslState::ScramFinal(Box::new(scram), bare);
         self.write(&payload_element("challenge", &server_first));
         Flow::Continue
     }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
 
 use super::sm;
 use crate::session::SessionMsg;
@@ -27,11 +28,11 @@ pub(super) async fn notified(n: &Option<Arc<Notify>>) {
 pub(super) enum Wake {
     Shutdown,
     Deadline,
-    Quiet,
     Idle,
     Kicked,
     Full,
-    AckDue,
+    /// An ack request may be due, or the session quiet since the instant given.
+    Tick(Option<Instant>),
     Resume(Option<sm::Request>),
     Inbox(Option<SessionMsg>),
     Read(std::io::Result<usize>),
