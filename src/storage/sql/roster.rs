@@ -27,6 +27,39 @@ macro_rules! sql_roster_store {
                 Ok(row.try_get("version")?)
             }
 
+            /// Inserts `item`, or updates a stored one: its subscription state, and with
+            /// `name_too` its name. Groups are the caller's business.
+            async fn upsert(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                host: &str,
+                user: &str,
+                item: &$crate::storage::roster::RosterItem,
+                name_too: bool,
+            ) -> Result<(), $crate::storage::StoreError> {
+                let sql = if name_too {
+                    "INSERT INTO roster_items (host, username, contact, name, subscription, ask, approved) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (host, username, contact) DO UPDATE SET name = excluded.name, \
+                     subscription = excluded.subscription, ask = excluded.ask, approved = excluded.approved"
+                } else {
+                    "INSERT INTO roster_items (host, username, contact, name, subscription, ask, approved) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (host, username, contact) DO UPDATE SET \
+                     subscription = excluded.subscription, ask = excluded.ask, approved = excluded.approved"
+                };
+                sqlx::query(sql)
+                    .bind(host)
+                    .bind(user)
+                    .bind(&item.contact)
+                    .bind(&item.name)
+                    .bind(item.subscription.as_str())
+                    .bind(item.ask)
+                    .bind(item.approved)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
             fn row_to_item(
                 row: &<$db as sqlx::Database>::Row,
             ) -> Result<$crate::storage::roster::RosterItem, $crate::storage::StoreError> {
@@ -128,21 +161,7 @@ macro_rules! sql_roster_store {
             ) -> $crate::storage::StoreFuture<'a, i64> {
                 Box::pin(async move {
                     let mut tx = self.0.begin().await?;
-                    sqlx::query(
-                        "INSERT INTO roster_items (host, username, contact, name, subscription, ask, approved) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                         ON CONFLICT (host, username, contact) DO UPDATE SET \
-                         subscription = excluded.subscription, ask = excluded.ask, approved = excluded.approved",
-                    )
-                    .bind(host)
-                    .bind(user)
-                    .bind(&item.contact)
-                    .bind(&item.name)
-                    .bind(item.subscription.as_str())
-                    .bind(item.ask)
-                    .bind(item.approved)
-                    .execute(&mut *tx)
-                    .await?;
+                    Self::upsert(&mut tx, host, user, item, false).await?;
                     let ver = Self::bump(&mut tx, host, user).await?;
                     tx.commit().await?;
                     Ok(ver)
@@ -157,21 +176,7 @@ macro_rules! sql_roster_store {
             ) -> $crate::storage::StoreFuture<'a, i64> {
                 Box::pin(async move {
                     let mut tx = self.0.begin().await?;
-                    sqlx::query(
-                        "INSERT INTO roster_items (host, username, contact, name, subscription, ask, approved) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                         ON CONFLICT (host, username, contact) DO UPDATE SET name = excluded.name, \
-                         subscription = excluded.subscription, ask = excluded.ask, approved = excluded.approved",
-                    )
-                    .bind(host)
-                    .bind(user)
-                    .bind(&item.contact)
-                    .bind(&item.name)
-                    .bind(item.subscription.as_str())
-                    .bind(item.ask)
-                    .bind(item.approved)
-                    .execute(&mut *tx)
-                    .await?;
+                    Self::upsert(&mut tx, host, user, item, true).await?;
                     sqlx::query("DELETE FROM roster_groups WHERE host = $1 AND username = $2 AND contact = $3")
                         .bind(host)
                         .bind(user)
