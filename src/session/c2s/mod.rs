@@ -370,7 +370,10 @@ pub async fn run(
                     Flow::Continue
                 }
                 // The ack request is written below (`maybe_request_ack`).
-                Wake::Tick(Some(quiet)) if Instant::now() >= quiet => s.release_idle(&mut buf),
+                Wake::Tick(Some(quiet)) if Instant::now() >= quiet => {
+                    s.release_idle(&mut buf);
+                    Flow::Continue
+                }
                 Wake::Tick(_) => Flow::Continue,
                 Wake::Kicked => Flow::Close(StreamError::with_text(
                     Condition::Conflict,

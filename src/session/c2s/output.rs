@@ -17,7 +17,7 @@ impl C2s {
     /// Frees what a quiet session does not need between stanzas: the read buffer, the
     /// tokenizer's scratch buffers and empty output buffers. An idle TLS connection keeps
     /// ~18 KiB instead of ~28 (docs/benchmarks.md); the next bytes allocate them again.
-    pub(super) fn release_idle(&mut self, read_buf: &mut Vec<u8>) -> super::Flow {
+    pub(super) fn release_idle(&mut self, read_buf: &mut Vec<u8>) {
         *read_buf = Vec::new();
         self.parser.release_temporaries();
         if self.out.is_empty() {
@@ -26,7 +26,6 @@ impl C2s {
         if self.raw_out.is_empty() {
             self.raw_out = Vec::new();
         }
-        super::Flow::Continue
     }
 
     /// Writes a nonza (features, SASL, SM elements, stream errors): not counted by XEP-0198.
