@@ -6,18 +6,26 @@
 #   bench/compare.sh                      # everything, 3 repetitions
 #   REPS=1 SCENARIOS="s2 s4" bench/compare.sh
 #
-# Sizes (environment): IDLE_COUNTS="1000 10000" CHAT_USERS=1000 FANOUT_USERS=505
-# FANOUT_CONTACTS=100 LOGINS=2000 CHAT_STEP=5 SERVERS="xmppd prosody ejabberd" MECH=SCRAM-SHA-1
+# Scenarios: s1 (idle, TLS), s1p (idle, plain TCP: each server started with TLS not required),
+# s2 (chat), s3 (presence, rosters of 100 in groups), s3h (presence, HUBS users with rosters of
+# HUB_CONTACTS), s4 (logins).
+# Sizes (environment): IDLE_COUNTS="1000 10000" PLAIN_COUNTS=10000 CHAT_USERS=1000
+# FANOUT_USERS=505 FANOUT_CONTACTS=100 HUBS=20 HUB_CONTACTS=1000 LOGINS=2000 CHAT_STEP=5
+# SERVERS="xmppd prosody ejabberd" MECH=SCRAM-SHA-1
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPS=${REPS:-3}
 SERVERS=${SERVERS:-"xmppd prosody ejabberd"}
-SCENARIOS=${SCENARIOS:-"s1 s2 s3 s4"}
+SCENARIOS=${SCENARIOS:-"s1 s1p s2 s3 s3h s4"}
 IDLE_COUNTS=${IDLE_COUNTS:-"1000 10000"}
+PLAIN_COUNTS=${PLAIN_COUNTS:-10000}
 CHAT_USERS=${CHAT_USERS:-1000}
 FANOUT_USERS=${FANOUT_USERS:-505}
 FANOUT_CONTACTS=${FANOUT_CONTACTS:-100}
+HUBS=${HUBS:-20}
+HUB_CONTACTS=${HUB_CONTACTS:-1000}
+HUB_USER='big{}'   # the hub scenario's accounts, apart from the others' bench{}
 LOGINS=${LOGINS:-2000}
 CHAT_STEP=${CHAT_STEP:-5}   # seconds per step of the S2 ramp
 LATENCY_AT=${LATENCY_AT:-1000,5000}   # S2 latency at these rates on every server
@@ -57,7 +65,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$RUN/certs/localhost.key" \
 cat "$RUN/certs/localhost.key" "$RUN/certs/localhost.crt" >"$RUN/certs/localhost.pem"
 
 # --- starting and stopping ---------------------------------------------------------------
-fill() { sed "s#DIR#$2#g; s#PORT#$3#g" "$1"; }
+# TLSREQ=false (s1p) starts a server with TLS offered but not required.
+fill() { sed "s#DIR#$2#g; s#PORT#$3#g; s#TLSREQ#${TLSREQ:-true}#g" "$1"; }
 
 wait_port() {
     for _ in $(seq 1 120); do
@@ -114,27 +123,39 @@ bench() { # server pid rep scenario args… → appends figures to results.tsv
 }
 
 # --- accounts and rosters, once per server -----------------------------------------------
-max_idle=0; for n in $IDLE_COUNTS; do [ "$n" -gt "$max_idle" ] && max_idle=$n; done
+max_idle=0; for n in $IDLE_COUNTS $PLAIN_COUNTS; do [ "$n" -gt "$max_idle" ] && max_idle=$n; done
 accounts=$(printf '%s\n' "$max_idle" "$CHAT_USERS" "$FANOUT_USERS" | sort -n | tail -1)
+hub_users=$((HUBS + HUB_CONTACTS))
+has() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+setup() { # server args… → appends the set-up figures to results.tsv
+    local s=$1; shift
+    timeout 3600 "$BENCH" --port "${PORT[$s]}" --sources 8 "$@" 2>>"$RUN/$s/setup.log" |
+        tee -a "$RUN/$s/setup.log" |
+        awk -v s="$s" '$1 == "figure" { print 0 "\t" s "\t" $2 "\t" $3 "\t" $4 }' >>"$RESULTS" ||
+        log "$s: set-up '$*' failed (see $RUN/$s/setup.log)"
+}
 for s in $SERVERS; do
     pid=$(start "$s")
     log "$s: creating $accounts accounts and the rosters of S3"
-    timeout 3600 "$BENCH" --port "${PORT[$s]}" --sources 8 register --count "$accounts" \
-        --concurrency 4 2>>"$RUN/$s/setup.log" | tee -a "$RUN/$s/setup.log" |
-        awk -v s="$s" '$1 == "figure" { print 0 "\t" s "\t" $2 "\t" $3 "\t" $4 }' >>"$RESULTS" ||
-        log "$s: registration failed"
-    if [[ " $SCENARIOS " == *" s3 "* && $s == prosody ]]; then
+    setup "$s" register --count "$accounts" --concurrency 4
+    if has s3h; then
+        setup "$s" --user "$HUB_USER" register --count "$hub_users" --concurrency 4 &&
+            sed -i "s/\tregister\./\tregister_hubs./" "$RESULTS"
+    fi
+    if [[ $s == prosody ]] && { has s3 || has s3h; }; then
         # Prosody does not finish this set-up through the protocol (bench/prosody_rosters.py).
         stop "$s"
-        python3 "$ROOT/bench/prosody_rosters.py" "$RUN/$s/data" localhost "$FANOUT_USERS" \
-            "$FANOUT_CONTACTS" 'bench{}'
+        has s3 && python3 "$ROOT/bench/prosody_rosters.py" "$RUN/$s/data" localhost \
+            "$FANOUT_USERS" "$FANOUT_CONTACTS" 'bench{}'
+        has s3h && python3 "$ROOT/bench/prosody_rosters.py" "$RUN/$s/data" localhost \
+            "$hub_users" "$HUB_CONTACTS" "$HUB_USER" "$HUBS"
         pid=$(start "$s")
-    elif [[ " $SCENARIOS " == *" s3 "* ]]; then
-        timeout 1800 "$BENCH" --port "${PORT[$s]}" --sources 8 --mech "$MECH" rosters \
-            --users "$FANOUT_USERS" --contacts "$FANOUT_CONTACTS" 2>>"$RUN/$s/setup.log" |
-            tee -a "$RUN/$s/setup.log" |
-            awk -v s="$s" '$1 == "figure" { print 0 "\t" s "\t" $2 "\t" $3 "\t" $4 }' >>"$RESULTS" ||
-            log "$s: roster set-up failed"
+    elif [[ $s != prosody ]]; then
+        has s3 && setup "$s" --mech "$MECH" rosters --users "$FANOUT_USERS" \
+            --contacts "$FANOUT_CONTACTS"
+        has s3h && setup "$s" --mech "$MECH" --user "$HUB_USER" rosters --users "$hub_users" \
+            --contacts "$HUB_CONTACTS" --hubs "$HUBS" &&
+            sed -i "s/\trosters\./\trosters_hubs./" "$RESULTS"
     fi
     stop "$s"
 done
@@ -150,10 +171,19 @@ for rep in $(seq 1 "$REPS"); do
                     sed -i "s/\ts1\./\ts1_$n./" "$RESULTS"
                     stop "$s"
                 done ;;
+            s1p) for n in $PLAIN_COUNTS; do
+                    pid=$(TLSREQ=false start "$s"); sleep 2
+                    bench "$s" "$pid" "$rep" --tls none idle --count "$n" --hold 5
+                    sed -i "s/\ts1\./\ts1plain_$n./" "$RESULTS"
+                    stop "$s"
+                done ;;
             s2) pid=$(start "$s"); bench "$s" "$pid" "$rep" chat --users "$CHAT_USERS" --step "$CHAT_STEP" \
                     --latency-at "$LATENCY_AT"; stop "$s" ;;
             s3) pid=$(start "$s"); bench "$s" "$pid" "$rep" fanout --users "$FANOUT_USERS" \
                     --contacts "$FANOUT_CONTACTS" --waves 3; stop "$s" ;;
+            s3h) pid=$(start "$s"); bench "$s" "$pid" "$rep" --user "$HUB_USER" fanout \
+                    --users "$hub_users" --contacts "$HUB_CONTACTS" --hubs "$HUBS" --waves 3
+                 sed -i "s/\ts3\./\ts3hubs./" "$RESULTS"; stop "$s" ;;
             s4) pid=$(start "$s"); bench "$s" "$pid" "$rep" logins --count "$LOGINS" \
                     --users "$CHAT_USERS"; stop "$s" ;;
             esac

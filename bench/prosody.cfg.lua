@@ -21,7 +21,7 @@ modules_enabled = {
 }
 modules_disabled = { "s2s" }
 authentication = "internal_hashed"
-c2s_require_encryption = true
+c2s_require_encryption = TLSREQ
 allow_registration = true
 min_seconds_between_registrations = 0
 certificates = "DIR/certs"

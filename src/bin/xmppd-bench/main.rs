@@ -7,6 +7,7 @@
 //!     xmppd-bench --server-pid $PID idle --count 10000
 //!     xmppd-bench --server-pid $PID chat --users 1000
 //!     xmppd-bench rosters --users 1010 --contacts 100 && xmppd-bench fanout --users 1010 --contacts 100
+//!     xmppd-bench --user big{} rosters --users 1020 --contacts 1000 --hubs 20
 //!     xmppd-bench --server-pid $PID logins --count 2000 --users 1000
 
 mod chat;
@@ -100,12 +101,15 @@ enum Scenario {
         #[arg(long, value_delimiter = ',')]
         latency_at: Vec<f64>,
     },
-    /// Set up S3's rosters: groups of contacts+1 users, all subscribed both ways.
+    /// Set up S3's rosters: groups of contacts+1 users, all subscribed both ways; or, with
+    /// `--hubs H`, H users with `contacts` contacts each (`--users` is then H + contacts).
     Rosters {
         #[arg(long)]
         users: usize,
         #[arg(long, default_value_t = 100)]
         contacts: usize,
+        #[arg(long, default_value_t = 0)]
+        hubs: usize,
     },
     /// S3: login wave, then presence-change waves.
     Fanout {
@@ -113,6 +117,8 @@ enum Scenario {
         users: usize,
         #[arg(long, default_value_t = 100)]
         contacts: usize,
+        #[arg(long, default_value_t = 0)]
+        hubs: usize,
         #[arg(long, default_value_t = 3)]
         waves: u64,
     },
@@ -186,12 +192,20 @@ async fn run(cli: Cli) -> Result<()> {
             };
             chat::chat(t, pid, o).await
         }
-        Scenario::Rosters { users, contacts } => presence::rosters(t, users, contacts).await,
+        Scenario::Rosters {
+            users,
+            contacts,
+            hubs,
+        } => presence::rosters(t, presence::Topology::new(users, contacts, hubs)?).await,
         Scenario::Fanout {
             users,
             contacts,
+            hubs,
             waves,
-        } => presence::fanout(t, pid, users, contacts, waves).await,
+        } => {
+            let topo = presence::Topology::new(users, contacts, hubs)?;
+            presence::fanout(t, pid, topo, waves).await
+        }
         Scenario::Logins {
             count,
             users,

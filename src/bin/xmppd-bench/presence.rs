@@ -1,7 +1,10 @@
-//! S3, presence fan-out: users in groups of `contacts + 1`, every member subscribed both ways
-//! to every other member of its group (`rosters` sets this up once, through the protocol: the
-//! same subscription handshake on every server). `fanout` logs everyone in (the login wave),
-//! then every user changes presence once per wave, and each contact counts what it receives.
+//! S3, presence fan-out. Two shapes of roster ([`Topology`]): users in groups of
+//! `contacts + 1`, every member subscribed both ways to every other member of its group; or
+//! `hubs` users with `contacts` contacts each (the other users, each of whom has the hubs as
+//! contacts), for rosters of 1,000 without a million subscriptions. `rosters` sets this up once,
+//! through the protocol: the same subscription handshake on every server. `fanout` logs everyone
+//! in (the login wave), then every user changes presence once per wave, and each contact counts
+//! what it receives.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,22 +41,65 @@ struct Seen {
     requests: AtomicU64,
 }
 
-/// The members of `i`'s group.
-fn group(i: usize, contacts: usize, users: usize) -> std::ops::Range<usize> {
-    let g = i / (contacts + 1) * (contacts + 1);
-    g..(g + contacts + 1).min(users)
+/// Who is whose contact.
+#[derive(Debug, Clone, Copy)]
+pub struct Topology {
+    pub users: usize,
+    pub contacts: usize,
+    /// 0: groups of `contacts + 1`. Otherwise users `0..hubs` have every other user as a
+    /// contact, and `users` is `hubs + contacts`.
+    pub hubs: usize,
 }
 
-/// How many contacts user `i` has.
-fn contact_count(i: usize, contacts: usize, users: usize) -> u64 {
-    group(i, contacts, users).len() as u64 - 1
+impl Topology {
+    pub fn new(users: usize, contacts: usize, hubs: usize) -> Result<Topology> {
+        if hubs > 0 && users != hubs + contacts {
+            bail!(
+                "with --hubs, --users must be hubs + contacts ({})",
+                hubs + contacts
+            );
+        }
+        Ok(Topology {
+            users,
+            contacts,
+            hubs,
+        })
+    }
+
+    /// The members of `i`'s group (groups only).
+    fn group(&self, i: usize) -> std::ops::Range<usize> {
+        let g = i / (self.contacts + 1) * (self.contacts + 1);
+        g..(g + self.contacts + 1).min(self.users)
+    }
+
+    /// How many contacts user `i` has.
+    fn contact_count(&self, i: usize) -> u64 {
+        match (self.hubs, i < self.hubs) {
+            (0, _) => self.group(i).len() as u64 - 1,
+            (_, true) => self.contacts as u64,
+            (h, false) => h as u64,
+        }
+    }
+
+    /// The contacts of `i` with a higher number (whom `i` asks for a subscription).
+    fn higher_contacts(&self, i: usize) -> std::ops::Range<usize> {
+        match (self.hubs, i < self.hubs) {
+            (0, _) => (i + 1)..self.group(i).end,
+            (h, true) => h..self.users,
+            (_, false) => 0..0,
+        }
+    }
+
+    /// Presences one wave delivers in all.
+    fn per_wave(&self) -> u64 {
+        (0..self.users).map(|i| self.contact_count(i)).sum()
+    }
 }
 
 async fn user_task(
     mut s: Session,
     t: Arc<Target>,
-    contacts: usize,
-    users: usize,
+    topo: Topology,
     mut ctl: watch::Receiver<Ctl>,
     seen: Arc<Seen>,
 ) -> Option<Session> {
@@ -105,7 +151,7 @@ async fn user_task(
                 match c {
                     Ctl::Subscribe => {
                         let mut out = String::new();
-                        for j in group(me, contacts, users).filter(|j| *j > me) {
+                        for j in topo.higher_contacts(me) {
                             out.push_str(&format!("<presence type='subscribe' to='{}'/>", t.jid(j)));
                         }
                         send(&mut s.writer, &out).await.ok()?;
@@ -125,36 +171,26 @@ async fn user_task(
 /// Logs `users` users in with roster and presence; each runs [`user_task`].
 async fn log_in_all(
     t: &Arc<Target>,
-    users: usize,
-    contacts: usize,
+    topo: Topology,
     ctl: &watch::Receiver<Ctl>,
     seen: &Arc<Seen>,
 ) -> Result<(Vec<tokio::task::JoinHandle<Option<Session>>>, f64)> {
     let t0 = Instant::now();
-    let sessions = login_all(t, users).await?;
+    let sessions = login_all(t, topo.users).await?;
     let secs = t0.elapsed().as_secs_f64();
     let tasks = sessions
         .into_iter()
-        .map(|s| {
-            tokio::spawn(user_task(
-                s,
-                t.clone(),
-                contacts,
-                users,
-                ctl.clone(),
-                seen.clone(),
-            ))
-        })
+        .map(|s| tokio::spawn(user_task(s, t.clone(), topo, ctl.clone(), seen.clone())))
         .collect();
     Ok((tasks, secs))
 }
 
-/// Makes every member of each group a `both` contact of every other member.
-pub async fn rosters(t: Arc<Target>, users: usize, contacts: usize) -> Result<()> {
+/// Makes every pair of contacts of the topology `both` contacts of each other.
+pub async fn rosters(t: Arc<Target>, topo: Topology) -> Result<()> {
     let seen = Arc::new(Seen::default());
     let (tx, rx) = watch::channel(Ctl::Idle);
-    let (tasks, _) = log_in_all(&t, users, contacts, &rx, &seen).await?;
-    let expected: u64 = (0..users).map(|i| contact_count(i, contacts, users)).sum();
+    let (tasks, _) = log_in_all(&t, topo, &rx, &seen).await?;
+    let expected = topo.per_wave();
     let t0 = Instant::now();
     let _ = tx.send(Ctl::Subscribe);
     let (mut last, mut since) = (0, Instant::now());
@@ -186,10 +222,7 @@ pub async fn rosters(t: Arc<Target>, users: usize, contacts: usize) -> Result<()
     let bad = Arc::new(AtomicU64::new(0));
     let mut set = tokio::task::JoinSet::new();
     for mut s in sessions {
-        let (bad, want) = (
-            bad.clone(),
-            contact_count(s.index, contacts, users) as usize,
-        );
+        let (bad, want) = (bad.clone(), topo.contact_count(s.index) as usize);
         set.spawn(async move {
             let q = "<iq type='get' id='check'><query xmlns='jabber:iq:roster'/></iq>";
             let mut ok = false;
@@ -224,17 +257,12 @@ pub async fn rosters(t: Arc<Target>, users: usize, contacts: usize) -> Result<()
 }
 
 /// S3: the login wave, then `waves` presence changes by every user.
-pub async fn fanout(
-    t: Arc<Target>,
-    pid: Option<u32>,
-    users: usize,
-    contacts: usize,
-    waves: u64,
-) -> Result<()> {
+pub async fn fanout(t: Arc<Target>, pid: Option<u32>, topo: Topology, waves: u64) -> Result<()> {
     let seen = Arc::new(Seen::default());
     let (tx, rx) = watch::channel(Ctl::Idle);
     let span = Span::start(pid);
-    let (tasks, login_secs) = log_in_all(&t, users, contacts, &rx, &seen).await?;
+    let (tasks, login_secs) = log_in_all(&t, topo, &rx, &seen).await?;
+    let users = topo.users;
     let (login_cpu, _, _) = span.end();
     figure("s3.login_wave", login_secs, "s");
     figure(
@@ -243,7 +271,7 @@ pub async fn fanout(
         "ms",
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let expected: u64 = (0..users).map(|i| contact_count(i, contacts, users)).sum();
+    let expected = topo.per_wave();
     let (mut rates, mut cpus, mut missing) = (Vec::new(), Vec::new(), 0);
     for w in 1..=waves {
         seen.current.store(w, Ordering::Relaxed);
