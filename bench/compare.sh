@@ -137,11 +137,11 @@ setup() { # server args… → appends the set-up figures to results.tsv
 for s in $SERVERS; do
     pid=$(start "$s")
     log "$s: creating $accounts accounts and the rosters of S3"
-    setup "$s" register --count "$accounts" --concurrency 4
-    if has s3h; then
+    if has s3h; then # first, so that the rename touches only its figures
         setup "$s" --user "$HUB_USER" register --count "$hub_users" --concurrency 4 &&
             sed -i "s/\tregister\./\tregister_hubs./" "$RESULTS"
     fi
+    setup "$s" register --count "$accounts" --concurrency 4
     if [[ $s == prosody ]] && { has s3 || has s3h; }; then
         # Prosody does not finish this set-up through the protocol (bench/prosody_rosters.py).
         stop "$s"
