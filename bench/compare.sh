@@ -113,12 +113,13 @@ stop() {
     sleep 1
 }
 
-bench() { # server pid rep scenario args… → appends figures to results.tsv
-    local s=$1 pid=$2 rep=$3; shift 3
+bench() { # server pid rep label args… → appends figures to results.tsv; a non-empty label
+    local s=$1 pid=$2 rep=$3 label=$4; shift 4 # replaces the figures' prefix (s1. → s1_1000.)
     log "$s rep $rep: $*"
     timeout 1800 "$BENCH" --port "${PORT[$s]}" --mech "$MECH" --server-pid "$pid" --sources 8 "$@" \
         2>>"$RUN/$s/bench.log" | tee -a "$RUN/$s/figures.log" |
-        awk -v s="$s" -v r="$rep" '$1 == "figure" { print r "\t" s "\t" $2 "\t" $3 "\t" $4 }' >>"$RESULTS" ||
+        awk -v s="$s" -v r="$rep" -v l="$label" '$1 == "figure" { n = $2;
+            if (l != "") sub(/^[^.]*/, l, n); print r "\t" s "\t" n "\t" $3 "\t" $4 }' >>"$RESULTS" ||
         log "$s: '$*' failed (see $RUN/$s/bench.log)"
 }
 
@@ -127,21 +128,20 @@ max_idle=0; for n in $IDLE_COUNTS $PLAIN_COUNTS; do [ "$n" -gt "$max_idle" ] && 
 accounts=$(printf '%s\n' "$max_idle" "$CHAT_USERS" "$FANOUT_USERS" | sort -n | tail -1)
 hub_users=$((HUBS + HUB_CONTACTS))
 has() { [[ " $SCENARIOS " == *" $1 "* ]]; }
-setup() { # server args… → appends the set-up figures to results.tsv
-    local s=$1; shift
+setup() { # server label args… → appends the set-up figures to results.tsv; a non-empty label
+    local s=$1 label=$2; shift 2 # replaces the figures' prefix (register. → register_hubs.)
     timeout 3600 "$BENCH" --port "${PORT[$s]}" --sources 8 "$@" 2>>"$RUN/$s/setup.log" |
         tee -a "$RUN/$s/setup.log" |
-        awk -v s="$s" '$1 == "figure" { print 0 "\t" s "\t" $2 "\t" $3 "\t" $4 }' >>"$RESULTS" ||
+        awk -v s="$s" -v l="$label" '$1 == "figure" { n = $2; if (l != "") sub(/^[^.]*/, l, n);
+            print 0 "\t" s "\t" n "\t" $3 "\t" $4 }' >>"$RESULTS" ||
         log "$s: set-up '$*' failed (see $RUN/$s/setup.log)"
 }
 for s in $SERVERS; do
     pid=$(start "$s")
     log "$s: creating $accounts accounts and the rosters of S3"
-    if has s3h; then # first, so that the rename touches only its figures
-        setup "$s" --user "$HUB_USER" register --count "$hub_users" --concurrency 4 &&
-            sed -i "s/\tregister\./\tregister_hubs./" "$RESULTS"
-    fi
-    setup "$s" register --count "$accounts" --concurrency 4
+    setup "$s" "" register --count "$accounts" --concurrency 4
+    has s3h && setup "$s" register_hubs --user "$HUB_USER" register --count "$hub_users" \
+        --concurrency 4
     if [[ $s == prosody ]] && { has s3 || has s3h; }; then
         # Prosody does not finish this set-up through the protocol (bench/prosody_rosters.py).
         stop "$s"
@@ -151,11 +151,10 @@ for s in $SERVERS; do
             "$hub_users" "$HUB_CONTACTS" "$HUB_USER" "$HUBS"
         pid=$(start "$s")
     elif [[ $s != prosody ]]; then
-        has s3 && setup "$s" --mech "$MECH" rosters --users "$FANOUT_USERS" \
+        has s3 && setup "$s" "" --mech "$MECH" rosters --users "$FANOUT_USERS" \
             --contacts "$FANOUT_CONTACTS"
-        has s3h && setup "$s" --mech "$MECH" --user "$HUB_USER" rosters --users "$hub_users" \
-            --contacts "$HUB_CONTACTS" --hubs "$HUBS" &&
-            sed -i "s/\trosters\./\trosters_hubs./" "$RESULTS"
+        has s3h && setup "$s" rosters_hubs --mech "$MECH" --user "$HUB_USER" rosters \
+            --users "$hub_users" --contacts "$HUB_CONTACTS" --hubs "$HUBS"
     fi
     stop "$s"
 done
@@ -167,24 +166,22 @@ for rep in $(seq 1 "$REPS"); do
             case $sc in
             s1) for n in $IDLE_COUNTS; do
                     pid=$(start "$s"); sleep 2
-                    bench "$s" "$pid" "$rep" idle --count "$n" --hold 5
-                    sed -i "s/\ts1\./\ts1_$n./" "$RESULTS"
+                    bench "$s" "$pid" "$rep" "s1_$n" idle --count "$n" --hold 5
                     stop "$s"
                 done ;;
             s1p) for n in $PLAIN_COUNTS; do
                     pid=$(TLSREQ=false start "$s"); sleep 2
-                    bench "$s" "$pid" "$rep" --tls none idle --count "$n" --hold 5
-                    sed -i "s/\ts1\./\ts1plain_$n./" "$RESULTS"
+                    bench "$s" "$pid" "$rep" "s1plain_$n" --tls none idle --count "$n" --hold 5
                     stop "$s"
                 done ;;
-            s2) pid=$(start "$s"); bench "$s" "$pid" "$rep" chat --users "$CHAT_USERS" --step "$CHAT_STEP" \
-                    --latency-at "$LATENCY_AT"; stop "$s" ;;
-            s3) pid=$(start "$s"); bench "$s" "$pid" "$rep" fanout --users "$FANOUT_USERS" \
+            s2) pid=$(start "$s"); bench "$s" "$pid" "$rep" "" chat --users "$CHAT_USERS" \
+                    --step "$CHAT_STEP" --latency-at "$LATENCY_AT"; stop "$s" ;;
+            s3) pid=$(start "$s"); bench "$s" "$pid" "$rep" "" fanout --users "$FANOUT_USERS" \
                     --contacts "$FANOUT_CONTACTS" --waves 3; stop "$s" ;;
-            s3h) pid=$(start "$s"); bench "$s" "$pid" "$rep" --user "$HUB_USER" fanout \
+            s3h) pid=$(start "$s"); bench "$s" "$pid" "$rep" s3hubs --user "$HUB_USER" fanout \
                     --users "$hub_users" --contacts "$HUB_CONTACTS" --hubs "$HUBS" --waves 3
-                 sed -i "s/\ts3\./\ts3hubs./" "$RESULTS"; stop "$s" ;;
-            s4) pid=$(start "$s"); bench "$s" "$pid" "$rep" logins --count "$LOGINS" \
+                 stop "$s" ;;
+            s4) pid=$(start "$s"); bench "$s" "$pid" "$rep" "" logins --count "$LOGINS" \
                     --users "$CHAT_USERS"; stop "$s" ;;
             esac
         done
