@@ -106,6 +106,9 @@ pub struct StorageConfig {
     pub url: String,
     /// Connections in the pool.
     pub pool_size: u32,
+    /// Rosters of online accounts kept in memory for presence broadcasts (0: none); past it the
+    /// cache is emptied.
+    pub roster_cache: usize,
 }
 
 impl Default for StorageConfig {
@@ -114,6 +117,7 @@ impl Default for StorageConfig {
             backend: Backend::Sqlite,
             url: String::new(),
             pool_size: 8,
+            roster_cache: 50_000,
         }
     }
 }

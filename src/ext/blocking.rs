@@ -7,13 +7,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use jid::{BareJid, Jid};
+use jid::{BareJid, FullJid, Jid};
 
-use super::{Ctx, IqFuture, IqHandler, Registrar, account, sender};
+use super::{Ctx, IqFuture, IqHandler, Registrar, account, account_str, sender};
 use crate::router::Router;
 use crate::session::Flag;
 use crate::stanza::{ErrorCondition, error_reply_with, iq_error, iq_result};
-use crate::storage::Subscription;
+use crate::storage::{RosterItem, Subscription};
 use crate::stream::{NS_CLIENT, random_id};
 use crate::xml::Element;
 
@@ -34,15 +34,20 @@ pub struct Cache {
 
 impl Cache {
     async fn list(&self, ctx: &Ctx, owner: &BareJid) -> Arc<Vec<Jid>> {
+        self.list_of(ctx, owner.as_str()).await
+    }
+
+    /// The list of the account whose normalised bare JID is `owner`.
+    async fn list_of(&self, ctx: &Ctx, owner: &str) -> Arc<Vec<Jid>> {
         if let Some(l) = self
             .lists
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(owner.as_str())
+            .get(owner)
         {
             return l.clone();
         }
-        let (host, user) = account(owner);
+        let (host, user) = account_str(owner);
         let keys: Arc<Vec<Jid>> = match ctx.storage.documents.keys(host, user, KIND).await {
             Ok(k) => Arc::new(k.iter().filter_map(|j| Jid::new(j).ok()).collect()),
             Err(e) => {
@@ -127,6 +132,41 @@ pub async fn allowed(ctx: &Ctx, cache: &Cache, router: &Router, stanza: &Element
         return false;
     }
     true
+}
+
+/// Keeps the roster items whose contact may exchange presence with `me`: a block in either
+/// direction stops it (§3.6, §3.7), as [`allowed`] decides for one stanza. This runs on every
+/// presence broadcast, over the whole roster: a contact's JID is parsed only when `me` has a
+/// blocklist, and a contact's own (cached) list is consulted only for local accounts.
+pub async fn presence_peers<'a>(
+    ctx: &Ctx,
+    router: &Router,
+    me: &FullJid,
+    items: &'a [RosterItem],
+) -> Vec<&'a RosterItem> {
+    let bare = crate::session::bare_str(me);
+    let mine = ctx.blocks.list_of(ctx, bare).await;
+    let from = Jid::from(me.clone());
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let contact = item.contact.as_str();
+        let (host, user) = account_str(contact);
+        let blocked = contact != bare
+            && ((!mine.is_empty()
+                && Jid::new(contact).is_ok_and(|c| mine.iter().any(|i| matches(i, &c))))
+                || (!user.is_empty()
+                    && router.is_local(host)
+                    && ctx
+                        .blocks
+                        .list_of(ctx, contact)
+                        .await
+                        .iter()
+                        .any(|i| matches(i, &from))));
+        if !blocked {
+            out.push(item);
+        }
+    }
+    out
 }
 
 struct Blocking;

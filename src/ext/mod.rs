@@ -33,6 +33,8 @@ pub struct Ctx {
     pub storage: Storage,
     /// The configuration.
     pub config: Arc<Config>,
+    /// Blocklists (XEP-0191), cached per account; presence fan-out filters with them.
+    pub blocks: Arc<blocking::Cache>,
 }
 
 /// What an iq handler returns: the reply to send (a result or an error).
@@ -116,7 +118,11 @@ impl Extensions {
         let blocks = Arc::new(blocking::Cache::default());
         Extensions {
             registrar: Registrar::with_defaults(blocks.clone()),
-            ctx: Ctx { storage, config },
+            ctx: Ctx {
+                storage,
+                config,
+                blocks: blocks.clone(),
+            },
             blocks,
         }
     }
@@ -128,6 +134,15 @@ pub(crate) fn account(j: &BareJid) -> (&str, &str) {
         j.domain().as_str(),
         j.node().map(|n| n.as_str()).unwrap_or_default(),
     )
+}
+
+/// (host, user) of a normalised bare JID given as a string (a stored roster contact); the
+/// user is empty for a domain JID.
+pub(crate) fn account_str(j: &str) -> (&str, &str) {
+    match j.split_once('@') {
+        Some((user, host)) => (host, user),
+        None => (j, ""),
+    }
 }
 
 /// `from` of a stanza as a full JID (always stamped by the session).

@@ -12,6 +12,7 @@ use jid::{BareJid, FullJid, Jid};
 pub use hooks::{BoolFuture, HookFuture, Hooks, NoHooks};
 
 use crate::session::{DeliveryError, Registry, SessionHandle, SessionMsg};
+use crate::stanza::shared::{Addressed, Shared};
 use crate::stanza::{ErrorCondition, error_reply};
 use crate::xml::Element;
 
@@ -162,6 +163,27 @@ impl Router {
     pub fn deliver_to_available(&self, stanza: &Element, to: &BareJid) {
         for (h, _) in self.registry.available(to) {
             self.deliver(&h, stanza.clone());
+        }
+    }
+
+    /// `stanza`, serialised once, addressed `to` (a normalised local bare JID, e.g. a stored
+    /// roster contact) for each of its available resources; nothing to do when none is online,
+    /// which is most contacts of a large roster.
+    pub fn deliver_addressed(&self, stanza: &Arc<Shared>, to: &str) {
+        for (h, _) in self.registry.available_str(to) {
+            let a = Addressed {
+                shared: stanza.clone(),
+                to: to.to_string(),
+            };
+            if let Err((why, SessionMsg::Shared(a))) = h.try_send(SessionMsg::Shared(Box::new(a))) {
+                self.bounce(
+                    &a.element(),
+                    match why {
+                        DeliveryError::Full => ErrorCondition::ResourceConstraint,
+                        DeliveryError::Closed => ErrorCondition::ServiceUnavailable,
+                    },
+                );
+            }
         }
     }
 

@@ -5,5 +5,5 @@ pub mod registry;
 pub mod resume;
 
 pub use registry::{
-    BindOutcome, DeliveryError, Flag, Registry, SessionHandle, SessionInfo, SessionMsg,
+    BindOutcome, DeliveryError, Flag, Registry, SessionHandle, SessionInfo, SessionMsg, bare_str,
 };

@@ -22,8 +22,22 @@ pub enum SessionMsg {
     Stanza(Box<Element>),
     /// Stanzas to write in order, taking one slot of the queue (offline messages at login).
     Batch(Box<Vec<Element>>),
+    /// A stanza serialised once for many recipients (presence fan-out), with this one's `to`.
+    Shared(Box<crate::stanza::shared::Addressed>),
     /// Close the stream with this error, after what was queued before it.
     Close(Box<crate::stream::StreamError>),
+}
+
+impl SessionMsg {
+    /// The stanzas in this message, as elements (none for `Close`).
+    pub fn into_stanzas(self) -> Vec<Element> {
+        match self {
+            SessionMsg::Stanza(el) => vec![*el],
+            SessionMsg::Batch(v) => *v,
+            SessionMsg::Shared(a) => vec![a.element()],
+            SessionMsg::Close(_) => Vec::new(),
+        }
+    }
 }
 
 /// Why a stanza could not be handed to a session.
@@ -152,10 +166,18 @@ pub enum BindOutcome {
     Conflict,
 }
 
+/// The bare part of a full JID, without building a `BareJid` (which validates the parts again).
+pub fn bare_str(jid: &FullJid) -> &str {
+    let s = jid.as_str();
+    s.split_once('/').map_or(s, |(bare, _)| bare)
+}
+
 /// All bound sessions of this node.
 #[derive(Debug, Default)]
 pub struct Registry {
-    sessions: RwLock<HashMap<BareJid, Vec<Entry>>>,
+    /// Keyed by the normalised bare JID as a string, so that a roster item's stored contact
+    /// (normalised when it was stored) finds its sessions without being parsed again.
+    sessions: RwLock<HashMap<String, Vec<Entry>>>,
     next_id: AtomicU64,
 }
 
@@ -175,7 +197,7 @@ impl Registry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let bare = jid.to_bare();
         let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
-        let entries = map.entry(bare.clone()).or_default();
+        let entries = map.entry(bare.to_string()).or_default();
         let mut jid = jid;
         let mut replaced = None;
         if let Some(pos) = entries.iter().position(|e| e.handle.jid == jid) {
@@ -216,20 +238,20 @@ impl Registry {
 
     /// Removes session `id` (if it still holds `jid`); returns its last state.
     pub fn unbind(&self, jid: &FullJid, id: u64) -> Option<SessionInfo> {
-        let bare = jid.to_bare();
+        let bare = bare_str(jid);
         let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
-        let entries = map.get_mut(&bare)?;
+        let entries = map.get_mut(bare)?;
         let pos = entries.iter().position(|e| e.handle.id == id)?;
         let gone = entries.remove(pos).info();
         if entries.is_empty() {
-            map.remove(&bare);
+            map.remove(bare);
         }
         Some(gone)
     }
 
     fn with_entry<T>(&self, jid: &FullJid, id: u64, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
         let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
-        map.get_mut(&jid.to_bare())
+        map.get_mut(bare_str(jid))
             .and_then(|v| v.iter_mut().find(|e| e.handle.id == id))
             .map(f)
     }
@@ -278,7 +300,7 @@ impl Registry {
     /// Every bound session of `bare`, available or not.
     pub fn sessions(&self, bare: &BareJid) -> Vec<SessionInfo> {
         let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
-        map.get(bare)
+        map.get(bare.as_str())
             .map(|v| v.iter().map(Entry::info).collect())
             .unwrap_or_default()
     }
@@ -286,7 +308,7 @@ impl Registry {
     /// One session's state.
     pub fn info(&self, jid: &FullJid) -> Option<SessionInfo> {
         let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
-        map.get(&jid.to_bare())?
+        map.get(bare_str(jid))?
             .iter()
             .find(|e| &e.handle.jid == jid)
             .map(Entry::info)
@@ -295,7 +317,7 @@ impl Registry {
     /// The session bound to exactly `jid`.
     pub fn get(&self, jid: &FullJid) -> Option<SessionHandle> {
         let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
-        map.get(&jid.to_bare())?
+        map.get(bare_str(jid))?
             .iter()
             .find(|e| &e.handle.jid == jid)
             .map(|e| e.handle.clone())
@@ -303,6 +325,11 @@ impl Registry {
 
     /// Available sessions of `bare` with non-negative priority, as (handle, priority).
     pub fn available(&self, bare: &BareJid) -> Vec<(SessionHandle, i8)> {
+        self.available_str(bare.as_str())
+    }
+
+    /// [`Registry::available`] for a normalised bare JID given as a string.
+    pub fn available_str(&self, bare: &str) -> Vec<(SessionHandle, i8)> {
         let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
         map.get(bare)
             .map(|v| {

@@ -1,6 +1,8 @@
 //! Stanza helpers: kinds, stanza errors (RFC 6120 §8.3) and error replies.
 //! A stanza error never closes the stream, and an error is never answered with an error.
 
+pub mod shared;
+
 use crate::stream::NS_CLIENT;
 use crate::xml::Element;
 

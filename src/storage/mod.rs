@@ -7,6 +7,7 @@ mod migrations;
 pub mod offline;
 pub mod postgres;
 pub mod roster;
+pub mod roster_cache;
 mod sql;
 pub mod sqlite;
 
@@ -63,8 +64,20 @@ pub fn now_ms() -> i64 {
 }
 
 impl Storage {
-    /// Opens the configured database and applies pending migrations.
+    /// Opens the configured database and applies pending migrations; rosters are cached
+    /// (`storage.roster_cache`).
     pub async fn open(config: &Config) -> Result<Storage, StoreError> {
+        let mut s = Self::open_uncached(config).await?;
+        if config.storage.roster_cache > 0 {
+            s.rosters = Arc::new(roster_cache::CachedRosters::new(
+                s.rosters,
+                config.storage.roster_cache,
+            ));
+        }
+        Ok(s)
+    }
+
+    async fn open_uncached(config: &Config) -> Result<Storage, StoreError> {
         match config.storage.backend {
             Backend::Sqlite => {
                 let url = if config.storage.url.is_empty() {

@@ -96,6 +96,19 @@ pub trait RosterStore: Send + Sync {
     /// The roster version and every item.
     fn items<'a>(&'a self, host: &'a str, user: &'a str)
     -> StoreFuture<'a, (i64, Vec<RosterItem>)>;
+    /// The same, shared: what presence fan-out reads. A cache in front of the store
+    /// ([`super::roster_cache`]) answers it from memory.
+    fn items_shared<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+    ) -> StoreFuture<'a, super::roster_cache::Roster> {
+        Box::pin(async move { Ok(std::sync::Arc::new(self.items(host, user).await?)) })
+    }
+    /// The account's last session ended: a cache may drop what it keeps of its roster.
+    fn forget(&self, host: &str, user: &str) {
+        let _ = (host, user);
+    }
     /// One item.
     fn item<'a>(
         &'a self,

@@ -4,14 +4,16 @@
 //! ends (§4.5.2), and stored subscription requests re-delivered at login (§3.1.3).
 //!
 //! Push to friends: each presence change fans out to the roster's subscribers, one stanza per
-//! recipient resource (each carries its own `to`).
+//! recipient resource (each carries its own `to`), serialised once for all of them
+//! ([`crate::stanza::shared`]); the roster comes from the roster cache.
 
 use jid::{BareJid, Jid};
 
 use super::{account, subscription};
-use crate::ext::Ctx;
+use crate::ext::{Ctx, account_str, blocking};
 use crate::router::{Router, is_subscription};
 use crate::session::{SessionHandle, SessionInfo};
+use crate::stanza::shared::Shared;
 use crate::stream::NS_CLIENT;
 use crate::xml::{Element, Limits, parse_fragment};
 
@@ -95,14 +97,14 @@ async fn broadcast(
         return false;
     }
     let (host, user) = account(&me);
-    let items = match ctx.storage.rosters.items(host, user).await {
-        Ok((_, items)) => items,
+    let roster = match ctx.storage.rosters.items_shared(host, user).await {
+        Ok(r) => r,
         Err(e) => {
             tracing::error!("roster of {me}: {e}");
-            Vec::new()
+            Default::default()
         }
     };
-    let items = unblocked(router, &session.jid, items).await;
+    let items = blocking::presence_peers(ctx, router, &session.jid, &roster.1).await;
     fan_out(
         router,
         &me,
@@ -117,49 +119,27 @@ async fn broadcast(
     initial
 }
 
-/// The roster items presence may flow with: blocking (XEP-0191) in either direction removes
-/// a contact from fan-out and probes alike.
-async fn unblocked(
-    router: &Router,
-    me: &jid::FullJid,
-    items: Vec<crate::storage::RosterItem>,
-) -> Vec<crate::storage::RosterItem> {
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let probe = Element::new("presence", NS_CLIENT)
-            .with_attr("from", me.to_string())
-            .with_attr("to", item.contact.clone());
-        if router.hooks().allowed(router, &probe).await {
-            out.push(item);
-        }
-    }
-    out
-}
-
 /// Sends `stanza` (from a full JID of `me`) to every subscriber, to `me`'s available
 /// resources, and to the extra directed-presence recipients.
 fn fan_out(
     router: &Router,
     me: &BareJid,
     stanza: &Element,
-    items: &[crate::storage::RosterItem],
+    items: &[&crate::storage::RosterItem],
     extra: &[String],
 ) {
-    let send_to = |to: &BareJid| {
-        if router.is_local(to.domain().as_str()) {
-            let mut p = stanza.clone();
-            p.set_attr("to", to.to_string());
-            router.deliver_to_available(&p, to);
+    // Serialised once; each recipient's session splices its `to` in.
+    let shared = Shared::new(stanza.clone());
+    for item in items.iter().filter(|i| i.subscription.has_from()) {
+        // Stored contacts are normalised bare JIDs: no need to parse them again.
+        let (host, _) = account_str(&item.contact);
+        if router.is_local(host) {
+            router.deliver_addressed(&shared, &item.contact);
         }
         // Remote contacts wait for federation (s2s), which has its own issue.
-    };
-    for item in items.iter().filter(|i| i.subscription.has_from()) {
-        if let Ok(c) = BareJid::new(&item.contact) {
-            send_to(&c);
-        }
     }
     // The user's own available resources, the sender included (§4.2.2, §4.4.2).
-    send_to(me);
+    router.deliver_addressed(&shared, me.as_str());
     send_directed(router, stanza, extra);
 }
 
@@ -186,7 +166,7 @@ fn send_directed(router: &Router, stanza: &Element, recipients: &[String]) {
 
 /// §4.3.2: the server answers the probes of an initial presence itself, with the last
 /// presence of each available resource of every local contact the user is subscribed to.
-fn probe_contacts(router: &Router, session: &SessionHandle, items: &[crate::storage::RosterItem]) {
+fn probe_contacts(router: &Router, session: &SessionHandle, items: &[&crate::storage::RosterItem]) {
     for item in items.iter().filter(|i| i.subscription.has_to()) {
         let Ok(contact) = BareJid::new(&item.contact) else {
             continue;
@@ -233,8 +213,18 @@ pub async fn inbound(ctx: &Ctx, router: &Router, stanza: Element, to: BareJid) {
 }
 
 /// A session ended: if it was available, its contacts, its other resources and the entities
-/// it sent directed presence to see it go unavailable (§4.5.2).
+/// it sent directed presence to see it go unavailable (§4.5.2). The account's last session
+/// also takes its cached roster with it.
 pub async fn session_closed(ctx: &Ctx, router: &Router, last: SessionInfo) {
+    let me = last.handle.jid.to_bare();
+    went_unavailable(ctx, router, &me, last).await;
+    if router.registry.sessions(&me).is_empty() {
+        let (host, user) = account(&me);
+        ctx.storage.rosters.forget(host, user);
+    }
+}
+
+async fn went_unavailable(ctx: &Ctx, router: &Router, me: &BareJid, last: SessionInfo) {
     if last.presence.is_none() {
         // Directed presence alone still gets its unavailable (§4.6.3).
         let unavailable = Element::new("presence", NS_CLIENT)
@@ -243,20 +233,18 @@ pub async fn session_closed(ctx: &Ctx, router: &Router, last: SessionInfo) {
         send_directed(router, &unavailable, &last.directed);
         return;
     }
-    let me = last.handle.jid.to_bare();
-    let (host, user) = account(&me);
-    let items = ctx
+    let (host, user) = account(me);
+    let roster = ctx
         .storage
         .rosters
-        .items(host, user)
+        .items_shared(host, user)
         .await
-        .map(|x| x.1)
         .unwrap_or_default();
-    let items = unblocked(router, &last.handle.jid, items).await;
+    let items = blocking::presence_peers(ctx, router, &last.handle.jid, &roster.1).await;
     let unavailable = Element::new("presence", NS_CLIENT)
         .with_attr("type", "unavailable")
         .with_attr("from", last.handle.jid.to_string());
-    fan_out(router, &me, &unavailable, &items, &last.directed);
+    fan_out(router, me, &unavailable, &items, &last.directed);
 }
 
 /// Re-delivers the stored subscription requests to a session at its initial presence.

@@ -246,6 +246,16 @@ impl C2s {
                 }
                 Flow::Continue
             }
+            // The shared bytes as they are, unless stream management must keep an element
+            // or CSI may hold it.
+            SessionMsg::Shared(a) if self.sm.is_none() && !self.csi.inactive => {
+                a.write(&mut self.out);
+                Flow::Continue
+            }
+            SessionMsg::Shared(a) => {
+                self.write_stanza(a.element());
+                Flow::Continue
+            }
             SessionMsg::Close(e) => Flow::Close(*e),
         }
     }

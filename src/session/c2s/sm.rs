@@ -330,15 +330,8 @@ impl C2s {
                     None => return Parked::Expired,
                 },
                 m = super::recv(&mut wires.inbox) => match (m, self.sm.as_mut()) {
-                    (Some(SessionMsg::Stanza(el)), Some(sm)) => {
-                        sm.sent(*el, now_ms());
-                        if sm.pending() > max {
-                            debug!("too many stanzas for a detached session");
-                            return Parked::Expired;
-                        }
-                    }
-                    (Some(SessionMsg::Batch(v)), Some(sm)) => {
-                        for el in *v {
+                    (Some(m), Some(sm)) if !matches!(m, SessionMsg::Close(_)) => {
+                        for el in m.into_stanzas() {
                             sm.sent(el, now_ms());
                         }
                         if sm.pending() > max {

@@ -120,14 +120,8 @@ impl C2s {
         if let Some(mut rx) = rx {
             rx.close();
             while let Ok(msg) = rx.try_recv() {
-                match msg {
-                    SessionMsg::Stanza(el) => reroute(&router, *el).await,
-                    SessionMsg::Batch(v) => {
-                        for el in *v {
-                            reroute(&router, el).await;
-                        }
-                    }
-                    SessionMsg::Close(_) => {}
+                for el in msg.into_stanzas() {
+                    reroute(&router, el).await;
                 }
             }
         }
