@@ -11,7 +11,7 @@ use jid::{BareJid, FullJid, Jid};
 
 use super::{Ctx, IqFuture, IqHandler, Registrar, account, account_str, sender};
 use crate::router::Router;
-use crate::session::Flag;
+use crate::session::{Flag, bare_str};
 use crate::stanza::{ErrorCondition, error_reply_with, iq_error, iq_result};
 use crate::storage::{RosterItem, Subscription};
 use crate::stream::{NS_CLIENT, random_id};
@@ -83,11 +83,14 @@ pub fn matches(i: &Jid, j: &Jid) -> bool {
     }
 }
 
-fn local_account(router: &Router, j: &Jid) -> Option<BareJid> {
-    (j.node().is_some() && router.is_local(j.domain().as_str())).then(|| j.to_bare())
+/// The account `j` belongs to, as a normalised bare JID, if it is a local one.
+fn local_account<'j>(router: &Router, j: &'j Jid) -> Option<&'j str> {
+    (j.node().is_some() && router.is_local(j.domain().as_str())).then(|| bare_str(j))
 }
 
 /// Whether `stanza` may be routed; when not, the sender has been answered as XEP-0191 says.
+/// This runs on every routed stanza: the two lists come from the cache by string, and JIDs
+/// are compared as their normalised strings.
 pub async fn allowed(ctx: &Ctx, cache: &Cache, router: &Router, stanza: &Element) -> bool {
     let (Some(Ok(from)), Some(Ok(to))) = (
         stanza.attr("from").map(Jid::new),
@@ -95,7 +98,7 @@ pub async fn allowed(ctx: &Ctx, cache: &Cache, router: &Router, stanza: &Element
     ) else {
         return true;
     };
-    if from.to_bare() == to.to_bare() {
+    if bare_str(&from) == bare_str(&to) {
         return true;
     }
     let answers = match stanza.name() {
@@ -105,7 +108,7 @@ pub async fn allowed(ctx: &Ctx, cache: &Cache, router: &Router, stanza: &Element
     };
     // The user blocked the recipient (§3.7).
     if let Some(me) = local_account(router, &from)
-        && cache.list(ctx, &me).await.iter().any(|i| matches(i, &to))
+        && cache.list_of(ctx, me).await.iter().any(|i| matches(i, &to))
     {
         if answers
             && let Some(r) = error_reply_with(
@@ -121,7 +124,7 @@ pub async fn allowed(ctx: &Ctx, cache: &Cache, router: &Router, stanza: &Element
     // The recipient blocked the sender (§3.6).
     if let Some(them) = local_account(router, &to)
         && cache
-            .list(ctx, &them)
+            .list_of(ctx, them)
             .await
             .iter()
             .any(|i| matches(i, &from))
@@ -144,7 +147,7 @@ pub async fn presence_peers<'a>(
     me: &FullJid,
     items: &'a [RosterItem],
 ) -> Vec<&'a RosterItem> {
-    let bare = crate::session::bare_str(me);
+    let bare = bare_str(me);
     let mine = ctx.blocks.list_of(ctx, bare).await;
     let from = Jid::from(me.clone());
     let mut out = Vec::with_capacity(items.len());

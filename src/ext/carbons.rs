@@ -8,7 +8,7 @@ use jid::BareJid;
 
 use super::{Ctx, IqFuture, IqHandler, Registrar, sender};
 use crate::router::Router;
-use crate::session::{Flag, SessionHandle};
+use crate::session::{Flag, SessionHandle, bare_str};
 use crate::stanza::{ErrorCondition, iq_error, iq_result};
 use crate::stream::NS_CLIENT;
 use crate::xml::Element;
@@ -49,11 +49,15 @@ pub fn sent(router: &Router, session: &SessionHandle, m: &Element) {
     if !eligible(m) {
         return;
     }
+    let targets = router
+        .registry
+        .carbon_targets(bare_str(&session.jid), &[session.id]);
+    if targets.is_empty() {
+        return;
+    }
     let me = session.jid.to_bare();
-    for s in router.registry.sessions(&me) {
-        if s.carbons && s.handle.id != session.id {
-            router.deliver(&s.handle, wrap("sent", &me, &s.handle, m));
-        }
+    for h in targets {
+        router.deliver(&h, wrap("sent", &me, &h, m));
     }
 }
 
@@ -63,10 +67,8 @@ pub fn received(router: &Router, m: &Element, to: &BareJid, delivered: &[u64]) {
     if !eligible(m) {
         return;
     }
-    for s in router.registry.sessions(to) {
-        if s.carbons && !delivered.contains(&s.handle.id) {
-            router.deliver(&s.handle, wrap("received", to, &s.handle, m));
-        }
+    for h in router.registry.carbon_targets(to.as_str(), delivered) {
+        router.deliver(&h, wrap("received", to, &h, m));
     }
 }
 

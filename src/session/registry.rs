@@ -166,8 +166,8 @@ pub enum BindOutcome {
     Conflict,
 }
 
-/// The bare part of a full JID, without building a `BareJid` (which validates the parts again).
-pub fn bare_str(jid: &FullJid) -> &str {
+/// The bare part of a JID, without building a `BareJid` (which validates the parts again).
+pub fn bare_str(jid: &jid::Jid) -> &str {
     let s = jid.as_str();
     s.split_once('/').map_or(s, |(bare, _)| bare)
 }
@@ -336,6 +336,21 @@ impl Registry {
                 v.iter()
                     .filter(|e| e.presence.is_some() && e.priority >= 0)
                     .map(|e| (e.handle.clone(), e.priority))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Sessions of `bare` (a normalised bare JID) with message carbons on (XEP-0280), other
+    /// than the ones numbered in `except`: carbons look at every message, so this copies no
+    /// more than the handles.
+    pub fn carbon_targets(&self, bare: &str, except: &[u64]) -> Vec<SessionHandle> {
+        let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(bare)
+            .map(|v| {
+                v.iter()
+                    .filter(|e| e.carbons && !except.contains(&e.handle.id))
+                    .map(|e| e.handle.clone())
                     .collect()
             })
             .unwrap_or_default()

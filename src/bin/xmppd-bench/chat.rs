@@ -68,6 +68,7 @@ pub async fn chat(t: Arc<Target>, pid: Option<u32>, o: ChatOpts) -> Result<()> {
         bail!("chat needs at least two users");
     }
     let sessions = login_all(&t, users).await?;
+    eprintln!("[chat] {users} users logged in");
     let step = Arc::new(Step {
         id: AtomicU64::new(0),
         received: AtomicU64::new(0),
