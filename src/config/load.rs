@@ -124,6 +124,9 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
     if c.storage.pool_size == 0 {
         errors.push(err("storage.pool_size", "must be at least 1"));
     }
+    if c.storage.sqlite_cache_kib < 64 {
+        errors.push(err("storage.sqlite_cache_kib", "must be at least 64"));
+    }
     if c.tls.cert_file.is_some() != c.tls.key_file.is_some() {
         errors.push(err("tls", "cert_file and key_file go together"));
     }
@@ -210,11 +213,17 @@ mod tests {
             assert!(keys.contains(&k), "missing {k} in {errs:?}");
         }
         let errs = parse_str(
-            "[server]\nhosts = []\n[c2s]\nlisten = ['nope']\n[storage]\nbackend = 'postgres'\n",
+            "[server]\nhosts = []\n[c2s]\nlisten = ['nope']\n[storage]\nbackend = 'postgres'\n\
+             sqlite_cache_kib = 8\n",
         )
         .unwrap_err();
         let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
-        for k in ["server.hosts", "c2s.listen[0]", "storage.url"] {
+        for k in [
+            "server.hosts",
+            "c2s.listen[0]",
+            "storage.url",
+            "storage.sqlite_cache_kib",
+        ] {
             assert!(keys.contains(&k), "missing {k} in {errs:?}");
         }
     }

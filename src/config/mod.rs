@@ -106,6 +106,8 @@ pub struct StorageConfig {
     pub url: String,
     /// Connections in the pool.
     pub pool_size: u32,
+    /// SQLite page cache per pooled connection, in KiB.
+    pub sqlite_cache_kib: u32,
     /// Rosters of online accounts kept in memory for presence broadcasts (0: none); past it the
     /// cache is emptied.
     pub roster_cache: usize,
@@ -117,6 +119,7 @@ impl Default for StorageConfig {
             backend: Backend::Sqlite,
             url: String::new(),
             pool_size: 8,
+            sqlite_cache_kib: 256,
             roster_cache: 50_000,
         }
     }

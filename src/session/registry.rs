@@ -341,6 +341,15 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// The last available presence of each available session of `bare` (a normalised bare
+    /// JID), for answering probes without a snapshot of every session.
+    pub fn presences(&self, bare: &str) -> Vec<Arc<Element>> {
+        let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(bare)
+            .map(|v| v.iter().filter_map(|e| e.presence.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Sessions of `bare` (a normalised bare JID) with message carbons on (XEP-0280), other
     /// than the ones numbered in `except`: carbons look at every message, so this copies no
     /// more than the handles.

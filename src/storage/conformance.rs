@@ -259,11 +259,11 @@ async fn all(s: &Storage) {
 async fn sqlite_conformance() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
-    let s = sqlite::open(&url, 2).await.unwrap();
+    let s = sqlite::open(&url, 2, 256).await.unwrap();
     all(&s).await;
     // Re-opening applies no migration twice and keeps the data.
     drop(s);
-    let s = sqlite::open(&url, 2).await.unwrap();
+    let s = sqlite::open(&url, 2, 256).await.unwrap();
     assert!(s.accounts.list("x.test").await.unwrap().is_empty());
 }
 

@@ -94,7 +94,12 @@ impl Storage {
                 } else {
                     config.storage.url.clone()
                 };
-                sqlite::open(&url, config.storage.pool_size).await
+                sqlite::open(
+                    &url,
+                    config.storage.pool_size,
+                    config.storage.sqlite_cache_kib,
+                )
+                .await
             }
             Backend::Postgres => {
                 postgres::open(&config.storage.url, config.storage.pool_size).await

@@ -178,7 +178,7 @@ mod tests {
     async fn store(max: usize) -> (tempfile::TempDir, CachedRosters) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
-        let s = sqlite::open(&url, 2).await.unwrap();
+        let s = sqlite::open(&url, 2, 256).await.unwrap();
         (dir, CachedRosters::new(s.rosters, max))
     }
 

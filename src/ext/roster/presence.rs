@@ -167,16 +167,13 @@ fn send_directed(router: &Router, stanza: &Element, recipients: &[String]) {
 /// §4.3.2: the server answers the probes of an initial presence itself, with the last
 /// presence of each available resource of every local contact the user is subscribed to.
 fn probe_contacts(router: &Router, session: &SessionHandle, items: &[&crate::storage::RosterItem]) {
+    let to = session.jid.to_string();
     for item in items.iter().filter(|i| i.subscription.has_to()) {
-        let Ok(contact) = BareJid::new(&item.contact) else {
-            continue;
-        };
-        for s in router.registry.sessions(&contact) {
-            if let Some(p) = s.presence {
-                let mut p = (*p).clone();
-                p.set_attr("to", session.jid.to_string());
-                router.deliver(session, p);
-            }
+        // A stored contact is a normalised bare JID: its sessions are found as it is.
+        for p in router.registry.presences(&item.contact) {
+            let mut p = (*p).clone();
+            p.set_attr("to", to.clone());
+            router.deliver(session, p);
         }
     }
 }
