@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{RosterItem, RosterStore, StoreFuture};
+use super::{RosterItem, RosterStore, StoreError, StoreFuture};
 
 /// A roster: its version and every item.
 pub type Roster = Arc<(i64, Vec<RosterItem>)>;
@@ -45,10 +45,17 @@ impl CachedRosters {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// After a write to the roster of `user@host`.
-    fn written(&self, host: &str, user: &str) {
+    /// Runs a write to the roster of `user@host`, then drops its entry.
+    async fn write<T>(
+        &self,
+        host: &str,
+        user: &str,
+        w: StoreFuture<'_, T>,
+    ) -> Result<T, StoreError> {
+        let r = w.await;
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.map().remove(&key(host, user));
+        r
     }
 
     /// Whether the roster of `user@host` is cached.
@@ -105,11 +112,7 @@ impl RosterStore for CachedRosters {
         user: &'a str,
         item: &'a RosterItem,
     ) -> StoreFuture<'a, i64> {
-        Box::pin(async move {
-            let r = self.inner.put(host, user, item).await;
-            self.written(host, user);
-            r
-        })
+        Box::pin(self.write(host, user, self.inner.put(host, user, item)))
     }
 
     fn put_state<'a>(
@@ -118,11 +121,7 @@ impl RosterStore for CachedRosters {
         user: &'a str,
         item: &'a RosterItem,
     ) -> StoreFuture<'a, i64> {
-        Box::pin(async move {
-            let r = self.inner.put_state(host, user, item).await;
-            self.written(host, user);
-            r
-        })
+        Box::pin(self.write(host, user, self.inner.put_state(host, user, item)))
     }
 
     fn remove<'a>(
@@ -131,11 +130,7 @@ impl RosterStore for CachedRosters {
         user: &'a str,
         contact: &'a str,
     ) -> StoreFuture<'a, Option<i64>> {
-        Box::pin(async move {
-            let r = self.inner.remove(host, user, contact).await;
-            self.written(host, user);
-            r
-        })
+        Box::pin(self.write(host, user, self.inner.remove(host, user, contact)))
     }
 
     fn count<'a>(&'a self, host: &'a str, user: &'a str) -> StoreFuture<'a, usize> {
