@@ -233,33 +233,6 @@ impl C2s {
         self.send(ping);
     }
 
-    /// A message from the rest of the server.
-    fn on_msg(&mut self, msg: SessionMsg) -> Flow {
-        match msg {
-            SessionMsg::Stanza(el) => {
-                self.write_stanza(*el);
-                Flow::Continue
-            }
-            SessionMsg::Batch(v) => {
-                for el in *v {
-                    self.write_stanza(el);
-                }
-                Flow::Continue
-            }
-            // The shared bytes as they are, unless stream management must keep an element
-            // or CSI may hold it.
-            SessionMsg::Shared(a) if self.sm.is_none() && !self.csi.inactive => {
-                a.write(&mut self.out);
-                Flow::Continue
-            }
-            SessionMsg::Shared(a) => {
-                self.write_stanza(a.element());
-                Flow::Continue
-            }
-            SessionMsg::Close(e) => Flow::Close(*e),
-        }
-    }
-
     async fn on_element(&mut self, el: Element) -> Flow {
         if let Phase::Bound(_) = self.phase {
             return self.on_bound_element(el).await;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use super::{C2s, notified, sm};
+use super::{C2s, Flow, notified, sm};
+use crate::session::SessionMsg;
 use crate::stream::{Condition, StreamError, random_id, response_header, write_top_level};
 use crate::xml::Element;
 
@@ -25,6 +26,33 @@ impl C2s {
         }
         if self.raw_out.is_empty() {
             self.raw_out = Vec::new();
+        }
+    }
+
+    /// A message from the rest of the server.
+    pub(super) fn on_msg(&mut self, msg: SessionMsg) -> Flow {
+        match msg {
+            SessionMsg::Stanza(el) => {
+                self.write_stanza(*el);
+                Flow::Continue
+            }
+            SessionMsg::Batch(v) => {
+                for el in *v {
+                    self.write_stanza(el);
+                }
+                Flow::Continue
+            }
+            // The shared bytes as they are, unless stream management must keep an element
+            // or CSI may hold it.
+            SessionMsg::Shared(a) if self.sm.is_none() && !self.csi.inactive => {
+                a.write(&mut self.out);
+                Flow::Continue
+            }
+            SessionMsg::Shared(a) => {
+                self.write_stanza(a.element());
+                Flow::Continue
+            }
+            SessionMsg::Close(e) => Flow::Close(*e),
         }
     }
 
