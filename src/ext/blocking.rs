@@ -37,6 +37,11 @@ impl Cache {
         self.list_of(ctx, owner.as_str()).await
     }
 
+    /// Whether the account whose normalised bare JID is `owner` blocks `j`.
+    async fn blocks(&self, ctx: &Ctx, owner: &str, j: &Jid) -> bool {
+        self.list_of(ctx, owner).await.iter().any(|i| matches(i, j))
+    }
+
     /// The list of the account whose normalised bare JID is `owner`.
     async fn list_of(&self, ctx: &Ctx, owner: &str) -> Arc<Vec<Jid>> {
         if let Some(l) = self
@@ -108,7 +113,7 @@ pub async fn allowed(ctx: &Ctx, cache: &Cache, router: &Router, stanza: &Element
     };
     // The user blocked the recipient (§3.7).
     if let Some(me) = local_account(router, &from)
-        && cache.list_of(ctx, me).await.iter().any(|i| matches(i, &to))
+        && cache.blocks(ctx, me, &to).await
     {
         if answers
             && let Some(r) = error_reply_with(
@@ -123,11 +128,7 @@ pub async fn allowed(ctx: &Ctx, cache: &Cache, router: &Router, stanza: &Element
     }
     // The recipient blocked the sender (§3.6).
     if let Some(them) = local_account(router, &to)
-        && cache
-            .list_of(ctx, them)
-            .await
-            .iter()
-            .any(|i| matches(i, &from))
+        && cache.blocks(ctx, them, &from).await
     {
         if answers {
             router.bounce(stanza, ErrorCondition::ServiceUnavailable);
@@ -159,12 +160,7 @@ pub async fn presence_peers<'a>(
                 && Jid::new(contact).is_ok_and(|c| mine.iter().any(|i| matches(i, &c))))
                 || (!user.is_empty()
                     && router.is_local(host)
-                    && ctx
-                        .blocks
-                        .list_of(ctx, contact)
-                        .await
-                        .iter()
-                        .any(|i| matches(i, &from))));
+                    && ctx.blocks.blocks(ctx, contact, &from).await));
         if !blocked {
             out.push(item);
         }

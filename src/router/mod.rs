@@ -175,14 +175,8 @@ impl Router {
                 shared: stanza.clone(),
                 to: to.to_string(),
             };
-            if let Err((why, SessionMsg::Shared(a))) = h.try_send(SessionMsg::Shared(Box::new(a))) {
-                self.bounce(
-                    &a.element(),
-                    match why {
-                        DeliveryError::Full => ErrorCondition::ResourceConstraint,
-                        DeliveryError::Closed => ErrorCondition::ServiceUnavailable,
-                    },
-                );
+            if let Err((why, m)) = h.try_send(SessionMsg::Shared(Box::new(a))) {
+                self.undeliverable(why, m);
             }
         }
     }
@@ -208,15 +202,21 @@ impl Router {
     pub fn deliver(&self, h: &SessionHandle, stanza: Element) -> bool {
         match h.try_send(SessionMsg::Stanza(Box::new(stanza))) {
             Ok(()) => true,
-            Err((why, SessionMsg::Stanza(stanza))) => {
-                let c = match why {
-                    DeliveryError::Full => ErrorCondition::ResourceConstraint,
-                    DeliveryError::Closed => ErrorCondition::ServiceUnavailable,
-                };
-                self.bounce(&stanza, c);
+            Err((why, m)) => {
+                self.undeliverable(why, m);
                 false
             }
-            Err(_) => false,
+        }
+    }
+
+    /// A message a session's queue did not take: its stanzas bounce to their senders.
+    fn undeliverable(&self, why: DeliveryError, m: SessionMsg) {
+        let c = match why {
+            DeliveryError::Full => ErrorCondition::ResourceConstraint,
+            DeliveryError::Closed => ErrorCondition::ServiceUnavailable,
+        };
+        for stanza in m.into_stanzas() {
+            self.bounce(&stanza, c);
         }
     }
 
