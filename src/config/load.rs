@@ -146,6 +146,21 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
     if c.c2s.max_stanza_size < 1024 {
         errors.push(err("c2s.max_stanza_size", "must be at least 1024 bytes"));
     }
+    if c.c2s.max_stanza_memory < c.c2s.max_stanza_size {
+        errors.push(err(
+            "c2s.max_stanza_memory",
+            "must be at least c2s.max_stanza_size",
+        ));
+    }
+    if !(1024..=c.c2s.max_stanza_size.max(1024)).contains(&c.c2s.max_tag_size) {
+        errors.push(err(
+            "c2s.max_tag_size",
+            "must be between 1024 bytes and c2s.max_stanza_size",
+        ));
+    }
+    if !(8..=10_000).contains(&c.c2s.max_attributes) {
+        errors.push(err("c2s.max_attributes", "must be between 8 and 10000"));
+    }
     if !(2..=1000).contains(&c.c2s.max_depth) {
         errors.push(err("c2s.max_depth", "must be between 2 and 1000"));
     }

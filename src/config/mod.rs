@@ -161,6 +161,15 @@ pub struct C2sConfig {
     pub allow_plain: bool,
     /// Largest top-level element in bytes (RFC 6120 §13.12).
     pub max_stanza_size: usize,
+    /// Largest memory one received top-level element may take once parsed, in bytes: bounds
+    /// input whose tree is bigger than its text (thousands of empty elements). At least
+    /// `max_stanza_size`.
+    pub max_stanza_memory: usize,
+    /// Largest start tag in bytes, attributes included (the stream header too); checked while
+    /// the tag is read.
+    pub max_tag_size: usize,
+    /// Most attributes in one start tag.
+    pub max_attributes: usize,
     /// Deepest element nesting inside a stanza.
     pub max_depth: usize,
     /// Seconds a connection may take to authenticate and bind before it is closed.
@@ -214,6 +223,9 @@ impl Default for C2sConfig {
             require_tls: true,
             allow_plain: true,
             max_stanza_size: 256 * 1024,
+            max_stanza_memory: 1024 * 1024,
+            max_tag_size: 16 * 1024,
+            max_attributes: 64,
             max_depth: 32,
             auth_timeout_secs: 30,
             max_auth_attempts: 3,

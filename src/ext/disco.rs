@@ -27,7 +27,7 @@ impl IqHandler for Disco {
             if iq.attr("type") != Some("get") || q.attr("node").is_some() {
                 return iq_error(iq, ErrorCondition::ItemNotFound, None);
             }
-            let mut query = Element::new("query", q.ns());
+            let mut query = Element::new("query", q.namespace().clone());
             if q.ns() == NS_INFO {
                 if to_server {
                     query.append_child(

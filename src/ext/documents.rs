@@ -118,7 +118,7 @@ impl IqHandler for Private {
                     };
                     let el = stored
                         .and_then(|x| parse_fragment(&x, Limits::default()).ok())
-                        .unwrap_or_else(|| Element::new(doc.name(), doc.ns()));
+                        .unwrap_or_else(|| Element::new(doc.name(), doc.namespace().clone()));
                     iq_result(iq).with_child(Element::new("query", NS_PRIVATE).with_child(el))
                 }
                 Some("set") => store(ctx, iq, host, user, "private", doc.ns(), doc).await,

@@ -4,6 +4,12 @@
 //! Attributes without a namespace are stored by local name; `xml:lang` (the only namespaced
 //! attribute XMPP uses on stanzas, RFC 6120 §8.1.5) is stored under the name `xml:lang`, and any
 //! other namespaced attribute under `{namespace}name` and written with a generated prefix.
+//!
+//! The namespace is rxml's [`Namespace`]: a `&'static str` for the namespaces the server writes,
+//! or a shared, interned string for those a peer declared, so that one long namespace declared
+//! once costs its bytes once however many elements are in it.
+
+use rxml::Namespace;
 
 use super::escape::{escape_attr, escape_text};
 
@@ -23,14 +29,14 @@ pub enum Node {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
     name: String,
-    ns: String,
+    ns: Namespace<'static>,
     attrs: Vec<(String, String)>,
     children: Vec<Node>,
 }
 
 impl Element {
     /// A new empty element `name` in namespace `ns`.
-    pub fn new(name: impl Into<String>, ns: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<String>, ns: impl Into<Namespace<'static>>) -> Self {
         Element {
             name: name.into(),
             ns: ns.into(),
@@ -67,21 +73,27 @@ impl Element {
         &self.ns
     }
 
+    /// The namespace, shared (cloning it copies no string).
+    pub fn namespace(&self) -> &Namespace<'static> {
+        &self.ns
+    }
+
+    /// What this element costs in memory before its children: the node that holds it, its
+    /// name and its attributes. The parser charges it, and text, against
+    /// `max_stanza_memory`; the namespace is shared and costs nothing per element.
+    pub fn cost(&self) -> usize {
+        std::mem::size_of::<Node>()
+            + self.name.len()
+            + self
+                .attrs
+                .iter()
+                .map(|(k, v)| std::mem::size_of::<(String, String)>() + k.len() + v.len())
+                .sum::<usize>()
+    }
+
     /// Whether this element is `name` in namespace `ns`.
     pub fn is(&self, name: &str, ns: &str) -> bool {
         self.name == name && self.ns == ns
-    }
-
-    /// Rewrites the namespace of this element (and of children that shared it).
-    pub fn set_ns_deep(&mut self, from: &str, to: &str) {
-        if self.ns == from {
-            self.ns = to.to_string();
-        }
-        for c in &mut self.children {
-            if let Node::Element(e) = c {
-                e.set_ns_deep(from, to);
-            }
-        }
     }
 
     /// The value of an attribute.
@@ -137,14 +149,16 @@ impl Element {
         self.children.push(Node::Element(child));
     }
 
-    /// Appends a node.
-    pub fn append_node(&mut self, node: Node) {
-        if let (Node::Text(t), Some(Node::Text(last))) = (&node, self.children.last_mut()) {
-            // Merge adjacent text (the parser emits long text in several events).
-            last.push_str(t);
-            return;
+    /// Appends text, merged with text just before it (the parser emits long text in several
+    /// events); returns what it costs in memory.
+    pub fn append_text(&mut self, text: String) -> usize {
+        if let Some(Node::Text(last)) = self.children.last_mut() {
+            last.push_str(&text);
+            return text.len();
         }
-        self.children.push(node);
+        let cost = std::mem::size_of::<Node>() + text.len();
+        self.children.push(Node::Text(text));
+        cost
     }
 
     /// Removes and returns the first child element `name` in `ns`.
@@ -181,7 +195,7 @@ impl Element {
     pub fn write_to(&self, out: &mut Vec<u8>, parent_ns: &str) {
         out.push(b'<');
         out.extend_from_slice(self.name.as_bytes());
-        if self.ns != parent_ns {
+        if self.ns.as_str() != parent_ns {
             out.extend_from_slice(b" xmlns='");
             escape_attr(&self.ns, out);
             out.push(b'\'');
@@ -211,7 +225,7 @@ impl Element {
         out.push(b'>');
         for c in &self.children {
             match c {
-                Node::Element(e) => e.write_to(out, &self.ns),
+                Node::Element(e) => e.write_to(out, self.ns.as_str()),
                 Node::Text(t) => escape_text(t, out),
             }
         }

@@ -4,29 +4,51 @@
 //! Tokenising is done by `rxml`, which enforces XML 1.0 well-formedness, namespace
 //! well-formedness and the RFC 6120 §11 restrictions (no DTD, no entity declarations or references
 //! beyond the predefined five and character references, no processing instructions, no comments,
-//! UTF-8 only, XML 1.0 only). On top of it this parser adds what the RFC leaves to the server:
-//! a byte budget per top-level element (§13.12: "policy-violation") counted from the bytes the
-//! tokenizer consumed, a nesting-depth cap, and refusal of text directly inside the stream.
+//! UTF-8 only, XML 1.0 only). On top of it this parser adds what the RFC leaves to the server
+//! (§13.12, each a `policy-violation`):
+//! - a byte budget per top-level element, counted from the bytes the tokenizer consumed;
+//! - a byte budget per start tag, the stream header included, enforced while the tag is being
+//!   read: rxml reports a start tag only once it is complete, so the parser is fed at most what
+//!   is left of that budget at a time, and text is emitted eagerly (text buffering off) so that
+//!   the bytes consumed since the last event are the unfinished tag;
+//! - a cap on attributes per start tag;
+//! - a nesting-depth cap;
+//! - a budget for what the built tree costs in memory ([`Element::cost`]), so that input whose
+//!   tree is much larger than its text (many empty elements, namespaced attributes) is bounded
+//!   too. Namespace names are interned by rxml and shared by every element that uses them, so a
+//!   long default namespace is held once, not once per element.
+//!
+//! Text directly inside the stream (other than whitespace keepalives) is refused.
 
 use rxml::error::EndOrError;
 use rxml::{Event, Options, Parse, Parser, WithOptions};
 
-use super::element::{Element, NS_XML, Node};
+use super::element::{Element, NS_XML};
 
 /// Limits applied to one stream.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Maximum size in bytes of one top-level element (a stanza or a negotiation element).
     pub max_stanza_size: usize,
+    /// Maximum memory in bytes that one top-level element may cost once built (see
+    /// [`Element::cost`]); a few times `max_stanza_size`.
+    pub max_stanza_memory: usize,
     /// Maximum nesting depth below the stream root (a stanza counts as depth 1).
     pub max_depth: usize,
+    /// Maximum size in bytes of one start tag with its attributes (the stream header too).
+    pub max_tag_size: usize,
+    /// Maximum attributes in one start tag (namespace declarations not included).
+    pub max_attributes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_stanza_size: 256 * 1024,
+            max_stanza_memory: 1024 * 1024,
             max_depth: 32,
+            max_tag_size: 16 * 1024,
+            max_attributes: 64,
         }
     }
 }
@@ -94,8 +116,12 @@ pub struct StreamParser {
     stack: Vec<Element>,
     /// Whether the root `<stream:stream>` has been opened.
     in_stream: bool,
+    /// Bytes consumed since the last event: an unfinished start tag (or token).
+    pending: usize,
     /// Bytes consumed by the top-level element being built.
     element_bytes: usize,
+    /// What the top-level element being built costs in memory so far.
+    element_memory: usize,
     /// Set once the stream has ended or failed; nothing more is parsed.
     done: bool,
 }
@@ -108,12 +134,18 @@ impl StreamParser {
             max_token_length: limits.max_stanza_size.clamp(1024, 64 * 1024),
             ..Options::default()
         };
+        let mut parser = Parser::with_options(opts);
+        // Text is emitted as soon as it is read, so that what was consumed since the last event
+        // is an unfinished tag, which `next` bounds.
+        parser.set_text_buffering(false);
         StreamParser {
-            parser: Parser::with_options(opts),
+            parser,
             limits,
             stack: Vec::new(),
             in_stream: false,
+            pending: 0,
             element_bytes: 0,
+            element_memory: 0,
             done: false,
         }
     }
@@ -127,11 +159,6 @@ impl StreamParser {
         }
     }
 
-    /// Whether an element is half-received (used to tell idle streams from busy ones).
-    pub fn in_element(&self) -> bool {
-        !self.stack.is_empty()
-    }
-
     /// Consumes bytes from `input` until one event is complete (`Ok(Some)`), or all of `input`
     /// was consumed and more is needed (`Ok(None)`). Call again with the rest of `input` after an
     /// event: one chunk can hold many elements.
@@ -140,15 +167,35 @@ impl StreamParser {
             return Ok(None);
         }
         loop {
-            let ev = match self.parser.parse(input, false) {
+            // Never let an unfinished tag run more than one byte past its budget.
+            let allowed = (self.limits.max_tag_size + 1).saturating_sub(self.pending);
+            let mut piece = &input[..input.len().min(allowed.max(1))];
+            let before = piece.len();
+            let parsed = self.parser.parse(&mut piece, false);
+            let consumed = before - piece.len();
+            *input = &input[consumed..];
+            self.pending += consumed;
+            let ev = match parsed {
                 Ok(Some(ev)) => ev,
-                Ok(None) => return Ok(None),
-                Err(EndOrError::NeedMoreData) => return Ok(None),
+                Ok(None) | Err(EndOrError::NeedMoreData) => {
+                    if self.pending > self.limits.max_tag_size {
+                        self.done = true;
+                        return Err(XmlError::PolicyViolation(format!(
+                            "start tag larger than {} bytes",
+                            self.limits.max_tag_size
+                        )));
+                    }
+                    if input.is_empty() {
+                        return Ok(None);
+                    }
+                    continue;
+                }
                 Err(EndOrError::Error(e)) => {
                     self.done = true;
                     return Err(map_error(e));
                 }
             };
+            self.pending = 0;
             match self.handle(ev) {
                 Ok(Some(out)) => {
                     if matches!(out, StreamEvent::End) {
@@ -169,29 +216,33 @@ impl StreamParser {
         match ev {
             Event::XmlDeclaration(..) => Ok(None),
             Event::StartElement(metrics, (ns, name), attrs) => {
-                let attrs: Vec<(String, String)> = attrs
-                    .into_iter()
-                    .map(|((ans, aname), v)| {
-                        let key = if ans.is_empty() {
-                            aname.to_string()
-                        } else if ans.as_str() == NS_XML {
-                            format!("xml:{aname}")
-                        } else {
-                            format!("{{{ans}}}{aname}")
-                        };
-                        (key, v)
-                    })
-                    .collect();
+                if attrs.len() > self.limits.max_attributes {
+                    return Err(XmlError::PolicyViolation(format!(
+                        "more than {} attributes in one element",
+                        self.limits.max_attributes
+                    )));
+                }
+                let attrs = attrs.into_iter().map(|((ans, aname), v)| {
+                    let key = if ans.is_empty() {
+                        aname.to_string()
+                    } else if ans.as_str() == NS_XML {
+                        format!("xml:{aname}")
+                    } else {
+                        format!("{{{ans}}}{aname}")
+                    };
+                    (key, v)
+                });
                 if !self.in_stream {
                     self.in_stream = true;
                     return Ok(Some(StreamEvent::Header(StreamHeader {
                         ns: ns.to_string(),
                         name: name.to_string(),
-                        attrs,
+                        attrs: attrs.collect(),
                     })));
                 }
                 if self.stack.is_empty() {
                     self.element_bytes = 0;
+                    self.element_memory = 0;
                 }
                 self.count(metrics.len())?;
                 if self.stack.len() >= self.limits.max_depth {
@@ -200,10 +251,11 @@ impl StreamParser {
                         self.limits.max_depth
                     )));
                 }
-                let mut el = Element::new(name.to_string(), ns.to_string());
+                let mut el = Element::new(name.to_string(), ns.into_static());
                 for (k, v) in attrs {
                     el.set_attr(k, v);
                 }
+                self.charge(el.cost())?;
                 self.stack.push(el);
                 Ok(None)
             }
@@ -223,8 +275,9 @@ impl StreamParser {
             }
             Event::Text(metrics, text) => match self.stack.last_mut() {
                 Some(parent) => {
-                    parent.append_node(Node::Text(text));
+                    let cost = parent.append_text(text);
                     self.count(metrics.len())?;
+                    self.charge(cost)?;
                     Ok(None)
                 }
                 // Whitespace between stanzas is a keepalive (RFC 6120 §4.6.1); anything else
@@ -240,12 +293,25 @@ impl StreamParser {
         }
     }
 
+    /// Adds input bytes to the budget of the element being built.
     fn count(&mut self, n: usize) -> Result<(), XmlError> {
         self.element_bytes = self.element_bytes.saturating_add(n);
         if self.element_bytes > self.limits.max_stanza_size {
             return Err(XmlError::PolicyViolation(format!(
                 "element larger than {} bytes",
                 self.limits.max_stanza_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds what a piece of the element being built costs in memory to its budget.
+    fn charge(&mut self, n: usize) -> Result<(), XmlError> {
+        self.element_memory = self.element_memory.saturating_add(n);
+        let limit = self.limits.max_stanza_memory;
+        if self.element_memory > limit {
+            return Err(XmlError::PolicyViolation(format!(
+                "element would take more than {limit} bytes of memory"
             )));
         }
         Ok(())

@@ -149,7 +149,9 @@ pub struct Reader<R> {
 fn limits() -> Limits {
     Limits {
         max_stanza_size: 4 << 20,
+        max_stanza_memory: 64 << 20,
         max_depth: 64,
+        ..Limits::default()
     }
 }
 

@@ -150,6 +150,9 @@ impl C2s {
     fn limits(config: &Config) -> Limits {
         Limits {
             max_stanza_size: config.c2s.max_stanza_size,
+            max_stanza_memory: config.c2s.max_stanza_memory,
+            max_tag_size: config.c2s.max_tag_size,
+            max_attributes: config.c2s.max_attributes,
             max_depth: config.c2s.max_depth,
         }
     }

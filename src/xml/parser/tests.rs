@@ -155,7 +155,8 @@ fn foreign_encodings_and_versions_are_refused() {
 fn oversized_element_is_a_policy_violation() {
     let limits = Limits {
         max_stanza_size: 4096,
-        max_depth: 32,
+        max_tag_size: 1024,
+        ..Limits::default()
     };
     let body = "a".repeat(10_000);
     let input = format!("{HEADER}<message><body>{body}</body></message>");
@@ -199,4 +200,127 @@ fn nothing_is_parsed_after_the_stream_ends() {
     ));
     assert!(matches!(p.next(&mut rest), Ok(Some(StreamEvent::End))));
     assert!(matches!(p.next(&mut rest), Ok(None)));
+}
+
+/// Parses `input` in chunks and says how many bytes had been fed when the first error came.
+fn fed_until_error(input: &[u8], chunk: usize, limits: Limits) -> Option<(usize, XmlError)> {
+    let mut p = StreamParser::new(limits);
+    let mut fed = 0;
+    for piece in input.chunks(chunk) {
+        fed += piece.len();
+        let mut rest = piece;
+        loop {
+            match p.next(&mut rest) {
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(e) => return Some((fed, e)),
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn a_long_namespace_is_held_once_and_many_empty_elements_hit_the_memory_budget() {
+    // The shape measured in the hardening issue: one default namespace of 16 KiB, then tens of
+    // thousands of 4-byte children, within the 256 KiB byte budget.
+    let ns = format!("urn:{}", "x".repeat(12 * 1024));
+    let input = format!("{HEADER}<iq xmlns='{ns}'>{}</iq>", "<a/>".repeat(60_000));
+    assert!(input.len() < Limits::default().max_stanza_size + HEADER.len());
+    let (fed, err) = fed_until_error(input.as_bytes(), 4096, Limits::default())
+        .expect("60,000 empty elements must not be built");
+    assert!(
+        matches!(err, XmlError::PolicyViolation(ref why) if why.contains("memory")),
+        "{err:?}"
+    );
+    // Stopped well before the end, once the tree reached the memory budget.
+    assert!(fed < input.len() / 2, "fed {fed} of {}", input.len());
+
+    // Within the budget, children share their parent's namespace string.
+    let input = format!("{HEADER}<iq xmlns='{ns}'><a/><b/></iq>");
+    let evs = parse_chunked(input.as_bytes(), 4096, Limits::default()).unwrap();
+    let Some(StreamEvent::Element(iq)) = evs.get(1) else {
+        panic!("expected the element, got {evs:?}");
+    };
+    let kids: Vec<&Element> = iq.children().collect();
+    assert_eq!(kids.len(), 2);
+    assert_eq!(iq.ns().as_ptr(), kids[0].ns().as_ptr());
+    assert_eq!(kids[0].ns().as_ptr(), kids[1].ns().as_ptr());
+}
+
+#[test]
+fn namespaced_attributes_count_toward_the_memory_budget() {
+    // Each attribute key names its namespace: a long prefixed namespace on many small
+    // elements would otherwise be copied into each of them.
+    let ns = format!("urn:{}", "y".repeat(8 * 1024));
+    let input = format!(
+        "{HEADER}<iq xmlns:p='{ns}'>{}</iq>",
+        "<b p:x=''/>".repeat(20_000)
+    );
+    let (_, err) = fed_until_error(input.as_bytes(), 4096, Limits::default())
+        .expect("the copies must be bounded");
+    assert!(
+        matches!(err, XmlError::PolicyViolation(ref why) if why.contains("memory")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_unfinished_start_tag_is_bounded_while_it_is_read() {
+    // A start tag that never closes, with ever more attributes: refused once it passes
+    // max_tag_size, not after it closes (rxml would collect it all first).
+    let limits = Limits::default();
+    let attrs: String = (0..40_000).map(|i| format!(" a{i}=''")).collect();
+    let input = format!("{HEADER}<message{attrs}");
+    let (fed, err) = fed_until_error(input.as_bytes(), 1500, limits).expect("refused");
+    assert!(
+        matches!(err, XmlError::PolicyViolation(ref why) if why.contains("start tag")),
+        "{err:?}"
+    );
+    assert!(
+        fed <= HEADER.len() + limits.max_tag_size + 1500,
+        "fed {fed} bytes before refusing"
+    );
+    // The same for the stream header.
+    let input = format!(
+        "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'{attrs}"
+    );
+    let (fed, _) = fed_until_error(input.as_bytes(), 1500, limits).expect("refused");
+    assert!(fed <= limits.max_tag_size + 1500, "fed {fed}");
+}
+
+#[test]
+fn too_many_attributes_are_refused() {
+    let limits = Limits::default();
+    let attrs: String = (0..=limits.max_attributes)
+        .map(|i| format!(" a{i}='1'"))
+        .collect();
+    assert!(matches!(
+        parse(&format!("<message{attrs}/>")),
+        Err(XmlError::PolicyViolation(_))
+    ));
+    let attrs: String = (0..limits.max_attributes)
+        .map(|i| format!(" a{i}='1'"))
+        .collect();
+    assert_eq!(
+        elements(&parse(&format!("<message{attrs}/>")).unwrap()).len(),
+        1
+    );
+}
+
+#[test]
+fn large_text_in_one_chunk_still_parses() {
+    // Text is emitted eagerly (the unfinished-tag bound relies on it): a 200 KiB body in one
+    // piece, or in odd pieces, is one text node.
+    let body = "b".repeat(200 * 1024);
+    let input = format!("{HEADER}<message><body>{body}</body></message>");
+    for chunk in [input.len(), 7919] {
+        let evs = parse_chunked(input.as_bytes(), chunk, Limits::default()).unwrap();
+        let Some(StreamEvent::Element(m)) = evs.get(1) else {
+            panic!("no element");
+        };
+        let b = m.get_child("body", "jabber:client").unwrap();
+        assert_eq!(b.nodes().len(), 1);
+        assert_eq!(b.text().len(), body.len());
+    }
 }
