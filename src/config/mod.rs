@@ -46,6 +46,10 @@ pub struct ImConfig {
     pub max_document_size: usize,
     /// JIDs one account may block (XEP-0191).
     pub max_blocklist_items: usize,
+    /// Entities one session may send directed presence to (RFC 6121 §4.6) and so be
+    /// remembered for its unavailable presence; beyond it directed presence is refused
+    /// with `<policy-violation/>`. Each joined group chat counts as one.
+    pub max_directed_presences: usize,
 }
 
 impl Default for ImConfig {
@@ -57,6 +61,7 @@ impl Default for ImConfig {
             offline_quota: 500,
             max_document_size: 64 * 1024,
             max_blocklist_items: 1000,
+            max_directed_presences: 1000,
         }
     }
 }

@@ -241,15 +241,25 @@ impl Router {
     }
 
     /// Writes a server-made stanza (an error reply) straight to the session named by its `to`,
-    /// if that session exists now: an error about an undeliverable error is never made.
+    /// or to every session of a bare `to` (subscription presences are sent from bare JIDs),
+    /// if any exists now: an error about an undeliverable error is never made.
     pub fn send_to_session(&self, stanza: Element) {
         let Some(Ok(to)) = stanza.attr("to").map(Jid::new) else {
             return;
         };
-        if let Ok(full) = to.try_into_full()
-            && let Some(h) = self.registry.get(&full)
-        {
-            let _ = h.try_send(SessionMsg::Stanza(Box::new(stanza)));
+        match to.try_into_full() {
+            Ok(full) => {
+                if let Some(h) = self.registry.get(&full) {
+                    let _ = h.try_send(SessionMsg::Stanza(Box::new(stanza)));
+                }
+            }
+            Err(bare) => {
+                for s in self.registry.sessions(&bare) {
+                    let _ = s
+                        .handle
+                        .try_send(SessionMsg::Stanza(Box::new(stanza.clone())));
+                }
+            }
         }
     }
 }

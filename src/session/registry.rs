@@ -3,7 +3,7 @@
 //!
 //! The lock is a plain `RwLock` held only for map operations, never across `.await`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -104,8 +104,9 @@ struct Entry {
     carbons: bool,
     /// Requested the blocklist, so it gets blocklist pushes (XEP-0191).
     blocklist: bool,
-    /// Full or bare JIDs this session sent directed presence to (RFC 6121 §4.6).
-    directed: Vec<String>,
+    /// Full or bare JIDs this session sent directed presence to (RFC 6121 §4.6), at most
+    /// `im.max_directed_presences`; shared with snapshots, copied only when it changes.
+    directed: Arc<HashSet<String>>,
 }
 
 /// A snapshot of one session's state, for routing and fan-out.
@@ -124,7 +125,7 @@ pub struct SessionInfo {
     /// Gets blocklist pushes.
     pub blocklist: bool,
     /// Where it sent directed presence.
-    pub directed: Vec<String>,
+    pub directed: Arc<HashSet<String>>,
 }
 
 impl Entry {
@@ -231,7 +232,7 @@ impl Registry {
             interested: false,
             carbons: false,
             blocklist: false,
-            directed: Vec::new(),
+            directed: Arc::default(),
         });
         BindOutcome::Bound { handle, replaced }
     }
@@ -271,7 +272,7 @@ impl Registry {
             e.presence = presence.map(Arc::new);
             e.priority = priority;
             if e.presence.is_none() {
-                e.directed.clear();
+                e.directed = Arc::default();
             }
             was
         })
@@ -287,14 +288,25 @@ impl Registry {
         });
     }
 
-    /// Remembers (`true`) or forgets a directed-presence recipient of the session.
-    pub fn set_directed(&self, jid: &FullJid, id: u64, to: &str, on: bool) {
+    /// Remembers (`true`) or forgets a directed-presence recipient of the session. Returns
+    /// `false` when `to` is new and the session already has `max` recipients.
+    pub fn set_directed(&self, jid: &FullJid, id: u64, to: &str, on: bool, max: usize) -> bool {
         self.with_entry(jid, id, |e| {
-            e.directed.retain(|d| d != to);
-            if on {
-                e.directed.push(to.to_string());
+            if on == e.directed.contains(to) {
+                return true;
             }
-        });
+            if on && e.directed.len() >= max {
+                return false;
+            }
+            let set = Arc::make_mut(&mut e.directed);
+            if on {
+                set.insert(to.to_string());
+            } else {
+                set.remove(to);
+            }
+            true
+        })
+        .unwrap_or(true)
     }
 
     /// Every bound session of `bare`, available or not.

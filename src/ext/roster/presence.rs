@@ -7,6 +7,8 @@
 //! recipient resource (each carries its own `to`), serialised once for all of them
 //! ([`crate::stanza::shared`]); the roster comes from the roster cache.
 
+use std::collections::HashSet;
+
 use jid::{BareJid, Jid};
 
 use super::{account, subscription};
@@ -55,9 +57,15 @@ pub async fn outbound(
         // Directed presence (§4.6): remembered, so that unavailable follows it.
         None | Some("unavailable") => {
             let available = kind.is_none();
-            router
+            let max = ctx.config.im.max_directed_presences;
+            if !router
                 .registry
-                .set_directed(&session.jid, session.id, to.as_str(), available);
+                .set_directed(&session.jid, session.id, to.as_str(), available, max)
+            {
+                // Not remembered, so its unavailable could never follow: not sent at all.
+                router.bounce(&stanza, crate::stanza::ErrorCondition::PolicyViolation);
+                return false;
+            }
             router.route(stanza).await;
         }
         _ => {}
@@ -105,12 +113,13 @@ async fn broadcast(
         }
     };
     let items = blocking::presence_peers(ctx, router, &session.jid, &roster.1).await;
+    let none = HashSet::new();
     fan_out(
         router,
         &me,
         &stanza,
         &items,
-        if available { &[] } else { &directed },
+        if available { &none } else { &directed },
     );
     let initial = available && !was_available;
     if initial {
@@ -126,7 +135,7 @@ fn fan_out(
     me: &BareJid,
     stanza: &Element,
     items: &[&crate::storage::RosterItem],
-    extra: &[String],
+    extra: &HashSet<String>,
 ) {
     // Serialised once; each recipient's session splices its `to` in.
     let shared = Shared::new(stanza.clone());
@@ -144,7 +153,7 @@ fn fan_out(
 }
 
 /// Sends `stanza` to each directed-presence recipient (full or bare JIDs).
-fn send_directed(router: &Router, stanza: &Element, recipients: &[String]) {
+fn send_directed(router: &Router, stanza: &Element, recipients: &HashSet<String>) {
     for d in recipients {
         if let Ok(j) = Jid::new(d) {
             let mut p = stanza.clone();
@@ -231,12 +240,14 @@ async fn went_unavailable(ctx: &Ctx, router: &Router, me: &BareJid, last: Sessio
         return;
     }
     let (host, user) = account(me);
-    let roster = ctx
-        .storage
-        .rosters
-        .items_shared(host, user)
-        .await
-        .unwrap_or_default();
+    let roster = match ctx.storage.rosters.items_shared(host, user).await {
+        Ok(r) => r,
+        Err(e) => {
+            // Contacts keep seeing the last presence until they probe again; logged.
+            tracing::error!("roster of {me} for its unavailable presence: {e}");
+            Default::default()
+        }
+    };
     let items = blocking::presence_peers(ctx, router, &last.handle.jid, &roster.1).await;
     let unavailable = Element::new("presence", NS_CLIENT)
         .with_attr("type", "unavailable")
@@ -248,12 +259,21 @@ async fn went_unavailable(ctx: &Ctx, router: &Router, me: &BareJid, last: Sessio
 pub async fn deliver_pending_requests(ctx: &Ctx, router: &Router, session: &SessionHandle) {
     let me = session.jid.to_bare();
     let (host, user) = account(&me);
-    let Ok(pending) = ctx.storage.rosters.pending(host, user).await else {
-        return;
+    let pending = match ctx.storage.rosters.pending(host, user).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("pending subscription requests of {me}: {e}");
+            return;
+        }
     };
-    for (_, xml) in pending {
-        if let Ok(p) = parse_fragment(&xml, Limits::default()) {
-            router.deliver(session, p);
+    for (from, xml) in pending {
+        match parse_fragment(&xml, Limits::default()) {
+            Ok(p) => {
+                router.deliver(session, p);
+            }
+            // Stored by this server, so it parsed once; the request is still pending in the
+            // roster (the contact shows as asking) and is kept.
+            Err(e) => tracing::error!("stored subscription request from {from} to {me}: {e}"),
         }
     }
 }

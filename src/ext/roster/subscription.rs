@@ -8,6 +8,7 @@ use jid::BareJid;
 use super::{account, push};
 use crate::ext::Ctx;
 use crate::router::Router;
+use crate::stanza::ErrorCondition;
 use crate::storage::{RosterItem, StoreError, Subscription};
 use crate::stream::NS_CLIENT;
 use crate::xml::Element;
@@ -66,6 +67,15 @@ async fn outbound_inner(
 ) -> Result<(), StoreError> {
     let (host, user) = account(me);
     let existing = load(ctx, me, contact).await?;
+    // `subscribe` and `subscribed` create an item when there is none: the roster limit holds
+    // on this path as on a roster set (RFC 6121 §2.3.3), whatever the contact.
+    if existing.is_none()
+        && matches!(kind, "subscribe" | "subscribed")
+        && ctx.storage.rosters.count(host, user).await? >= ctx.config.im.roster_max_items
+    {
+        router.bounce(&stanza, ErrorCondition::ResourceConstraint);
+        return Ok(());
+    }
     let mut item = existing
         .clone()
         .unwrap_or_else(|| RosterItem::new(contact.to_string()));
@@ -163,7 +173,8 @@ async fn inbound_inner(
         }
         return Ok(());
     }
-    // Delivered as coming from the bare JID (§3.1.2).
+    // Delivered as coming from the bare JID (§3.1.2); an error goes back to the sender.
+    let sent = stanza.clone();
     stanza.set_attr("from", from.to_string());
     stanza.set_attr("to", me.to_string());
     let existing = load(ctx, me, from).await?;
@@ -183,7 +194,15 @@ async fn inbound_inner(
                 router.route(presence("subscribed", me, from)).await;
                 router.send_presence_of(me, from, false);
             } else {
-                // Kept until answered, and shown to every available resource now (§3.1.3).
+                // Kept until answered, and shown to every available resource now (§3.1.3);
+                // as many pending requests as roster items at most.
+                let pending = ctx.storage.rosters.pending(host, user).await?;
+                if pending.len() >= ctx.config.im.roster_max_items
+                    && !pending.iter().any(|(f, _)| f == from.as_str())
+                {
+                    router.bounce(&sent, ErrorCondition::ResourceConstraint);
+                    return Ok(());
+                }
                 ctx.storage
                     .rosters
                     .add_pending(host, user, from.as_str(), &stanza.to_string_in(NS_CLIENT))
