@@ -145,6 +145,31 @@ async fn oversized_stanza_closes_only_that_stream() {
 }
 
 #[tokio::test]
+async fn before_authentication_the_stanza_budget_is_small() {
+    let t = TestServer::start(|c| c.c2s.require_tls = false).await;
+    t.add_user("alice", "pw").await;
+    // 20 KiB is over c2s.max_stanza_size_before_auth (16 KiB) ...
+    let body = "B".repeat(20 * 1024);
+    let mut anon = t.raw().await;
+    anon.send(&format!(
+        "{HEADER}<iq type='get' id='x'><query xmlns='jabber:iq:register'>{body}</query></iq>"
+    ))
+    .await;
+    let out = anon.read_to_close().await;
+    assert!(stream_error(&out, "policy-violation"), "{out}");
+    // ... and fine once authenticated (c2s.max_stanza_size, 256 KiB).
+    let mut alice = t.raw().await;
+    alice.login("alice", "pw", "a").await;
+    alice
+        .send(&format!(
+            "<message to='alice@localhost/a' id='big'><body>{body}</body></message>"
+        ))
+        .await;
+    let echo = alice.read_until("</message>").await;
+    assert!(echo.contains(&body), "{}", &echo[..echo.len().min(300)]);
+}
+
+#[tokio::test]
 async fn a_client_that_never_authenticates_is_closed() {
     let t = TestServer::start(|c| c.c2s.auth_timeout_secs = 1).await;
     let mut raw = t.raw().await;

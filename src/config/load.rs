@@ -146,6 +146,12 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
     if c.c2s.max_stanza_size < 1024 {
         errors.push(err("c2s.max_stanza_size", "must be at least 1024 bytes"));
     }
+    if c.c2s.max_stanza_size_before_auth < 4096 {
+        errors.push(err(
+            "c2s.max_stanza_size_before_auth",
+            "must be at least 4096 bytes",
+        ));
+    }
     if c.c2s.max_stanza_memory < c.c2s.max_stanza_size {
         errors.push(err(
             "c2s.max_stanza_memory",

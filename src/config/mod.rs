@@ -166,6 +166,9 @@ pub struct C2sConfig {
     pub allow_plain: bool,
     /// Largest top-level element in bytes (RFC 6120 §13.12).
     pub max_stanza_size: usize,
+    /// Largest top-level element in bytes before authentication (SASL, STARTTLS, in-band
+    /// registration need a few KiB); the memory budget shrinks in proportion.
+    pub max_stanza_size_before_auth: usize,
     /// Largest memory one received top-level element may take once parsed, in bytes: bounds
     /// input whose tree is bigger than its text (thousands of empty elements). At least
     /// `max_stanza_size`.
@@ -228,6 +231,7 @@ impl Default for C2sConfig {
             require_tls: true,
             allow_plain: true,
             max_stanza_size: 256 * 1024,
+            max_stanza_size_before_auth: 16 * 1024,
             max_stanza_memory: 1024 * 1024,
             max_tag_size: 16 * 1024,
             max_attributes: 64,

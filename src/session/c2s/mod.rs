@@ -147,14 +147,31 @@ pub(crate) struct C2s {
 }
 
 impl C2s {
-    fn limits(config: &Config) -> Limits {
+    /// The parser limits for a new stream: before authentication nothing legitimate is
+    /// larger than a SASL exchange or a registration form, so an anonymous peer gets
+    /// `c2s.max_stanza_size_before_auth` (and a memory budget in proportion).
+    fn limits(config: &Config, authenticated: bool) -> Limits {
+        let c = &config.c2s;
+        let (size, memory) = if authenticated {
+            (c.max_stanza_size, c.max_stanza_memory)
+        } else {
+            let size = c.max_stanza_size_before_auth.min(c.max_stanza_size);
+            let memory = c.max_stanza_memory / c.max_stanza_size.max(1) * size;
+            (size, memory.max(size))
+        };
         Limits {
-            max_stanza_size: config.c2s.max_stanza_size,
-            max_stanza_memory: config.c2s.max_stanza_memory,
-            max_tag_size: config.c2s.max_tag_size,
-            max_attributes: config.c2s.max_attributes,
-            max_depth: config.c2s.max_depth,
+            max_stanza_size: size,
+            max_stanza_memory: memory,
+            max_tag_size: c.max_tag_size.min(size),
+            max_attributes: c.max_attributes,
+            max_depth: c.max_depth,
         }
+    }
+
+    /// A parser for a stream (re)started now.
+    fn new_parser(&self) -> StreamParser {
+        let authenticated = !matches!(self.phase, Phase::Unauthenticated);
+        StreamParser::new(Self::limits(&self.shared.config, authenticated))
     }
 
     /// Feeds bytes to the parser and handles each event.
@@ -178,7 +195,7 @@ impl C2s {
                 }
                 Flow::Restart => {
                     // Bytes after <success/> belong to the new stream.
-                    self.parser = StreamParser::new(Self::limits(&self.shared.config));
+                    self.parser = self.new_parser();
                     self.header_sent = false;
                 }
                 // After <proceed/>, anything the client sent in plaintext is dropped unread
@@ -205,7 +222,7 @@ impl C2s {
                     // stream restarts (XEP-0138 §5).
                     self.raw_out = std::mem::take(&mut self.out);
                     self.zlib = Some(Box::default());
-                    self.parser = StreamParser::new(Self::limits(&self.shared.config));
+                    self.parser = self.new_parser();
                     self.header_sent = false;
                     let rest = std::mem::take(&mut self.pending_input);
                     if rest.is_empty() {
@@ -281,7 +298,7 @@ pub async fn run(
             Conn::Plain(tcp)
         };
         let mut s = C2s {
-            parser: StreamParser::new(C2s::limits(&shared.config)),
+            parser: StreamParser::new(C2s::limits(&shared.config, false)),
             shared,
             conn,
             peer,

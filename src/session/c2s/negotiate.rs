@@ -228,7 +228,7 @@ impl C2s {
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.starttls.accept(tcp)).await {
             Ok(Ok(t)) => {
                 self.conn = Conn::Tls(Box::new(t));
-                self.parser = crate::xml::StreamParser::new(Self::limits(&self.shared.config));
+                self.parser = self.new_parser();
                 self.header_sent = false;
                 true
             }

@@ -324,3 +324,27 @@ fn large_text_in_one_chunk_still_parses() {
         assert_eq!(b.text().len(), body.len());
     }
 }
+
+#[test]
+fn releasing_buffers_before_the_header_keeps_the_xml_declaration_valid() {
+    // A connection that stays quiet for a while before sending its header gets its buffers
+    // released; the XML declaration must still be accepted afterwards.
+    let mut p = StreamParser::new(Limits::default());
+    p.release_temporaries();
+    let mut input = HEADER.as_bytes();
+    assert!(matches!(
+        p.next(&mut input),
+        Ok(Some(StreamEvent::Header(_)))
+    ));
+    // And in the middle of a start tag.
+    let mut p = StreamParser::new(Limits::default());
+    let (a, b) = HEADER.split_at(30);
+    let mut input = a.as_bytes();
+    assert!(matches!(p.next(&mut input), Ok(None)));
+    p.release_temporaries();
+    let mut input = b.as_bytes();
+    assert!(matches!(
+        p.next(&mut input),
+        Ok(Some(StreamEvent::Header(_)))
+    ));
+}
