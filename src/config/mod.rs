@@ -275,8 +275,11 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_connections: 10_000,
-            max_connections_per_ip: 100,
-            connections_per_ip_per_minute: 120,
+            // An office or a mobile carrier's NAT puts hundreds of users behind one address,
+            // and after a network blip they all reconnect at once: 1,000 connections and 1,000
+            // new ones a minute from one address (ejabberd and Prosody have no such limit).
+            max_connections_per_ip: 1000,
+            connections_per_ip_per_minute: 1000,
             auth_failures_per_ip_per_minute: 10,
             registrations_per_ip_per_hour: 3,
         }

@@ -1,6 +1,10 @@
 //! Connection and authentication limits: total connections, connections per IP, a per-IP rate of
 //! new connections, and a per-IP budget of failed logins. All counts are bounded: the per-IP
 //! table is pruned of idle entries when it grows.
+//!
+//! "Per IP" means per IPv4 address, and per /64 network for IPv6: one IPv6 host usually holds a
+//! whole /64 and can pick a new address in it for every connection (RFC 8981), so counting
+//! single IPv6 addresses would limit nothing. An IPv4-mapped IPv6 address counts as its IPv4.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,8 +14,23 @@ use std::time::Instant;
 
 use crate::config::LimitsConfig;
 
-/// Most IP entries kept before idle ones are pruned.
+/// IP entries kept before idle ones are first pruned; after a prune the next one waits until
+/// the table has doubled, so a table full of active addresses is not scanned on every new one.
 const PRUNE_AT: usize = 4096;
+
+/// The key an address is counted under: the IPv4 address, or the IPv6 /64.
+pub fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
 
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +98,13 @@ struct IpState {
 pub struct ConnLimits {
     cfg: LimitsConfig,
     total: AtomicUsize,
-    ips: Mutex<HashMap<IpAddr, IpState>>,
+    ips: Mutex<IpTable>,
+}
+
+/// The per-address states, and the size at which idle ones are next pruned.
+struct IpTable {
+    map: HashMap<IpAddr, IpState>,
+    prune_at: usize,
 }
 
 /// Held for the life of a connection; releases its slots when dropped.
@@ -94,28 +119,29 @@ impl ConnLimits {
         Arc::new(ConnLimits {
             cfg,
             total: AtomicUsize::new(0),
-            ips: Mutex::new(HashMap::new()),
+            ips: Mutex::new(IpTable {
+                map: HashMap::new(),
+                prune_at: PRUNE_AT,
+            }),
         })
     }
 
-    /// Open connections now.
-    pub fn open_connections(&self) -> usize {
-        self.total.load(Ordering::Relaxed)
-    }
-
     fn with_ip<T>(&self, ip: IpAddr, f: impl FnOnce(&mut IpState) -> T) -> T {
-        let mut ips = self.ips.lock().unwrap_or_else(|p| p.into_inner());
-        if ips.len() >= PRUNE_AT && !ips.contains_key(&ip) {
+        let ip = ip_key(ip);
+        let mut table = self.ips.lock().unwrap_or_else(|p| p.into_inner());
+        let IpTable { map, prune_at } = &mut *table;
+        if map.len() >= *prune_at && !map.contains_key(&ip) {
             // Forget addresses with nothing open and every budget refilled.
-            ips.retain(|_, s| {
+            map.retain(|_, s| {
                 s.open > 0
                     || !s.connects.is_full()
                     || !s.auth_failures.is_full()
                     || !s.registrations.is_full()
             });
+            *prune_at = (map.len() * 2).max(PRUNE_AT);
         }
         let cfg = &self.cfg;
-        let st = ips.entry(ip).or_insert_with(|| IpState {
+        let st = map.entry(ip).or_insert_with(|| IpState {
             open: 0,
             connects: Bucket::full(cfg.connections_per_ip_per_minute, 60),
             auth_failures: Bucket::full(cfg.auth_failures_per_ip_per_minute, 60),
@@ -221,5 +247,40 @@ mod tests {
         assert!(!l.may_authenticate(a));
         assert!(l.take_registration(a) && l.take_registration(a));
         assert!(!l.take_registration(a));
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let l = ConnLimits::new(cfg(100, 2, 100, 10));
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _g1 = l.admit(a).unwrap();
+        let _g2 = l.admit(b).unwrap();
+        // A third address in the same /64 is the same host.
+        let c: IpAddr = "2001:db8:1:2::99".parse().unwrap();
+        assert_eq!(l.admit(c).err(), Some(Refusal::PerIp));
+        assert!(l.admit(other).is_ok());
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        let _g3 = l.admit(v4).unwrap();
+        let _g4 = l.admit(mapped).unwrap();
+        assert_eq!(l.admit(v4).err(), Some(Refusal::PerIp));
+    }
+
+    #[test]
+    fn pruning_is_amortised() {
+        // A table full of addresses that cannot be pruned (each has a connection open) is
+        // scanned again only once it has doubled.
+        let l = ConnLimits::new(cfg(100_000, 10, 100, 10));
+        let mut guards = Vec::new();
+        for i in 0..(PRUNE_AT as u32 + 10) {
+            guards.push(l.admit(IpAddr::from(i.to_be_bytes())).unwrap());
+        }
+        let t = l.ips.lock().unwrap();
+        assert_eq!(t.prune_at, 2 * PRUNE_AT);
+        assert_eq!(t.map.len(), PRUNE_AT + 10);
+        drop(t);
+        drop(guards);
     }
 }
