@@ -22,11 +22,30 @@ async fn registration_is_off_by_default() {
     raw.send(HEADER).await;
     let features = raw.read_until("</stream:features>").await;
     assert!(!features.contains("iq-register"), "{features}");
-    raw.send(&form("mallory", "pw")).await;
-    let out = raw.read_to_close().await;
+    // XEP-0077 §3.1: an iq error, and the stream stays open (account wizards probe so).
+    raw.send(&format!(
+        "<iq type='get' id='probe'><query xmlns='{NS}'/></iq>"
+    ))
+    .await;
+    let out = raw.read_until("</iq>").await;
     assert!(
-        out.contains("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"),
+        out.contains("id='probe'") && out.contains("type='error'"),
         "{out}"
+    );
+    assert!(out.contains("<service-unavailable"), "{out}");
+    raw.send(&form("mallory", "pw")).await;
+    let out = raw.read_until("</iq>").await;
+    assert!(
+        out.contains("id='r-mallory'") && out.contains("<service-unavailable"),
+        "{out}"
+    );
+    // Still the same stream: authentication proceeds on it.
+    raw.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='NOPE'>=</auth>")
+        .await;
+    assert!(
+        raw.read_until("</failure>")
+            .await
+            .contains("<invalid-mechanism/>")
     );
     assert!(
         !t.server()

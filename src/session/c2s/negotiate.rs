@@ -149,10 +149,15 @@ impl C2s {
             _ if is_stanza(&el)
                 && matches!(self.phase, Phase::Unauthenticated)
                 && el.name() == "iq"
-                && el.get_child("query", super::register::NS).is_some()
-                && self.registration_open() =>
+                && el.get_child("query", super::register::NS).is_some() =>
             {
-                self.on_register(el).await
+                if self.registration_open() {
+                    self.on_register(el).await
+                } else {
+                    // XEP-0077 §3.1: a server without (or not yet offering) in-band
+                    // registration answers <service-unavailable/>; account wizards probe so.
+                    self.reply_error(&el, ErrorCondition::ServiceUnavailable)
+                }
             }
             _ if is_stanza(&el) => match &self.phase {
                 Phase::Authenticated(bare) if el.name() == "iq" => {
