@@ -42,6 +42,8 @@ pub struct ImConfig {
     pub roster_max_groups: usize,
     /// Offline messages kept per account (XEP-0160); further ones bounce with an error.
     pub offline_quota: usize,
+    /// Bytes of offline messages kept per account; further ones bounce with an error.
+    pub offline_quota_bytes: usize,
     /// Largest vCard or private XML document, in bytes.
     pub max_document_size: usize,
     /// JIDs one account may block (XEP-0191).
@@ -59,6 +61,7 @@ impl Default for ImConfig {
             roster_max_name_length: 1024,
             roster_max_groups: 32,
             offline_quota: 500,
+            offline_quota_bytes: 8 * 1024 * 1024,
             max_document_size: 64 * 1024,
             max_blocklist_items: 1000,
             max_directed_presences: 1000,

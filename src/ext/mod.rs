@@ -37,6 +37,16 @@ pub struct Ctx {
     pub blocks: Arc<blocking::Cache>,
 }
 
+impl Ctx {
+    /// How much one account may keep in offline storage (`im.offline_quota`, `…_bytes`).
+    pub fn offline_quota(&self) -> crate::storage::OfflineQuota {
+        crate::storage::OfflineQuota {
+            messages: self.config.im.offline_quota,
+            bytes: self.config.im.offline_quota_bytes,
+        }
+    }
+}
+
 /// What an iq handler returns: the reply to send (a result or an error).
 pub type IqFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Element> + Send + 'a>>;
 

@@ -62,7 +62,7 @@ async fn store(ctx: &Ctx, router: &Router, stanza: Element, to: &BareJid) -> boo
     match ctx
         .storage
         .offline
-        .store(host, user, &xml, ctx.config.im.offline_quota)
+        .store(host, user, &xml, ctx.offline_quota())
         .await
     {
         Ok(true) => true,

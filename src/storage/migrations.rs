@@ -20,6 +20,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../schemas/sqlite/0002_im.sql"),
         include_str!("../../schemas/postgres/0002_im.sql"),
     ),
+    (
+        3,
+        "offline_bytes",
+        include_str!("../../schemas/sqlite/0003_offline_bytes.sql"),
+        include_str!("../../schemas/postgres/0003_offline_bytes.sql"),
+    ),
 ];
 
 /// Which dialect.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use account::AccountStore;
 pub use documents::DocumentStore;
-pub use offline::{OfflineMessage, OfflineStore};
+pub use offline::{OfflineMessage, OfflineQuota, OfflineStore};
 pub use roster::{RosterItem, RosterStore, Subscription};
 
 use crate::config::{Backend, Config};

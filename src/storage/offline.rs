@@ -12,15 +12,26 @@ pub struct OfflineMessage {
     pub stanza: String,
 }
 
+/// How much one account may have stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfflineQuota {
+    /// Messages.
+    pub messages: usize,
+    /// Bytes of serialised stanzas.
+    pub bytes: usize,
+}
+
 /// Offline storage, implemented once in `storage/sql/offline.rs` for both databases.
 pub trait OfflineStore: Send + Sync {
-    /// Stores a message unless the user already has `quota` messages; whether it was stored.
+    /// Stores a message unless it would take the user past `quota` (in messages or bytes);
+    /// whether it was stored. The check and the insert are atomic: concurrent stores for one
+    /// user never pass the quota together.
     fn store<'a>(
         &'a self,
         host: &'a str,
         user: &'a str,
         stanza: &'a str,
-        quota: usize,
+        quota: OfflineQuota,
     ) -> StoreFuture<'a, bool>;
     /// Removes and returns every stored message, oldest first.
     fn take_all<'a>(&'a self, host: &'a str, user: &'a str)

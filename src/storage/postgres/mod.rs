@@ -10,7 +10,11 @@ use super::{Storage, StoreError};
 
 crate::sql_account_store!(PgAccounts, sqlx::Postgres);
 crate::sql_roster_store!(PgRosters, sqlx::Postgres);
-crate::sql_offline_store!(PgOffline, sqlx::Postgres);
+crate::sql_offline_store!(
+    PgOffline,
+    sqlx::Postgres,
+    Some("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
+);
 crate::sql_document_store!(PgDocuments, sqlx::Postgres);
 
 /// Connects to `url` and migrates the database.

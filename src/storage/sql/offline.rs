@@ -1,10 +1,12 @@
 //! `OfflineStore` in SQL.
 
-/// Implements `OfflineStore` for `$ty(pub Pool<$db>)`.
+/// Implements `OfflineStore` for `$ty(pub Pool<$db>)`. `$lock` is the statement that, inside
+/// the store's transaction, serialises stores for one account (`$1` host, `$2` user), or `None`
+/// where the engine already runs one writer at a time (SQLite: a single statement is atomic).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! sql_offline_store {
-    ($ty:ident, $db:ty) => {
+    ($ty:ident, $db:ty, $lock:expr) => {
         /// Offline messages in this database.
         pub struct $ty(pub sqlx::Pool<$db>);
 
@@ -14,23 +16,36 @@ macro_rules! sql_offline_store {
                 host: &'a str,
                 user: &'a str,
                 stanza: &'a str,
-                quota: usize,
+                quota: $crate::storage::offline::OfflineQuota,
             ) -> $crate::storage::StoreFuture<'a, bool> {
                 Box::pin(async move {
-                    // The quota check and the insert are one statement: no race between them.
+                    // The quota check and the insert are one statement. Under PostgreSQL's read
+                    // committed isolation two such statements do not see each other's row, so
+                    // there a transaction-scoped lock per account orders them first.
+                    let lock: Option<&'static str> = $lock;
+                    let mut tx = self.0.begin().await?;
+                    if let Some(lock) = lock {
+                        sqlx::query(lock).bind(host).bind(user).execute(&mut *tx).await?;
+                    }
+                    let size = i64::try_from(stanza.len()).unwrap_or(i64::MAX);
                     let n = sqlx::query(
-                        "INSERT INTO offline_messages (host, username, stored_at, stanza) \
-                         SELECT $1, $2, $3, $4 WHERE \
-                         (SELECT COUNT(*) FROM offline_messages WHERE host = $1 AND username = $2) < $5",
+                        "INSERT INTO offline_messages (host, username, stored_at, stanza, bytes) \
+                         SELECT $1, $2, $3, $4, $5 FROM \
+                         (SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM offline_messages \
+                          WHERE host = $1 AND username = $2) AS used \
+                         WHERE used.n < $6 AND used.b + $5 <= $7",
                     )
                     .bind(host)
                     .bind(user)
                     .bind($crate::storage::now_ms())
                     .bind(stanza)
-                    .bind(i64::try_from(quota).unwrap_or(i64::MAX))
-                    .execute(&self.0)
+                    .bind(size)
+                    .bind(i64::try_from(quota.messages).unwrap_or(i64::MAX))
+                    .bind(i64::try_from(quota.bytes).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                    tx.commit().await?;
                     Ok(n > 0)
                 })
             }

@@ -12,7 +12,7 @@ use super::{Storage, StoreError};
 
 crate::sql_account_store!(SqliteAccounts, sqlx::Sqlite);
 crate::sql_roster_store!(SqliteRosters, sqlx::Sqlite);
-crate::sql_offline_store!(SqliteOffline, sqlx::Sqlite);
+crate::sql_offline_store!(SqliteOffline, sqlx::Sqlite, None);
 crate::sql_document_store!(SqliteDocuments, sqlx::Sqlite);
 
 /// How every pooled connection is opened.
