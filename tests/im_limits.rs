@@ -131,3 +131,26 @@ async fn pending_requests_are_capped() {
         .unwrap();
     assert_eq!(pending.len(), 2);
 }
+
+#[tokio::test]
+async fn private_xml_namespaces_are_capped() {
+    let t = TestServer::start(|c| c.im.max_private_namespaces = 2).await;
+    t.add_user("alice", "pw").await;
+    let (mut alice, _) = t.login("alice@localhost/a", "pw").await;
+    let set = |ns: &str| {
+        IqRequest::Set(
+            minidom::Element::builder("query", "jabber:iq:private")
+                .append(minidom::Element::builder("data", ns).append("x"))
+                .build(),
+        )
+    };
+    for ns in ["urn:a", "urn:b", "urn:a"] {
+        iq(&mut alice, None, set(ns)).await.unwrap();
+    }
+    assert_eq!(
+        iq(&mut alice, None, set("urn:c")).await,
+        Err("ResourceConstraint".into())
+    );
+    // Replacing an existing one is still fine.
+    iq(&mut alice, None, set("urn:b")).await.unwrap();
+}

@@ -46,6 +46,8 @@ pub struct ImConfig {
     pub offline_quota_bytes: usize,
     /// Largest vCard or private XML document, in bytes.
     pub max_document_size: usize,
+    /// Private XML namespaces (XEP-0049 documents) one account may store.
+    pub max_private_namespaces: usize,
     /// JIDs one account may block (XEP-0191).
     pub max_blocklist_items: usize,
     /// Entities one session may send directed presence to (RFC 6121 §4.6) and so be
@@ -63,6 +65,7 @@ impl Default for ImConfig {
             offline_quota: 500,
             offline_quota_bytes: 8 * 1024 * 1024,
             max_document_size: 64 * 1024,
+            max_private_namespaces: 100,
             max_blocklist_items: 1000,
             max_directed_presences: 1000,
         }

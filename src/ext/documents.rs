@@ -43,9 +43,12 @@ impl IqHandler for VCard {
             };
             match iq.attr("type") {
                 Some("get") => match ctx.storage.documents.get(host, user, "vcard", "").await {
-                    Ok(Some(xml)) => match parse_fragment(&xml, Limits::default()) {
+                    Ok(Some(xml)) => match parse_fragment(&xml, Limits::stored()) {
                         Ok(el) => iq_result(iq).with_child(el),
-                        Err(_) => iq_error(iq, ErrorCondition::InternalServerError, None),
+                        Err(e) => {
+                            tracing::error!("stored vCard of {who}: {e}");
+                            iq_error(iq, ErrorCondition::InternalServerError, None)
+                        }
                     },
                     // XEP-0054 §3.1: no vCard is an empty one.
                     Ok(None) => iq_result(iq).with_child(Element::new("vCard", NS_VCARD)),
@@ -116,12 +119,34 @@ impl IqHandler for Private {
                         Ok(x) => x,
                         Err(_) => return iq_error(iq, ErrorCondition::InternalServerError, None),
                     };
-                    let el = stored
-                        .and_then(|x| parse_fragment(&x, Limits::default()).ok())
-                        .unwrap_or_else(|| Element::new(doc.name(), doc.namespace().clone()));
+                    let el = match stored.map(|x| parse_fragment(&x, Limits::stored())) {
+                        Some(Ok(el)) => el,
+                        None => Element::new(doc.name(), doc.namespace().clone()),
+                        Some(Err(e)) => {
+                            tracing::error!("stored private XML {} of {who}: {e}", doc.ns());
+                            return iq_error(iq, ErrorCondition::InternalServerError, None);
+                        }
+                    };
                     iq_result(iq).with_child(Element::new("query", NS_PRIVATE).with_child(el))
                 }
-                Some("set") => store(ctx, iq, host, user, "private", doc.ns(), doc).await,
+                Some("set") => {
+                    // A new namespace counts against im.max_private_namespaces (each document is
+                    // bounded by im.max_document_size, so the account's total is too).
+                    let keys = match ctx.storage.documents.keys(host, user, "private").await {
+                        Ok(k) => k,
+                        Err(_) => return iq_error(iq, ErrorCondition::InternalServerError, None),
+                    };
+                    if keys.len() >= ctx.config.im.max_private_namespaces
+                        && !keys.iter().any(|k| k == doc.ns())
+                    {
+                        return iq_error(
+                            iq,
+                            ErrorCondition::ResourceConstraint,
+                            Some("too many private XML namespaces"),
+                        );
+                    }
+                    store(ctx, iq, host, user, "private", doc.ns(), doc).await
+                }
                 _ => iq_error(iq, ErrorCondition::BadRequest, None),
             }
         })

@@ -99,7 +99,7 @@ pub async fn deliver(ctx: &Ctx, router: &Router, session: &SessionHandle) {
     }
     let mut batch = Vec::with_capacity(msgs.len());
     for m in msgs {
-        match parse_fragment(&m.stanza, Limits::default()) {
+        match parse_fragment(&m.stanza, Limits::stored()) {
             Ok(mut el) => {
                 el.append_child(
                     Element::new("delay", NS_DELAY)

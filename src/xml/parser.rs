@@ -53,6 +53,22 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Limits for parsing what this server stored itself (offline messages, documents,
+    /// subscription requests): it was bounded by the configured limits when it came in, and
+    /// those may have been larger than the defaults, or changed since; only the depth stays
+    /// capped (the tree is dropped recursively).
+    pub fn stored() -> Self {
+        Limits {
+            max_stanza_size: usize::MAX / 4,
+            max_stanza_memory: usize::MAX / 4,
+            max_tag_size: usize::MAX / 4,
+            max_attributes: usize::MAX / 4,
+            max_depth: 1000,
+        }
+    }
+}
+
 /// The attributes of a received `<stream:stream>` header.
 #[derive(Debug, Clone, Default)]
 pub struct StreamHeader {

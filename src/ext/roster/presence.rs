@@ -267,7 +267,7 @@ pub async fn deliver_pending_requests(ctx: &Ctx, router: &Router, session: &Sess
         }
     };
     for (from, xml) in pending {
-        match parse_fragment(&xml, Limits::default()) {
+        match parse_fragment(&xml, Limits::stored()) {
             Ok(p) => {
                 router.deliver(session, p);
             }
