@@ -57,7 +57,9 @@ async fn a_client_that_never_reads_is_closed_and_nothing_is_lost() {
         c.c2s.session_queue = 64;
         c.c2s.write_timeout_secs = 5;
         c.c2s.max_unacked = 100_000;
+        c.c2s.max_unacked_bytes = 64 << 20;
         c.im.offline_quota = N;
+        c.im.offline_quota_bytes = 32 << 20;
     })
     .await;
     for u in ["alice", "bob", "carol", "dave"] {
@@ -83,10 +85,13 @@ async fn a_client_that_never_reads_is_closed_and_nothing_is_lost() {
     let errors = tokio::spawn(async move {
         let mut c = Counter::new("type='error'");
         let mut buf = vec![0u8; 64 * 1024];
+        // Until the server closes Alice's stream: it answers her `</stream:stream>` only after
+        // every stanza before it was handled, so then her backlog is fully routed.
         loop {
-            match tokio::time::timeout(Duration::from_secs(15), rd.read(&mut buf)).await {
+            match tokio::time::timeout(Duration::from_secs(120), rd.read(&mut buf)).await {
                 Ok(Ok(n)) if n > 0 => c.feed(&buf[..n]),
-                _ => return c.n,
+                Ok(Ok(_)) => return c.n,
+                other => panic!("alice's stream did not end: {other:?}"),
             }
         }
     });
@@ -187,5 +192,44 @@ async fn too_many_unacknowledged_stanzas_close_the_stream_and_go_offline() {
             1,
             "u{i}: {got}"
         );
+    }
+}
+
+#[tokio::test]
+async fn unacknowledged_stanzas_are_bounded_in_bytes() {
+    let t = TestServer::start(|c| {
+        c.c2s.require_tls = false;
+        c.c2s.max_unacked = 1000;
+        c.c2s.max_unacked_bytes = 32 * 1024;
+    })
+    .await;
+    t.add_user("alice", "pw").await;
+    t.add_user("bob", "pw").await;
+    let mut bob = t.raw().await;
+    bob.login("bob", "pw", "phone").await;
+    bob.send("<enable xmlns='urn:xmpp:sm:3'/>").await;
+    bob.read_tag("enabled").await;
+    let mut alice = t.raw().await;
+    alice.login("alice", "pw", "pc").await;
+    // 30 messages of 2 KiB: far below 1000 stanzas, over 32 KiB. Bob never acknowledges.
+    let pad = "y".repeat(2048);
+    for i in 0..30 {
+        alice
+            .send(&chat("bob@localhost/phone", i, &format!("v{i}-{pad}")))
+            .await;
+    }
+    let closed = bob.read_to_close().await;
+    assert!(
+        closed.contains("resource-constraint"),
+        "{}",
+        &closed[closed.len().saturating_sub(300)..]
+    );
+    // Nothing lost, nothing doubled: all 30 wait offline.
+    let mut bob = t.raw().await;
+    bob.login("bob", "pw", "laptop").await;
+    bob.send("<presence/>").await;
+    let got = bob.read_until_n("</body>", 30).await;
+    for i in 0..30 {
+        assert_eq!(got.matches(&format!(">v{i}-")).count(), 1, "v{i}");
     }
 }

@@ -167,6 +167,21 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
     if !(8..=10_000).contains(&c.c2s.max_attributes) {
         errors.push(err("c2s.max_attributes", "must be between 8 and 10000"));
     }
+    // Offline messages are handed over at login all at once; with stream management they
+    // then wait for an ack, so they must fit the unacknowledged queue or the session would be
+    // closed (and they stored again) at every login.
+    if c.c2s.stream_management && c.im.offline_quota > c.c2s.max_unacked {
+        errors.push(err(
+            "im.offline_quota",
+            "must not exceed c2s.max_unacked (offline messages are delivered at once)",
+        ));
+    }
+    if c.c2s.stream_management && c.im.offline_quota_bytes > c.c2s.max_unacked_bytes {
+        errors.push(err(
+            "im.offline_quota_bytes",
+            "must not exceed c2s.max_unacked_bytes (offline messages are delivered at once)",
+        ));
+    }
     if !(2..=1000).contains(&c.c2s.max_depth) {
         errors.push(err("c2s.max_depth", "must be between 2 and 1000"));
     }

@@ -63,7 +63,7 @@ impl Default for ImConfig {
             roster_max_name_length: 1024,
             roster_max_groups: 32,
             offline_quota: 500,
-            offline_quota_bytes: 8 * 1024 * 1024,
+            offline_quota_bytes: 2 * 1024 * 1024,
             max_document_size: 64 * 1024,
             max_private_namespaces: 100,
             max_blocklist_items: 1000,
@@ -200,6 +200,9 @@ pub struct C2sConfig {
     /// stanza that did not fit goes back to its sender as an error, the stream is closed with
     /// `<resource-constraint/>`, and what was queued is kept for resumption or re-routed.
     pub session_queue: usize,
+    /// Bytes of stanzas queued for one session (as held in memory); beyond it the same as
+    /// an overflow of `session_queue`.
+    pub session_queue_bytes: usize,
     /// Seconds without any byte from a bound client before its stream is closed with
     /// `<connection-timeout/>`; at half of it the server pings the client (XEP-0199).
     pub idle_timeout_secs: u64,
@@ -215,6 +218,9 @@ pub struct C2sConfig {
     /// Unacknowledged stanzas kept for one session; beyond it the stream is closed with
     /// `<resource-constraint/>` (or a detached session ends) and they are re-routed.
     pub max_unacked: usize,
+    /// Bytes of unacknowledged stanzas kept for one session (as held in memory); beyond it
+    /// the same as exceeding `max_unacked`.
+    pub max_unacked_bytes: usize,
     /// Ask the client for an ack (`<r/>`) after this many unacknowledged stanzas ...
     pub ack_request_every: u32,
     /// ... or when the oldest unacknowledged stanza is this many seconds old.
@@ -248,10 +254,12 @@ impl Default for C2sConfig {
             allow_registration: false,
             idle_timeout_secs: 300,
             session_queue: 5000,
+            session_queue_bytes: 8 * 1024 * 1024,
             write_timeout_secs: 30,
             stream_management: true,
             resume_timeout_secs: 300,
             max_unacked: 1000,
+            max_unacked_bytes: 8 * 1024 * 1024,
             ack_request_every: 5,
             ack_request_after_secs: 30,
             sm_location: String::new(),

@@ -1,6 +1,7 @@
 //! Sessions: the c2s task per connection and the registry of bound sessions.
 
 pub mod c2s;
+pub mod queue;
 pub mod registry;
 pub mod resume;
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use jid::{BareJid, FullJid};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::config::ResourceConflict;
 use crate::stream::random_id;
@@ -56,7 +56,7 @@ pub struct SessionHandle {
     pub id: u64,
     /// The bound full JID.
     pub jid: FullJid,
-    tx: mpsc::Sender<SessionMsg>,
+    tx: super::queue::Outbox,
     /// Signalled when a newer session took this resource (works even when the queue is full).
     kicked: Arc<Notify>,
     /// Signalled when a stanza found the queue full: if the session is stuck writing to a
@@ -67,12 +67,13 @@ pub struct SessionHandle {
 impl SessionHandle {
     /// Queues a message without waiting; on failure the message comes back with the reason.
     pub fn try_send(&self, msg: SessionMsg) -> Result<(), (DeliveryError, SessionMsg)> {
+        use super::queue::Refused;
         self.tx.try_send(msg).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(m) => {
+            Refused::Full(m) => {
                 self.full.notify_one();
                 (DeliveryError::Full, m)
             }
-            mpsc::error::TrySendError::Closed(m) => (DeliveryError::Closed, m),
+            Refused::Closed(m) => (DeliveryError::Closed, m),
         })
     }
 
@@ -192,7 +193,7 @@ impl Registry {
     pub fn bind(
         &self,
         jid: FullJid,
-        tx: mpsc::Sender<SessionMsg>,
+        tx: super::queue::Outbox,
         policy: ResourceConflict,
     ) -> BindOutcome {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
@@ -400,7 +401,7 @@ mod tests {
     #[test]
     fn conflict_policies() {
         let r = Registry::new();
-        let (tx, _rx) = mpsc::channel(4);
+        let (tx, _rx) = crate::session::queue::inbox(4, 1 << 20);
         let BindOutcome::Bound { handle: a, .. } =
             r.bind(jid("u@h/r"), tx.clone(), ResourceConflict::KickOld)
         else {
@@ -434,7 +435,7 @@ mod tests {
     #[test]
     fn availability_and_priority() {
         let r = Registry::new();
-        let (tx, _rx) = mpsc::channel(4);
+        let (tx, _rx) = crate::session::queue::inbox(4, 1 << 20);
         let BindOutcome::Bound { handle: a, .. } =
             r.bind(jid("u@h/a"), tx.clone(), ResourceConflict::KickOld)
         else {

@@ -48,6 +48,12 @@ pub struct Addressed {
 }
 
 impl Addressed {
+    /// What this recipient's copy holds: the shared bytes (counted for each recipient, as a
+    /// queue cannot know how many others share them) and its `to`.
+    pub fn bytes(&self) -> usize {
+        self.shared.wire.len() + self.to.len()
+    }
+
     /// Writes the stanza with this recipient's `to`: the same bytes as serialising
     /// [`Addressed::element`], but for the order of the attributes.
     pub fn write(&self, out: &mut Vec<u8>) {

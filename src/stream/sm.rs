@@ -41,6 +41,8 @@ pub struct StreamMgmt {
     acked: u32,
     /// Sent and not acknowledged, oldest first.
     queue: VecDeque<Unacked>,
+    /// What the queued stanzas hold in memory ([`Element::deep_cost`]).
+    queued_bytes: usize,
     /// An `<r/>` is out and not answered.
     requested: bool,
     /// Stanzas queued since the last `<r/>`.
@@ -63,6 +65,7 @@ impl StreamMgmt {
 
     /// Records a stanza as sent (or queued for a detached client).
     pub fn sent(&mut self, stanza: Element, at_ms: i64) {
+        self.queued_bytes += stanza.deep_cost();
         self.queue.push_back(Unacked { stanza, at_ms });
         self.since_request = self.since_request.saturating_add(1);
     }
@@ -75,6 +78,11 @@ impl StreamMgmt {
     /// Unacknowledged stanzas.
     pub fn pending(&self) -> usize {
         self.queue.len()
+    }
+
+    /// What the unacknowledged stanzas hold in memory, in bytes.
+    pub fn pending_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     /// When the oldest unacknowledged stanza was queued.
@@ -92,7 +100,9 @@ impl StreamMgmt {
                 sent: self.sent_count(),
             });
         }
-        self.queue.drain(..n);
+        for u in self.queue.drain(..n) {
+            self.queued_bytes -= u.stanza.deep_cost();
+        }
         self.acked = h;
         self.requested = false;
         Ok(n)
@@ -131,6 +141,7 @@ impl StreamMgmt {
     /// Takes every unacknowledged stanza out (the session ends; they are re-routed).
     pub fn take_unacked(&mut self) -> Vec<Unacked> {
         self.acked = self.sent_count();
+        self.queued_bytes = 0;
         self.queue.drain(..).collect()
     }
 }

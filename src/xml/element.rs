@@ -91,6 +91,20 @@ impl Element {
                 .sum::<usize>()
     }
 
+    /// What this element costs in memory with all its descendants (the sum of [`Self::cost`]
+    /// and text), the measure queues are bounded by.
+    pub fn deep_cost(&self) -> usize {
+        self.cost()
+            + self
+                .children
+                .iter()
+                .map(|n| match n {
+                    Node::Element(e) => e.deep_cost(),
+                    Node::Text(t) => std::mem::size_of::<Node>() + t.len(),
+                })
+                .sum::<usize>()
+    }
+
     /// Whether this element is `name` in namespace `ns`.
     pub fn is(&self, name: &str, ns: &str) -> bool {
         self.name == name && self.ns == ns

@@ -13,7 +13,7 @@ mod sm;
 mod stanzas;
 mod wake;
 pub use sm::Takeover;
-use wake::{Wake, notified, recv};
+use wake::{Wake, notified, recv, recv_inbox};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use tracing::{Instrument, debug, info_span};
 
 use crate::config::Config;
 use crate::router::Router;
-use crate::session::{SessionHandle, SessionMsg};
+use crate::session::SessionHandle;
 use crate::storage::Storage;
 use crate::stream::sasl::scram::random_bytes;
 use crate::stream::{Condition, StreamError, random_id, response_header};
@@ -131,7 +131,7 @@ pub(crate) struct C2s {
     sasl: negotiate::SaslState,
     auth_failures: u32,
     /// The inbox made at bind, until the loop takes it.
-    inbox: Option<mpsc::Receiver<SessionMsg>>,
+    inbox: Option<crate::session::queue::Inbox>,
     /// Client State Indication (XEP-0352).
     csi: csi::Csi,
     /// Stream management (XEP-0198), once enabled.
@@ -351,7 +351,7 @@ pub async fn run(
                 _ = notified(&wires.kick) => Wake::Kicked,
                 _ = notified(&wires.full) => Wake::Full,
                 r = recv(&mut wires.resume) => Wake::Resume(r),
-                m = recv(&mut wires.inbox) => Wake::Inbox(m),
+                m = recv_inbox(&mut wires.inbox) => Wake::Inbox(m),
                 r = s.conn.read_lazy(&mut buf, READ_BUF) => Wake::Read(r),
             };
             let flow = match wake {
@@ -414,8 +414,8 @@ pub async fn run(
                                 break;
                             }
                             match r.try_recv() {
-                                Ok(msg) => flow = s.on_msg(msg),
-                                Err(_) => break,
+                                Some(msg) => flow = s.on_msg(msg),
+                                None => break,
                             }
                         }
                     }

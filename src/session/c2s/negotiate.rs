@@ -2,7 +2,6 @@
 //! SASL (§6, SCRAM with -PLUS and PLAIN) and resource binding (§7).
 
 use jid::BareJid;
-use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::{Bound, C2s, Flow, Phase, TLS_HANDSHAKE_TIMEOUT};
@@ -434,7 +433,8 @@ impl C2s {
             // RFC 6120 §7.7.2.1: a resource that cannot be prepared.
             return self.reply_error(&iq, ErrorCondition::BadRequest);
         };
-        let (tx, rx) = mpsc::channel(self.shared.config.c2s.session_queue);
+        let c2s = &self.shared.config.c2s;
+        let (tx, rx) = crate::session::queue::inbox(c2s.session_queue, c2s.session_queue_bytes);
         let registry = &self.shared.router.registry;
         match registry.bind(full, tx, self.shared.config.c2s.resource_conflict) {
             BindOutcome::Bound { handle, replaced } => {

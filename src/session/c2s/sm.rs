@@ -30,7 +30,7 @@ use crate::xml::Element;
 #[derive(Debug)]
 pub struct Takeover {
     handle: SessionHandle,
-    inbox: Option<mpsc::Receiver<SessionMsg>>,
+    inbox: Option<crate::session::queue::Inbox>,
     resume: Option<mpsc::Receiver<Request>>,
     sm: StreamMgmt,
     csi: Csi,
@@ -55,7 +55,7 @@ pub(super) fn now_ms() -> i64 {
 #[derive(Default)]
 pub(super) struct Wires {
     /// The session's inbox (after bind).
-    pub inbox: Option<mpsc::Receiver<SessionMsg>>,
+    pub inbox: Option<crate::session::queue::Inbox>,
     /// Signalled when a newer session took the resource.
     pub kick: Option<Arc<Notify>>,
     /// Resumption requests (when resumable).
@@ -277,10 +277,13 @@ impl C2s {
         }
     }
 
-    /// More unacknowledged stanzas than `c2s.max_unacked`: the client is not keeping up.
+    /// More unacknowledged stanzas than `c2s.max_unacked`, or more bytes of them than
+    /// `c2s.max_unacked_bytes`: the client is not keeping up.
     pub(super) fn unacked_over_limit(&self) -> bool {
-        let max = self.shared.config.c2s.max_unacked;
-        self.sm.as_ref().is_some_and(|s| s.pending() > max)
+        let c = &self.shared.config.c2s;
+        self.sm
+            .as_ref()
+            .is_some_and(|s| s.pending() > c.max_unacked || s.pending_bytes() > c.max_unacked_bytes)
     }
 
     /// Whether a lost connection leaves this session waiting for a resumption.
@@ -317,7 +320,6 @@ impl C2s {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Parked {
         let timeout = Duration::from_secs(self.shared.config.c2s.resume_timeout_secs);
-        let max = self.shared.config.c2s.max_unacked;
         let until = Instant::now() + timeout;
         debug!("connection lost; waiting {timeout:?} for a resumption");
         loop {
@@ -329,12 +331,12 @@ impl C2s {
                     Some(req) => if self.hand_over(req, wires) { return Parked::Resumed },
                     None => return Parked::Expired,
                 },
-                m = super::recv(&mut wires.inbox) => match (m, self.sm.as_mut()) {
+                m = super::recv_inbox(&mut wires.inbox) => match (m, self.sm.as_mut()) {
                     (Some(m), Some(sm)) if !matches!(m, SessionMsg::Close(_)) => {
                         for el in m.into_stanzas() {
                             sm.sent(el, now_ms());
                         }
-                        if sm.pending() > max {
+                        if self.unacked_over_limit() {
                             debug!("too many stanzas for a detached session");
                             return Parked::Expired;
                         }

@@ -2,12 +2,10 @@
 //! own presence recorded (RFC 6121 §4.2, §4.7.2.3), then routed. And the session's end.
 
 use jid::Jid;
-use tokio::sync::mpsc;
 
 use super::{C2s, Flow, Phase};
 use crate::router::Router;
 use crate::session::SessionHandle;
-use crate::session::SessionMsg;
 use crate::stanza::{ErrorCondition, check_iq, iq_result, is_stanza};
 use crate::stream::{Condition, NS_BIND, NS_SESSION, StreamError};
 use crate::xml::Element;
@@ -95,7 +93,7 @@ impl C2s {
     /// The session ends: unbind, then re-route what the client did not acknowledge (XEP-0198
     /// §5) and what was still queued for it, so each stanza goes to another resource, to
     /// offline storage, or back to its sender as an error (nothing is lost silently).
-    pub(super) async fn close(&mut self, rx: Option<mpsc::Receiver<SessionMsg>>) {
+    pub(super) async fn close(&mut self, rx: Option<crate::session::queue::Inbox>) {
         let Phase::Bound(b) = &self.phase else { return };
         let handle = b.handle.clone();
         let router = self.shared.router.clone();
@@ -119,7 +117,7 @@ impl C2s {
         }
         if let Some(mut rx) = rx {
             rx.close();
-            while let Ok(msg) = rx.try_recv() {
+            while let Some(msg) = rx.try_recv() {
                 for el in msg.into_stanzas() {
                     reroute(&router, el).await;
                 }

@@ -16,6 +16,16 @@ pub(super) async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
+/// Receives from a session's inbox when there is one; never resolves otherwise.
+pub(super) async fn recv_inbox(
+    rx: &mut Option<crate::session::queue::Inbox>,
+) -> Option<crate::session::SessionMsg> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Waits for a notification when there is a `Notify`; never resolves otherwise.
 pub(super) async fn notified(n: &Option<Arc<Notify>>) {
     match n {

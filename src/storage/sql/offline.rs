@@ -22,13 +22,8 @@ macro_rules! sql_offline_store {
                     // The quota check and the insert are one statement. Under PostgreSQL's read
                     // committed isolation two such statements do not see each other's row, so
                     // there a transaction-scoped lock per account orders them first.
-                    let lock: Option<&'static str> = $lock;
-                    let mut tx = self.0.begin().await?;
-                    if let Some(lock) = lock {
-                        sqlx::query(lock).bind(host).bind(user).execute(&mut *tx).await?;
-                    }
                     let size = i64::try_from(stanza.len()).unwrap_or(i64::MAX);
-                    let n = sqlx::query(
+                    let insert = sqlx::query(
                         "INSERT INTO offline_messages (host, username, stored_at, stanza, bytes) \
                          SELECT $1, $2, $3, $4, $5 FROM \
                          (SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM offline_messages \
@@ -41,11 +36,19 @@ macro_rules! sql_offline_store {
                     .bind(stanza)
                     .bind(size)
                     .bind(i64::try_from(quota.messages).unwrap_or(i64::MAX))
-                    .bind(i64::try_from(quota.bytes).unwrap_or(i64::MAX))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    tx.commit().await?;
+                    .bind(i64::try_from(quota.bytes).unwrap_or(i64::MAX));
+                    let lock: Option<&'static str> = $lock;
+                    let n = match lock {
+                        // One statement on an engine with one writer at a time: atomic as it is.
+                        None => insert.execute(&self.0).await?.rows_affected(),
+                        Some(lock) => {
+                            let mut tx = self.0.begin().await?;
+                            sqlx::query(lock).bind(host).bind(user).execute(&mut *tx).await?;
+                            let n = insert.execute(&mut *tx).await?.rows_affected();
+                            tx.commit().await?;
+                            n
+                        }
+                    };
                     Ok(n > 0)
                 })
             }
