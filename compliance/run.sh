@@ -36,7 +36,9 @@ socks = [socket.socket() for _ in range(2)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 
-cat > "$work/xmppd.toml" <<TOML
+# The defaults, as `cargo run --release` has them, but for the ports and the data folder.
+write_config() {
+    cat > "$work/xmppd.toml" <<TOML
 [server]
 hosts = ["localhost"]
 data_dir = "$work/data"
@@ -44,12 +46,38 @@ log = "info"
 [c2s]
 listen = ["127.0.0.1:$port"]
 tls_listen = ["127.0.0.1:$tls_port"]
-# For test_stream.py's compression test only (the clients here all use TLS).
-compression = true
-compression_over_tls = true
+$1
 TOML
+    "$bin" check -c "$work/xmppd.toml"
+}
 
-"$bin" check -c "$work/xmppd.toml"
+# Starts the server, runs pytest with the given arguments, stops it with SIGTERM and checks
+# that it shut down cleanly.
+run_suite() {
+    local status=0
+    "$bin" -c "$work/xmppd.toml" serve > "$work/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 100); do
+        if python3 -c "import socket; socket.create_connection(('127.0.0.1', $tls_port), 0.2)" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    XMPPD_HOST=127.0.0.1 XMPPD_PORT=$port XMPPD_TLS_PORT=$tls_port XMPPD_CA="$work/data/cert.pem" \
+        "$venv/bin/pytest" -q -p no:cacheprovider "$here" "$@" || status=$?
+    kill -TERM "$server_pid"
+    if ! timeout 15 tail --pid="$server_pid" -f /dev/null; then
+        echo "xmppd did not exit within 15 s of SIGTERM" >&2
+        status=1
+    fi
+    wait "$server_pid" || { echo "xmppd exited with status $? after SIGTERM" >&2; status=1; }
+    server_pid=""
+    if [ "$status" -ne 0 ]; then
+        echo "---- server log ----" >&2
+        tail -n 100 "$work/server.log" >&2
+    fi
+    return "$status"
+}
+
+write_config ""
 "$bin" -c "$work/xmppd.toml" adduser alice@localhost --password alice-secret
 echo bob-secret | "$bin" -c "$work/xmppd.toml" adduser bob@localhost
 "$bin" -c "$work/xmppd.toml" listusers | grep -qx bob@localhost
@@ -57,26 +85,11 @@ for u in carol dave erin frank grace heidi ivan judy kim leo; do
     "$bin" -c "$work/xmppd.toml" adduser "$u@localhost" --password pw >/dev/null
 done
 
-"$bin" -c "$work/xmppd.toml" serve > "$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 100); do
-    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $tls_port), 0.2)" 2>/dev/null; then break; fi
-    sleep 0.1
-done
-
 status=0
-XMPPD_HOST=127.0.0.1 XMPPD_PORT=$port XMPPD_TLS_PORT=$tls_port XMPPD_CA="$work/data/cert.pem" \
-    "$venv/bin/pytest" -q -p no:cacheprovider "$here" || status=$?
-
-kill -TERM "$server_pid"
-if ! timeout 15 tail --pid="$server_pid" -f /dev/null; then
-    echo "xmppd did not exit within 15 s of SIGTERM" >&2
-    status=1
-fi
-wait "$server_pid" || { echo "xmppd exited with status $? after SIGTERM" >&2; status=1; }
-server_pid=""
-if [ "$status" -ne 0 ]; then
-    echo "---- server log ----" >&2
-    tail -n 100 "$work/server.log" >&2
-fi
+# Everything on the defaults (compression off) ...
+run_suite -k "not compressed" || status=$?
+# ... then the XEP-0138 case on a server that offers compression, also over TLS.
+write_config "compression = true
+compression_over_tls = true"
+run_suite -k "compressed" || status=$?
 exit "$status"
