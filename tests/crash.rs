@@ -95,6 +95,9 @@ async fn acknowledged_offline_messages_survive_kill_9() {
     bob.login("bob", "pw", "phone").await;
     bob.send("<presence/>").await;
     let got = bob.read_until_n("</body>", 5).await;
+    // Exactly once: nothing more (no duplicate) within a grace period.
+    bob.expect_silence(std::time::Duration::from_millis(500))
+        .await;
     for i in 1..=5 {
         assert_eq!(
             got.matches(&format!(">k{i}</body>")).count(),

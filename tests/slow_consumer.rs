@@ -186,6 +186,9 @@ async fn too_many_unacknowledged_stanzas_close_the_stream_and_go_offline() {
     bob.login("bob", "pw", "laptop").await;
     bob.send("<presence/>").await;
     let got = bob.read_until_n("</body>", 30).await;
+    // Exactly once: nothing more (no duplicate) within a grace period.
+    bob.expect_silence(std::time::Duration::from_millis(500))
+        .await;
     for i in 0..30 {
         assert_eq!(
             got.matches(&format!(">u{i}</body>")).count(),
@@ -229,6 +232,9 @@ async fn unacknowledged_stanzas_are_bounded_in_bytes() {
     bob.login("bob", "pw", "laptop").await;
     bob.send("<presence/>").await;
     let got = bob.read_until_n("</body>", 30).await;
+    // Exactly once: nothing more (no duplicate) within a grace period.
+    bob.expect_silence(std::time::Duration::from_millis(500))
+        .await;
     for i in 0..30 {
         assert_eq!(got.matches(&format!(">v{i}-")).count(), 1, "v{i}");
     }

@@ -81,6 +81,9 @@ async fn resumption_after_a_dropped_connection_delivers_each_message_once() {
     ))
     .await;
     let got = bob.read_until_n("</body>", 5).await;
+    // Exactly once: nothing more (no duplicate) within a grace period.
+    bob.expect_silence(std::time::Duration::from_millis(500))
+        .await;
     assert!(got.contains("<resumed"), "{got}");
     // Bob sent one stanza (his presence), and the server handled it.
     assert_eq!(attr_of(&got, "resumed", "h").as_deref(), Some("1"), "{got}");
@@ -136,6 +139,9 @@ async fn expiry_sends_unavailable_and_stores_unacknowledged_messages_offline() {
     bob.login("bob", "pw", "laptop").await;
     bob.send("<presence/>").await;
     let got = bob.read_until_n("</body>", 5).await;
+    // Exactly once: nothing more (no duplicate) within a grace period.
+    bob.expect_silence(std::time::Duration::from_millis(500))
+        .await;
     for i in 1..=5 {
         assert_eq!(
             got.matches(&format!(">m{i}</body>")).count(),
@@ -229,6 +235,9 @@ async fn unacknowledged_messages_of_a_closed_session_go_offline() {
     bob.login("bob", "pw", "laptop").await;
     bob.send("<presence/>").await;
     let got = bob.read_until_n("</body>", 2).await;
+    // Exactly once: nothing more (no duplicate) within a grace period.
+    bob.expect_silence(std::time::Duration::from_millis(500))
+        .await;
     assert!(
         got.contains("u1</body>") && got.contains("u2</body>"),
         "{got}"
@@ -263,6 +272,9 @@ async fn a_graceful_shutdown_stores_unacknowledged_and_queued_messages() {
     bob.login("bob", "pw", "laptop").await;
     bob.send("<presence/>").await;
     let got = bob.read_until_n("</body>", 3).await;
+    // Exactly once: nothing more (no duplicate) within a grace period.
+    bob.expect_silence(std::time::Duration::from_millis(500))
+        .await;
     for i in 1..=3 {
         assert_eq!(
             got.matches(&format!(">s{i}</body>")).count(),

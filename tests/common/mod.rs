@@ -209,26 +209,50 @@ impl Raw {
         self.0.write_all(s.as_bytes()).await.unwrap();
     }
 
-    /// Reads until `needle` appears (or the peer closes); returns everything read.
+    /// Reads until `needle` appears; returns everything read. Fails the test if the server
+    /// closes the stream (or the read fails) first: a test that expects a close reads with
+    /// [`Raw::read_to_close`].
     pub async fn read_until(&mut self, needle: &str) -> String {
         let mut acc = Vec::new();
         let mut buf = [0u8; 4096];
         let fut = async {
             loop {
-                let n = self.0.read(&mut buf).await.unwrap_or(0);
-                if n == 0 {
-                    break;
+                match self.0.read(&mut buf).await {
+                    Ok(0) => return Err("the server closed the stream"),
+                    Ok(n) => acc.extend_from_slice(&buf[..n]),
+                    Err(_) => return Err("the read failed"),
                 }
-                acc.extend_from_slice(&buf[..n]);
                 if String::from_utf8_lossy(&acc).contains(needle) {
-                    break;
+                    return Ok(());
                 }
             }
         };
-        tokio::time::timeout(WAIT, fut)
+        let r = tokio::time::timeout(WAIT, fut)
             .await
             .expect("read_until timed out");
-        String::from_utf8_lossy(&acc).into_owned()
+        let got = String::from_utf8_lossy(&acc).into_owned();
+        if let Err(why) = r {
+            panic!("{why} before {needle:?}; read: {got}");
+        }
+        got
+    }
+
+    /// Reads for `grace` and asserts that no stanza (no duplicate) arrives; stream-management
+    /// nonzas (`<r/>`) may. The stream must stay open. For "exactly once" checks.
+    pub async fn expect_silence(&mut self, grace: Duration) {
+        let mut buf = [0u8; 4096];
+        let until = tokio::time::Instant::now() + grace;
+        loop {
+            match tokio::time::timeout_at(until, self.0.read(&mut buf)).await {
+                Err(_) => return,
+                Ok(Ok(0)) => panic!("the server closed the stream"),
+                Ok(Ok(n)) => {
+                    let got = String::from_utf8_lossy(&buf[..n]);
+                    assert_eq!(count_stanzas(&got), 0, "unexpected: {got}");
+                }
+                Ok(Err(e)) => panic!("read failed: {e}"),
+            }
+        }
     }
 
     /// Reads until the server closes the connection; returns everything read.
@@ -307,7 +331,8 @@ impl Raw {
         }
     }
 
-    /// Reads until `needle` has been seen `n` times in what this call read.
+    /// Reads until `needle` has been seen `n` times in what this call read; fails the test if
+    /// the stream ends first.
     pub async fn read_until_n(&mut self, needle: &str, n: usize) -> String {
         let mut acc = Vec::new();
         let mut buf = [0u8; 4096];
@@ -315,19 +340,20 @@ impl Raw {
             loop {
                 let got = String::from_utf8_lossy(&acc).matches(needle).count();
                 if got >= n {
-                    break;
+                    return true;
                 }
-                let k = self.0.read(&mut buf).await.unwrap_or(0);
-                if k == 0 {
-                    break;
+                match self.0.read(&mut buf).await {
+                    Ok(k) if k > 0 => acc.extend_from_slice(&buf[..k]),
+                    _ => return false,
                 }
-                acc.extend_from_slice(&buf[..k]);
             }
         };
-        tokio::time::timeout(WAIT, fut)
+        let complete = tokio::time::timeout(WAIT, fut)
             .await
             .unwrap_or_else(|_| panic!("read_until_n({needle}, {n}) timed out"));
-        String::from_utf8_lossy(&acc).into_owned()
+        let got = String::from_utf8_lossy(&acc).into_owned();
+        assert!(complete, "the stream ended before {n} × {needle:?}: {got}");
+        got
     }
 }
 
