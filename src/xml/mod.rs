@@ -4,6 +4,8 @@
 
 pub mod element;
 pub mod escape;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod parser;
 
 pub use element::{Element, NS_XML, Node};

@@ -388,13 +388,17 @@ impl C2s {
             Ok(c) => c,
             Err(f) => return self.auth_failed(f),
         };
-        let ok = match creds {
-            // PBKDF2 is CPU work: keep it off the I/O threads.
-            Some(c) => tokio::task::spawn_blocking(move || c.verify_password(&msg.password))
-                .await
-                .unwrap_or(false),
-            None => false,
-        };
+        // An unknown user is checked against decoy credentials: the same PBKDF2 work as a
+        // real account, so the time a failure takes does not tell whether the account exists.
+        let known = creds.is_some();
+        let creds = creds.unwrap_or_else(|| {
+            ScramCredentials::decoy(ScramHash::Sha256, bare.as_str(), &self.shared.decoy_secret)
+        });
+        // PBKDF2 is CPU work: keep it off the I/O threads.
+        let ok = tokio::task::spawn_blocking(move || creds.verify_password(&msg.password))
+            .await
+            .unwrap_or(false)
+            && known;
         if ok {
             self.authenticated(bare, &[])
         } else {
