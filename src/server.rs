@@ -60,6 +60,15 @@ impl Server {
     pub async fn start(config: Config) -> Result<Server, StartError> {
         let config = Arc::new(config);
         let storage = Storage::open(&config).await?;
+        // Claims on offline messages belong to sessions of a previous run (one that crashed
+        // between delivering them and their acknowledgement): they are delivered again.
+        let released = storage.offline.release_all().await?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "offline messages from an earlier run to deliver again"
+            );
+        }
         let tls = Some(tls::acceptors(&config)?);
         let registry = Arc::new(Registry::new());
         let router = Arc::new(Router::new(registry, config.server.hosts.clone()));

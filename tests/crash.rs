@@ -1,5 +1,6 @@
 //! A crash (`kill -9`) of the real binary: every message the server acknowledged to its sender
-//! (XEP-0198 `<a h/>` after the offline store) is still there after a restart.
+//! (XEP-0198 `<a h/>` after the offline store) is still there after a restart, and offline
+//! messages handed to a client that had not acknowledged them yet are delivered again.
 
 mod common;
 
@@ -91,8 +92,22 @@ async fn acknowledged_offline_messages_survive_kill_9() {
     server.wait().unwrap();
 
     let (mut server, port) = serve(&cfg);
+    // Bob's phone (stream management on) gets them, and the server dies before he
+    // acknowledges: they were claimed, not deleted, so they come again after the restart.
+    let mut phone = Raw(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    phone.login("bob", "pw", "phone").await;
+    phone.send("<enable xmlns='urn:xmpp:sm:3'/>").await;
+    phone.read_tag("enabled").await;
+    phone.send("<presence/>").await;
+    phone.read_until_n("</body>", 5).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let (mut server, port) = serve(&cfg);
     let mut bob = Raw(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
     bob.login("bob", "pw", "phone").await;
+    bob.send("<enable xmlns='urn:xmpp:sm:3'/>").await;
+    bob.read_tag("enabled").await;
     bob.send("<presence/>").await;
     let got = bob.read_until_n("</body>", 5).await;
     // Exactly once: nothing more (no duplicate) within a grace period.
@@ -105,6 +120,28 @@ async fn acknowledged_offline_messages_survive_kill_9() {
             "k{i}: {got}"
         );
     }
+    // This time he acknowledges them; after another crash nothing comes again.
+    // (h counts every stanza received: his own presence too.)
+    let h = count_stanzas(&got);
+    bob.send(&format!("<a xmlns='urn:xmpp:sm:3' h='{h}'/>"))
+        .await;
+    bob.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    bob.read_until("id='p'").await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let (mut server, port) = serve(&cfg);
+    let mut bob = Raw(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    bob.login("bob", "pw", "laptop").await;
+    bob.send("<presence/><iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    let after = bob.read_until("id='p2'").await;
+    assert!(
+        !after.contains("</body>"),
+        "delivered again after the ack: {after}"
+    );
+    bob.expect_silence(std::time::Duration::from_millis(500))
+        .await;
     server.kill().unwrap();
     let _ = server.wait();
 }

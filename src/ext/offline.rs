@@ -8,7 +8,7 @@ use jid::BareJid;
 
 use super::{Ctx, Registrar, account};
 use crate::router::Router;
-use crate::session::SessionHandle;
+use crate::session::{Batch, SessionHandle};
 use crate::stanza::{ErrorCondition, datetime};
 use crate::stream::NS_CLIENT;
 use crate::xml::{Element, Limits, parse_fragment};
@@ -86,19 +86,34 @@ async fn store(ctx: &Ctx, router: &Router, stanza: Element, to: &BareJid) -> boo
 }
 
 /// Hands every stored message to `session` (at its initial presence), stamped with the time
-/// it was stored.
+/// it was stored. A session with stream management gets them claimed: they stay stored until
+/// the client acknowledges them, so a crash in between loses nothing; others take them.
 pub async fn deliver(ctx: &Ctx, router: &Router, session: &SessionHandle) {
     let bare = session.jid.to_bare();
     let (host, user) = account(&bare);
-    let msgs = match ctx.storage.offline.take_all(host, user).await {
+    let acks = router
+        .registry
+        .info(&session.jid)
+        .is_some_and(|i| i.handle.id == session.id && i.acks);
+    let rows = if acks {
+        ctx.storage.offline.claim_all(host, user).await
+    } else {
+        ctx.storage
+            .offline
+            .take_all(host, user)
+            .await
+            .map(|v| v.into_iter().map(|m| (0, m)).collect())
+    };
+    let rows = match rows {
         Ok(m) => m,
         Err(e) => return tracing::error!("offline fetch for {bare}: {e}"),
     };
-    if !msgs.is_empty() {
-        tracing::debug!(n = msgs.len(), to = %session.jid, "delivering offline messages");
+    if rows.is_empty() {
+        return;
     }
-    let mut batch = Vec::with_capacity(msgs.len());
-    for m in msgs {
+    tracing::debug!(n = rows.len(), to = %session.jid, acks, "delivering offline messages");
+    let mut batch = Batch::default();
+    for (id, m) in rows {
         match parse_fragment(&m.stanza, Limits::stored()) {
             Ok(mut el) => {
                 el.append_child(
@@ -106,19 +121,31 @@ pub async fn deliver(ctx: &Ctx, router: &Router, session: &SessionHandle) {
                         .with_attr("from", host.to_string())
                         .with_attr("stamp", datetime(m.stored_at_ms)),
                 );
-                batch.push(el);
+                batch.stanzas.push(el);
+                if acks {
+                    batch.claimed.push(id);
+                }
             }
-            Err(e) => tracing::error!("offline message for {bare} cannot be parsed: {e}"),
+            // Only a damaged database gets here (what is stored parsed when it came in).
+            // Claimed, it stays stored; taken, it is gone: logged with what it was.
+            Err(e) => tracing::error!(
+                "offline message {id} for {bare} cannot be parsed ({e}): {}",
+                m.stanza
+            ),
         }
     }
-    if batch.is_empty() {
-        return;
-    }
     // One queue entry however many there are, so a long absence cannot overflow the queue.
-    // A session that vanishes before writing them re-routes its queue, so they come back here.
-    // Put back without the hand-over check: that session may still look available.
+    // A session that vanishes before writing them gives claimed ones back and re-routes
+    // taken ones, so they come back here.
     if let Err(back) = router.deliver_batch(session, batch) {
-        for mut el in back {
+        if !back.claimed.is_empty() {
+            if let Err(e) = ctx.storage.offline.release(&back.claimed).await {
+                tracing::error!("offline claims of {bare} not released: {e}");
+            }
+            return;
+        }
+        // Put back without the hand-over check: that session may still look available.
+        for mut el in back.stanzas {
             el.remove_children("delay", NS_DELAY);
             store(ctx, router, el, &bare).await;
         }

@@ -11,7 +11,7 @@ use jid::{BareJid, FullJid, Jid};
 
 pub use hooks::{BoolFuture, HookFuture, Hooks, NoHooks};
 
-use crate::session::{DeliveryError, Registry, SessionHandle, SessionMsg};
+use crate::session::{Batch, DeliveryError, Registry, SessionHandle, SessionMsg};
 use crate::stanza::shared::{Addressed, Shared};
 use crate::stanza::{ErrorCondition, error_reply};
 use crate::xml::Element;
@@ -221,15 +221,11 @@ impl Router {
     }
 
     /// Hands stanzas to one session as one queue entry; gives them back if it cannot take them.
-    pub fn deliver_batch(
-        &self,
-        h: &SessionHandle,
-        stanzas: Vec<Element>,
-    ) -> Result<(), Vec<Element>> {
-        match h.try_send(SessionMsg::Batch(Box::new(stanzas))) {
+    pub fn deliver_batch(&self, h: &SessionHandle, batch: Batch) -> Result<(), Batch> {
+        match h.try_send(SessionMsg::Batch(Box::new(batch))) {
             Ok(()) => Ok(()),
-            Err((_, SessionMsg::Batch(v))) => Err(*v),
-            Err(_) => Err(Vec::new()),
+            Err((_, SessionMsg::Batch(b))) => Err(*b),
+            Err(_) => Err(Batch::default()),
         }
     }
 

@@ -6,5 +6,6 @@ pub mod registry;
 pub mod resume;
 
 pub use registry::{
-    BindOutcome, DeliveryError, Flag, Registry, SessionHandle, SessionInfo, SessionMsg, bare_str,
+    Batch, BindOutcome, DeliveryError, Flag, Registry, SessionHandle, SessionInfo, SessionMsg,
+    bare_str,
 };

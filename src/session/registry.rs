@@ -21,7 +21,7 @@ pub enum SessionMsg {
     /// and the first block of an idle session's queue (32 slots) about half a KiB.
     Stanza(Box<Element>),
     /// Stanzas to write in order, taking one slot of the queue (offline messages at login).
-    Batch(Box<Vec<Element>>),
+    Batch(Box<Batch>),
     /// A stanza serialised once for many recipients (presence fan-out), with this one's `to`.
     Shared(Box<crate::stanza::shared::Addressed>),
     /// Close the stream with this error, after what was queued before it.
@@ -33,11 +33,22 @@ impl SessionMsg {
     pub fn into_stanzas(self) -> Vec<Element> {
         match self {
             SessionMsg::Stanza(el) => vec![*el],
-            SessionMsg::Batch(v) => *v,
+            SessionMsg::Batch(b) => b.stanzas,
             SessionMsg::Shared(a) => vec![a.element()],
             SessionMsg::Close(_) => Vec::new(),
         }
     }
+}
+
+/// Offline messages handed to a session at once.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The stanzas, oldest first.
+    pub stanzas: Vec<Element>,
+    /// Their ids in offline storage, one per stanza, when they were claimed rather than
+    /// taken (a session with stream management deletes them once the client acknowledged
+    /// them, and gives them back if it ends first); empty when they were taken.
+    pub claimed: Vec<i64>,
 }
 
 /// Why a stanza could not be handed to a session.
@@ -105,6 +116,8 @@ struct Entry {
     carbons: bool,
     /// Requested the blocklist, so it gets blocklist pushes (XEP-0191).
     blocklist: bool,
+    /// Enabled stream management (XEP-0198): it acknowledges what it receives.
+    acks: bool,
     /// Full or bare JIDs this session sent directed presence to (RFC 6121 §4.6), at most
     /// `im.max_directed_presences`; shared with snapshots, copied only when it changes.
     directed: Arc<HashSet<String>>,
@@ -125,6 +138,8 @@ pub struct SessionInfo {
     pub carbons: bool,
     /// Gets blocklist pushes.
     pub blocklist: bool,
+    /// Acknowledges what it receives (XEP-0198).
+    pub acks: bool,
     /// Where it sent directed presence.
     pub directed: Arc<HashSet<String>>,
 }
@@ -138,6 +153,7 @@ impl Entry {
             interested: self.interested,
             carbons: self.carbons,
             blocklist: self.blocklist,
+            acks: self.acks,
             directed: self.directed.clone(),
         }
     }
@@ -152,6 +168,8 @@ pub enum Flag {
     Carbons,
     /// Blocklist pushes (XEP-0191 §3.3).
     Blocklist,
+    /// Stream management enabled (XEP-0198).
+    Acks,
 }
 
 /// Result of binding a resource.
@@ -233,6 +251,7 @@ impl Registry {
             interested: false,
             carbons: false,
             blocklist: false,
+            acks: false,
             directed: Arc::default(),
         });
         BindOutcome::Bound { handle, replaced }
@@ -286,6 +305,7 @@ impl Registry {
             Flag::Interested => e.interested = on,
             Flag::Carbons => e.carbons = on,
             Flag::Blocklist => e.blocklist = on,
+            Flag::Acks => e.acks = on,
         });
     }
 

@@ -306,12 +306,84 @@ async fn offline_quota_holds_under_concurrency(s: &Storage) {
     );
 }
 
+/// Claims (XEP-0198 sessions): exclusive like a take, kept until deleted or released, and
+/// given back at start.
+async fn offline_claims(s: &Storage) {
+    let host = format!("{}.test", random_id().to_lowercase());
+    let o = s.offline.as_ref();
+    for i in 0..4 {
+        assert!(
+            o.store(&host, "hal", &format!("<message id='{i}'/>"), q(10))
+                .await
+                .unwrap()
+        );
+    }
+    let claimed = o.claim_all(&host, "hal").await.unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|(_, m)| m.stanza.as_str())
+            .collect::<Vec<_>>(),
+        (0..4)
+            .map(|i| format!("<message id='{i}'/>"))
+            .collect::<Vec<_>>()
+    );
+    // Claimed: neither claimed again nor taken, still counted against the quota.
+    assert!(o.claim_all(&host, "hal").await.unwrap().is_empty());
+    assert!(o.take_all(&host, "hal").await.unwrap().is_empty());
+    assert_eq!(o.count(&host, "hal").await.unwrap(), 4);
+    // Two acknowledged, two given back.
+    o.delete(&ids[..2]).await.unwrap();
+    o.release(&ids[2..]).await.unwrap();
+    let again = o.take_all(&host, "hal").await.unwrap();
+    assert_eq!(
+        again.iter().map(|m| m.stanza.as_str()).collect::<Vec<_>>(),
+        ["<message id='2'/>", "<message id='3'/>"]
+    );
+    // A claim left by a crashed run is given back at start.
+    o.store(&host, "hal", "<message id='4'/>", q(10))
+        .await
+        .unwrap();
+    assert_eq!(o.claim_all(&host, "hal").await.unwrap().len(), 1);
+    assert!(o.release_all().await.unwrap() >= 1);
+    assert_eq!(o.take_all(&host, "hal").await.unwrap().len(), 1);
+    // Concurrent claims and takes never hand out one message twice.
+    for round in 0..50 {
+        for i in 0..3 {
+            o.store(&host, "ivy", &format!("<message id='{round}-{i}'/>"), q(10))
+                .await
+                .unwrap();
+        }
+        let (a, b) = (s.offline.clone(), s.offline.clone());
+        let (h1, h2) = (host.clone(), host.clone());
+        let first = tokio::spawn(async move { a.claim_all(&h1, "ivy").await });
+        let second = tokio::spawn(async move { b.take_all(&h2, "ivy").await });
+        let mut got: Vec<String> = first
+            .await
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|(_, m)| m.stanza)
+            .collect();
+        got.extend(second.await.unwrap().unwrap().into_iter().map(|m| m.stanza));
+        got.sort();
+        assert_eq!(got.len(), 3, "round {round}: {got:?}");
+        got.dedup();
+        assert_eq!(got.len(), 3, "round {round}: each once");
+        // Clean up what was claimed, for the next round.
+        o.release_all().await.unwrap();
+        o.take_all(&host, "ivy").await.unwrap();
+    }
+}
+
 async fn all(s: &Storage) {
     account_store_conformance(s).await;
     roster_store_conformance(s).await;
     offline_and_document_conformance(s).await;
     offline_take_is_exclusive(s).await;
     offline_quota_holds_under_concurrency(s).await;
+    offline_claims(s).await;
 }
 
 #[tokio::test]

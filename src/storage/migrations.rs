@@ -26,6 +26,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../schemas/sqlite/0003_offline_bytes.sql"),
         include_str!("../../schemas/postgres/0003_offline_bytes.sql"),
     ),
+    (
+        4,
+        "offline_claims",
+        include_str!("../../schemas/sqlite/0004_offline_claims.sql"),
+        include_str!("../../schemas/postgres/0004_offline_claims.sql"),
+    ),
 ];
 
 /// Which dialect.

@@ -1,5 +1,7 @@
 //! Offline messages (XEP-0160): stored for an account with no available resource, handed out
-//! (and deleted) at its next initial presence.
+//! at its next initial presence: deleted at once for a session without stream management, or
+//! claimed and deleted when the client acknowledges them (XEP-0198), so that a crash between
+//! delivery and acknowledgement loses nothing.
 
 use super::StoreFuture;
 
@@ -33,9 +35,22 @@ pub trait OfflineStore: Send + Sync {
         stanza: &'a str,
         quota: OfflineQuota,
     ) -> StoreFuture<'a, bool>;
-    /// Removes and returns every stored message, oldest first.
+    /// Removes and returns every stored message not claimed, oldest first.
     fn take_all<'a>(&'a self, host: &'a str, user: &'a str)
     -> StoreFuture<'a, Vec<OfflineMessage>>;
+    /// Claims every stored message not claimed yet and returns them with their ids, oldest
+    /// first; a concurrent claim or take never gets the same message.
+    fn claim_all<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+    ) -> StoreFuture<'a, Vec<(i64, OfflineMessage)>>;
+    /// Deletes claimed messages (the client acknowledged them).
+    fn delete<'a>(&'a self, ids: &'a [i64]) -> StoreFuture<'a, ()>;
+    /// Gives claimed messages back (their session ended before the client acknowledged them).
+    fn release<'a>(&'a self, ids: &'a [i64]) -> StoreFuture<'a, ()>;
+    /// Gives back every claim (at start: the sessions that held them are gone).
+    fn release_all(&self) -> StoreFuture<'_, u64>;
     /// Number of stored messages.
     fn count<'a>(&'a self, host: &'a str, user: &'a str) -> StoreFuture<'a, usize>;
 }

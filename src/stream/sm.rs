@@ -19,6 +19,9 @@ pub struct Unacked {
     pub stanza: Element,
     /// When it was queued (ms since the epoch), for `<delay/>` on retransmission.
     pub at_ms: i64,
+    /// Its id in offline storage when it is a claimed offline message: deleted there once
+    /// acknowledged, given back if the session ends first.
+    pub claim: Option<i64>,
 }
 
 /// The client acknowledged more stanzas than were sent (XEP-0198 §4, `handled-count-too-high`).
@@ -43,6 +46,8 @@ pub struct StreamMgmt {
     queue: VecDeque<Unacked>,
     /// What the queued stanzas hold in memory ([`Element::deep_cost`]).
     queued_bytes: usize,
+    /// Claimed offline messages the client acknowledged, to delete from storage.
+    acked_claims: Vec<i64>,
     /// An `<r/>` is out and not answered.
     requested: bool,
     /// Stanzas queued since the last `<r/>`.
@@ -65,14 +70,28 @@ impl StreamMgmt {
 
     /// Records a stanza as sent (or queued for a detached client).
     pub fn sent(&mut self, stanza: Element, at_ms: i64) {
+        self.sent_claimed(stanza, at_ms, None);
+    }
+
+    /// Records a stanza as sent, with its offline-storage claim if it is one.
+    pub fn sent_claimed(&mut self, stanza: Element, at_ms: i64, claim: Option<i64>) {
         self.queued_bytes += stanza.deep_cost();
-        self.queue.push_back(Unacked { stanza, at_ms });
+        self.queue.push_back(Unacked {
+            stanza,
+            at_ms,
+            claim,
+        });
         self.since_request = self.since_request.saturating_add(1);
     }
 
     /// Stanzas sent so far (mod 2^32).
     pub fn sent_count(&self) -> u32 {
         self.acked.wrapping_add(self.queue.len() as u32)
+    }
+
+    /// The offline-storage claims acknowledged since the last call (to delete).
+    pub fn take_acked_claims(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.acked_claims)
     }
 
     /// Unacknowledged stanzas.
@@ -102,6 +121,7 @@ impl StreamMgmt {
         }
         for u in self.queue.drain(..n) {
             self.queued_bytes -= u.stanza.deep_cost();
+            self.acked_claims.extend(u.claim);
         }
         self.acked = h;
         self.requested = false;

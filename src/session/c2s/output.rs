@@ -36,9 +36,14 @@ impl C2s {
                 self.write_stanza(*el);
                 Flow::Continue
             }
-            SessionMsg::Batch(v) => {
-                for el in *v {
-                    self.write_stanza(el);
+            SessionMsg::Batch(b) => {
+                let b = *b;
+                if b.claimed.is_empty() {
+                    for el in b.stanzas {
+                        self.write_stanza(el);
+                    }
+                } else {
+                    self.write_claimed(b);
                 }
                 Flow::Continue
             }
@@ -53,6 +58,49 @@ impl C2s {
                 Flow::Continue
             }
             SessionMsg::Close(e) => Flow::Close(*e),
+        }
+    }
+
+    /// Writes claimed offline messages: kept with their claims until the client acknowledges
+    /// them (XEP-0198). Without stream management (not expected: claims are made for sessions
+    /// that have it) they are deleted once written.
+    fn write_claimed(&mut self, b: crate::session::Batch) {
+        match self.sm.as_mut() {
+            Some(sm) => {
+                for (el, id) in b.stanzas.into_iter().zip(b.claimed) {
+                    write_top_level(&el, &mut self.out);
+                    sm.sent_claimed(el, sm::now_ms(), Some(id));
+                }
+            }
+            None => {
+                for el in b.stanzas {
+                    self.write_stanza(el);
+                }
+                let storage = self.shared.storage.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = storage.offline.delete(&b.claimed).await {
+                        tracing::error!("offline claims not deleted: {e}");
+                    }
+                });
+            }
+        }
+    }
+
+    /// Deletes claimed offline messages (`acked`) or gives them back to storage. Awaited, so
+    /// that what the client sends after its `<a/>` is handled once they are gone. A failure
+    /// leaves them claimed until the next start (delivered again, never lost) and is logged.
+    pub(super) async fn settle_claims(&self, ids: Vec<i64>, acked: bool) {
+        if ids.is_empty() {
+            return;
+        }
+        let offline = &self.shared.storage.offline;
+        let r = if acked {
+            offline.delete(&ids).await
+        } else {
+            offline.release(&ids).await
+        };
+        if let Err(e) = r {
+            tracing::error!(n = ids.len(), acked, "offline claims not settled: {e}");
         }
     }
 

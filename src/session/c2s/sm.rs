@@ -90,7 +90,7 @@ pub(super) enum Parked {
 
 impl C2s {
     /// `<enable/>`, `<r/>` and `<a/>` of a bound session.
-    pub(super) fn on_sm(&mut self, el: &Element) -> Flow {
+    pub(super) async fn on_sm(&mut self, el: &Element) -> Flow {
         match el.name() {
             "enable" => self.on_enable(el),
             "r" => {
@@ -105,7 +105,11 @@ impl C2s {
                     return Flow::Continue;
                 };
                 match sm.ack(h) {
-                    Ok(_) => Flow::Continue,
+                    Ok(_) => {
+                        let done = sm.take_acked_claims();
+                        self.settle_claims(done, true).await;
+                        Flow::Continue
+                    }
                     Err(TooHigh { h, sent }) => Flow::Close(too_high(h, sent)),
                 }
             }
@@ -147,6 +151,13 @@ impl C2s {
             None
         };
         info!(jid = %b.handle.jid, resumable = id.is_some(), "stream management enabled");
+        // Offline messages for this session are then claimed until acknowledged.
+        self.shared.router.registry.set_flag(
+            &b.handle.jid,
+            b.handle.id,
+            crate::session::Flag::Acks,
+            true,
+        );
         self.write(&enabled);
         self.sm = Some(StreamMgmt::new(id));
         Flow::Continue
@@ -252,6 +263,8 @@ impl C2s {
             let _ = req.reply.send(Err(Refusal::BadAck));
             return false;
         }
+        // Claims acknowledged here travel with the state and are settled at the new
+        // connection's next `<a/>`.
         let t = Takeover {
             handle: b.handle.clone(),
             inbox: wires.inbox.take(),
@@ -332,6 +345,15 @@ impl C2s {
                     None => return Parked::Expired,
                 },
                 m = super::recv_inbox(&mut wires.inbox) => match (m, self.sm.as_mut()) {
+                    (Some(SessionMsg::Batch(b)), Some(sm)) if !b.claimed.is_empty() => {
+                        for (el, id) in b.stanzas.into_iter().zip(b.claimed) {
+                            sm.sent_claimed(el, now_ms(), Some(id));
+                        }
+                        if self.unacked_over_limit() {
+                            debug!("too many stanzas for a detached session");
+                            return Parked::Expired;
+                        }
+                    }
                     (Some(m), Some(sm)) if !matches!(m, SessionMsg::Close(_)) => {
                         for el in m.into_stanzas() {
                             sm.sent(el, now_ms());

@@ -16,7 +16,7 @@ const CARBONS: &str = "urn:xmpp:carbons:2";
 impl C2s {
     pub(super) async fn on_bound_element(&mut self, el: Element) -> Flow {
         if el.ns() == crate::stream::sm::NS {
-            return self.on_sm(&el);
+            return self.on_sm(&el).await;
         }
         let counted = is_stanza(&el);
         let flow = self.on_bound_stanza(el).await;
@@ -108,9 +108,15 @@ impl C2s {
             if !unacked.is_empty() {
                 tracing::debug!(n = unacked.len(), "re-routing unacknowledged stanzas");
             }
+            // Claimed offline messages go back to storage as they are (still stored there).
+            let mut claims = Vec::new();
             for u in unacked {
-                reroute(&router, u.stanza).await;
+                match u.claim {
+                    Some(id) => claims.push(id),
+                    None => reroute(&router, u.stanza).await,
+                }
             }
+            self.settle_claims(claims, false).await;
         }
         for el in self.csi.take_held() {
             reroute(&router, el).await;
@@ -118,8 +124,16 @@ impl C2s {
         if let Some(mut rx) = rx {
             rx.close();
             while let Some(msg) = rx.try_recv() {
-                for el in msg.into_stanzas() {
-                    reroute(&router, el).await;
+                match msg {
+                    // Claimed offline messages never written: back to storage as they are.
+                    crate::session::SessionMsg::Batch(b) if !b.claimed.is_empty() => {
+                        self.settle_claims(b.claimed, false).await
+                    }
+                    msg => {
+                        for el in msg.into_stanzas() {
+                            reroute(&router, el).await;
+                        }
+                    }
                 }
             }
         }

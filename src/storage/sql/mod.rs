@@ -5,5 +5,5 @@
 
 mod account;
 mod documents;
-mod offline;
+pub(crate) mod offline;
 mod roster;

@@ -1,5 +1,45 @@
 //! `OfflineStore` in SQL.
 
+/// Ids per statement when deleting or releasing claims (well below both engines' limits on
+/// bound parameters).
+#[doc(hidden)]
+pub const ID_CHUNK: usize = 500;
+
+/// `$1, $2, …, $n`: only placeholders go into the SQL text, the ids are bound.
+#[doc(hidden)]
+pub fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rows of `id, stored_at, stanza`, sorted by id (RETURNING promises no order).
+#[doc(hidden)]
+pub fn offline_rows<R: sqlx::Row>(
+    rows: &[R],
+) -> Result<Vec<(i64, crate::storage::offline::OfflineMessage)>, sqlx::Error>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+{
+    let mut out = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<i64, _>("id")?,
+                crate::storage::offline::OfflineMessage {
+                    stored_at_ms: r.try_get("stored_at")?,
+                    stanza: r.try_get("stanza")?,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    out.sort_by_key(|(id, _)| *id);
+    Ok(out)
+}
+
 /// Implements `OfflineStore` for `$ty(pub Pool<$db>)`. `$lock` is the statement that, inside
 /// the store's transaction, serialises stores for one account (`$1` host, `$2` user), or `None`
 /// where the engine already runs one writer at a time (SQLite: a single statement is atomic).
@@ -7,6 +47,7 @@
 #[doc(hidden)]
 macro_rules! sql_offline_store {
     ($ty:ident, $db:ty, $lock:expr) => {
+        use $crate::storage::sql::offline::{offline_rows, placeholders, ID_CHUNK};
         /// Offline messages in this database.
         pub struct $ty(pub sqlx::Pool<$db>);
 
@@ -59,34 +100,81 @@ macro_rules! sql_offline_store {
                 user: &'a str,
             ) -> $crate::storage::StoreFuture<'a, Vec<$crate::storage::offline::OfflineMessage>> {
                 Box::pin(async move {
-                    use sqlx::Row;
                     // One statement: two deliveries racing for the same store (an initial
                     // presence and a hand-over after a store) can never both get a row. A
                     // SELECT then DELETE could, in PostgreSQL's read-committed mode, and in
                     // SQLite the loser of the upgrade failed with SQLITE_BUSY.
                     let rows = sqlx::query(
-                        "DELETE FROM offline_messages WHERE host = $1 AND username = $2 \
+                        "DELETE FROM offline_messages \
+                         WHERE host = $1 AND username = $2 AND claimed = FALSE \
                          RETURNING id, stored_at, stanza",
                     )
                     .bind(host)
                     .bind(user)
                     .fetch_all(&self.0)
                     .await?;
-                    let mut out = rows
-                        .iter()
-                        .map(|r| {
-                            Ok((
-                                r.try_get::<i64, _>("id")?,
-                                $crate::storage::offline::OfflineMessage {
-                                    stored_at_ms: r.try_get("stored_at")?,
-                                    stanza: r.try_get("stanza")?,
-                                },
-                            ))
-                        })
-                        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-                    // RETURNING promises no order.
-                    out.sort_by_key(|(id, _)| *id);
-                    Ok(out.into_iter().map(|(_, m)| m).collect())
+                    Ok(offline_rows(&rows)?.into_iter().map(|(_, m)| m).collect())
+                })
+            }
+
+            fn claim_all<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+            ) -> $crate::storage::StoreFuture<'a, Vec<(i64, $crate::storage::offline::OfflineMessage)>> {
+                Box::pin(async move {
+                    // One statement, exclusive as `take_all` is: a concurrent claim waits for
+                    // this one (PostgreSQL re-checks `claimed` after the wait) or runs after it.
+                    let rows = sqlx::query(
+                        "UPDATE offline_messages SET claimed = TRUE \
+                         WHERE host = $1 AND username = $2 AND claimed = FALSE \
+                         RETURNING id, stored_at, stanza",
+                    )
+                    .bind(host)
+                    .bind(user)
+                    .fetch_all(&self.0)
+                    .await?;
+                    Ok(offline_rows(&rows)?)
+                })
+            }
+
+            fn delete<'a>(&'a self, ids: &'a [i64]) -> $crate::storage::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    for chunk in ids.chunks(ID_CHUNK) {
+                        let sql = format!("DELETE FROM offline_messages WHERE id IN ({})", placeholders(chunk.len()));
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for id in chunk {
+                            q = q.bind(id);
+                        }
+                        q.execute(&self.0).await?;
+                    }
+                    Ok(())
+                })
+            }
+
+            fn release<'a>(&'a self, ids: &'a [i64]) -> $crate::storage::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    for chunk in ids.chunks(ID_CHUNK) {
+                        let sql = format!(
+                            "UPDATE offline_messages SET claimed = FALSE WHERE id IN ({})",
+                            placeholders(chunk.len())
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for id in chunk {
+                            q = q.bind(id);
+                        }
+                        q.execute(&self.0).await?;
+                    }
+                    Ok(())
+                })
+            }
+
+            fn release_all(&self) -> $crate::storage::StoreFuture<'_, u64> {
+                Box::pin(async move {
+                    Ok(sqlx::query("UPDATE offline_messages SET claimed = FALSE WHERE claimed = TRUE")
+                        .execute(&self.0)
+                        .await?
+                        .rows_affected())
                 })
             }
 
