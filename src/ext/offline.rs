@@ -10,6 +10,7 @@ use super::{Ctx, Registrar, account};
 use crate::router::Router;
 use crate::session::{Batch, SessionHandle};
 use crate::stanza::{ErrorCondition, datetime};
+use crate::storage::StoreError;
 use crate::stream::NS_CLIENT;
 use crate::xml::{Element, Limits, parse_fragment};
 
@@ -25,14 +26,20 @@ pub const NS_HINTS: &str = "urn:xmpp:hints";
 /// `take_all` is one `DELETE … RETURNING`, so a message is never delivered twice.
 pub async fn store_or_bounce(ctx: &Ctx, router: &Router, stanza: Element, to: BareJid) {
     if store(ctx, router, stanza, &to).await {
-        let best = router
-            .registry
-            .available(&to)
-            .into_iter()
-            .max_by_key(|(_, p)| *p);
-        if let Some((session, _)) = best {
-            deliver(ctx, router, &session).await;
-        }
+        hand_over(ctx, router, &to).await;
+    }
+}
+
+/// After a store: hands the store to `to`'s best available resource, if one became available
+/// while the message was being stored (its initial presence had already fetched the store).
+async fn hand_over(ctx: &Ctx, router: &Router, to: &BareJid) {
+    let best = router
+        .registry
+        .available(to)
+        .into_iter()
+        .max_by_key(|(_, p)| *p);
+    if let Some((session, _)) = best {
+        deliver(ctx, router, &session).await;
     }
 }
 
@@ -54,34 +61,122 @@ async fn store(ctx: &Ctx, router: &Router, stanza: Element, to: &BareJid) -> boo
         }
         Err(e) => {
             tracing::error!("offline: {e}");
-            router.bounce(&stanza, ErrorCondition::InternalServerError);
+            report(
+                ctx,
+                router,
+                &stanza,
+                ErrorCondition::InternalServerError,
+                None,
+            )
+            .await;
             return false;
         }
     }
     let xml = stanza.to_string_in(NS_CLIENT);
-    match ctx
-        .storage
-        .offline
-        .store(host, user, &xml, ctx.offline_quota())
-        .await
-    {
+    match store_retrying(ctx, host, user, &xml).await {
         Ok(true) => true,
         Ok(false) => {
-            let reply = crate::stanza::error_reply(
+            let full = Some("the recipient's offline storage is full");
+            report(
+                ctx,
+                router,
                 &stanza,
                 ErrorCondition::ResourceConstraint,
-                Some("the recipient's offline storage is full"),
-            );
-            if let Some(r) = reply {
-                router.route(r).await;
-            }
+                full,
+            )
+            .await;
             false
         }
         Err(e) => {
             tracing::error!("offline store for {to}: {e}");
-            router.bounce(&stanza, ErrorCondition::InternalServerError);
+            report(
+                ctx,
+                router,
+                &stanza,
+                ErrorCondition::InternalServerError,
+                None,
+            )
+            .await;
             false
         }
+    }
+}
+
+/// Pauses between attempts at an offline store that failed (a database restarting, a lock
+/// held too long); then the failure is reported.
+const RETRY_AFTER_MS: [u64; 3] = [50, 250, 1000];
+
+/// Stores in `user`'s offline storage, trying again after a database error.
+async fn store_retrying(ctx: &Ctx, host: &str, user: &str, xml: &str) -> Result<bool, StoreError> {
+    let mut attempt = 0;
+    loop {
+        match ctx
+            .storage
+            .offline
+            .store(host, user, xml, ctx.offline_quota())
+            .await
+        {
+            Err(e) if attempt < RETRY_AFTER_MS.len() => {
+                tracing::warn!("offline store for {user}@{host} failed, trying again: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(RETRY_AFTER_MS[attempt])).await;
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Tells the sender of `stanza` that it could not be kept: at its session if it has one now;
+/// a local sender without one (its session ended while the message was being re-routed, or a
+/// resumption expired) finds the error in its own offline storage at its next login. Only
+/// when neither works does the log alone hold the stanza (an error is never answered).
+async fn report(
+    ctx: &Ctx,
+    router: &Router,
+    stanza: &Element,
+    condition: ErrorCondition,
+    text: Option<&str>,
+) {
+    let Some(reply) = crate::stanza::error_reply(stanza, condition, text) else {
+        return;
+    };
+    let Some(sender) = reply.attr("to").and_then(|t| jid::Jid::new(t).ok()) else {
+        return;
+    };
+    let reachable = match sender.clone().try_into_full() {
+        Ok(full) => router.registry.get(&full).is_some(),
+        Err(bare) => !router.registry.sessions(&bare).is_empty(),
+    };
+    if reachable {
+        router.send_to_session(reply);
+        return;
+    }
+    // The session that sent it is gone: the account's other available resources get the
+    // error, or its offline storage keeps it for the next one.
+    let bare = sender.to_bare();
+    if !router.registry.available(&bare).is_empty() {
+        router.deliver_to_available(&reply, &bare);
+        return;
+    }
+    let kept = match bare.node() {
+        Some(node) if router.is_local(bare.domain().as_str()) => {
+            let xml = reply.to_string_in(NS_CLIENT);
+            let stored = store_retrying(ctx, bare.domain().as_str(), node.as_str(), &xml).await;
+            if matches!(stored, Ok(true)) {
+                // A resource may have become available meanwhile (see `store_or_bounce`).
+                // Boxed: delivering can store again, which can report again.
+                Box::pin(hand_over(ctx, router, &bare)).await;
+            }
+            matches!(stored, Ok(true))
+        }
+        _ => false,
+    };
+    if !kept {
+        tracing::error!(
+            to = %stanza.attr("to").unwrap_or_default(),
+            "a message could be neither kept nor returned to its sender {sender}: {}",
+            stanza.to_string_in(NS_CLIENT)
+        );
     }
 }
 

@@ -1,0 +1,77 @@
+//! A database that fails: a message that can be neither delivered nor stored is never lost
+//! without a trace its sender can see. Here Bob's offline storage fails (a trigger makes every
+//! insert for him fail, on SQLite and on PostgreSQL), and the message was being re-routed after
+//! Bob's session ended, when Alice, its sender, was no longer online either: the error waits
+//! in Alice's offline storage and reaches her at her next login.
+
+mod common;
+
+use common::*;
+
+/// Makes every offline store for `bob` fail.
+async fn break_bobs_offline_storage(t: &TestServer) {
+    use sqlx::Connection;
+    if t.config.storage.backend == xmppd::config::Backend::Postgres {
+        let mut c = sqlx::PgConnection::connect(&t.config.storage.url)
+            .await
+            .unwrap();
+        for sql in [
+            "CREATE FUNCTION fail_bob() RETURNS trigger AS $$ BEGIN \
+             RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER fail_bob BEFORE INSERT ON offline_messages FOR EACH ROW \
+             WHEN (NEW.username = 'bob') EXECUTE FUNCTION fail_bob()",
+        ] {
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+    } else {
+        let path = t.dir.path().join("xmppd.sqlite");
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TRIGGER fail_bob BEFORE INSERT ON offline_messages \
+             WHEN NEW.username = 'bob' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_unstorable_message_comes_back_to_a_sender_who_left() {
+    let t = TestServer::start(|c| c.c2s.require_tls = false).await;
+    t.add_user("alice", "pw").await;
+    t.add_user("bob", "pw").await;
+    break_bobs_offline_storage(&t).await;
+    // Bob's phone takes a message and never acknowledges it (stream management).
+    let mut bob = t.raw().await;
+    bob.login("bob", "pw", "phone").await;
+    bob.send("<enable xmlns='urn:xmpp:sm:3'/><presence/>").await;
+    bob.read_tag("enabled").await;
+    let mut alice = t.raw().await;
+    alice.login("alice", "pw", "pc").await;
+    alice
+        .send("<message to='bob@localhost/phone' type='chat' id='m1'><body>hello</body></message>")
+        .await;
+    bob.read_until("hello</body>").await;
+    // Alice leaves; then Bob's connection drops: the unacknowledged message is re-routed, Bob
+    // has no other resource, and his offline storage fails.
+    alice.send("</stream:stream>").await;
+    alice.read_to_close().await;
+    drop(bob);
+    // Alice comes back and learns that her message did not make it.
+    let mut alice = t.raw().await;
+    alice.login("alice", "pw", "laptop").await;
+    alice.send("<presence/>").await;
+    let got = alice.read_until("</message>").await;
+    assert!(
+        got.contains("type='error'") && got.contains("id='m1'"),
+        "no error for m1: {got}"
+    );
+    assert!(got.contains("<internal-server-error"), "{got}");
+    assert!(
+        got.contains("hello</body>"),
+        "the error carries the message: {got}"
+    );
+}
