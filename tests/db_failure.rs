@@ -75,3 +75,64 @@ async fn an_unstorable_message_comes_back_to_a_sender_who_left() {
         "the error carries the message: {got}"
     );
 }
+
+/// Runs one statement on the test server's database.
+async fn execute(t: &TestServer, sql: &'static str) {
+    use sqlx::Connection;
+    if t.config.storage.backend == xmppd::config::Backend::Postgres {
+        let mut c = sqlx::PgConnection::connect(&t.config.storage.url)
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    } else {
+        let path = t.dir.path().join("xmppd.sqlite");
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_blocklist_fails_closed() {
+    let t = TestServer::start(|c| c.c2s.require_tls = false).await;
+    t.add_user("alice", "pw").await;
+    t.add_user("bob", "pw").await;
+    let mut bob = t.raw().await;
+    bob.login("bob", "pw", "phone").await;
+    bob.send("<presence/>").await;
+    let mut alice = t.raw().await;
+    alice.login("alice", "pw", "pc").await;
+    // The blocklists cannot be read: whether Bob blocks Alice is unknown, so her message is
+    // refused with an error rather than delivered.
+    execute(
+        &t,
+        "ALTER TABLE user_documents RENAME TO user_documents_gone",
+    )
+    .await;
+    alice
+        .send("<message to='bob@localhost' type='chat' id='m2'><body>hi</body></message>")
+        .await;
+    let got = alice.read_until("</message>").await;
+    assert!(
+        got.contains("type='error'") && got.contains("<internal-server-error"),
+        "{got}"
+    );
+    bob.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    let seen = bob.read_until("id='p'").await;
+    assert!(
+        !seen.contains(">hi</body>"),
+        "delivered despite an unreadable blocklist: {seen}"
+    );
+    // Readable again: delivered.
+    execute(
+        &t,
+        "ALTER TABLE user_documents_gone RENAME TO user_documents",
+    )
+    .await;
+    alice
+        .send("<message to='bob@localhost' type='chat' id='m3'><body>again</body></message>")
+        .await;
+    bob.read_until("again</body>").await;
+}

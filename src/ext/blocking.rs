@@ -32,32 +32,42 @@ pub struct Cache {
     lists: Mutex<HashMap<String, Arc<Vec<Jid>>>>,
 }
 
+/// A blocklist could not be read (logged where it happened). Blocking is a privacy promise,
+/// so the callers fail closed: the stanza is refused, the presence withheld.
+#[derive(Debug, Clone, Copy)]
+pub struct Unreadable;
+
 impl Cache {
-    async fn list(&self, ctx: &Ctx, owner: &BareJid) -> Arc<Vec<Jid>> {
+    async fn list(&self, ctx: &Ctx, owner: &BareJid) -> Result<Arc<Vec<Jid>>, Unreadable> {
         self.list_of(ctx, owner.as_str()).await
     }
 
     /// Whether the account whose normalised bare JID is `owner` blocks `j`.
-    async fn blocks(&self, ctx: &Ctx, owner: &str, j: &Jid) -> bool {
-        self.list_of(ctx, owner).await.iter().any(|i| matches(i, j))
+    async fn blocks(&self, ctx: &Ctx, owner: &str, j: &Jid) -> Result<bool, Unreadable> {
+        Ok(self
+            .list_of(ctx, owner)
+            .await?
+            .iter()
+            .any(|i| matches(i, j)))
     }
 
-    /// The list of the account whose normalised bare JID is `owner`.
-    async fn list_of(&self, ctx: &Ctx, owner: &str) -> Arc<Vec<Jid>> {
+    /// The list of the account whose normalised bare JID is `owner` (a failure to read it is
+    /// not cached).
+    async fn list_of(&self, ctx: &Ctx, owner: &str) -> Result<Arc<Vec<Jid>>, Unreadable> {
         if let Some(l) = self
             .lists
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(owner)
         {
-            return l.clone();
+            return Ok(l.clone());
         }
         let (host, user) = account_str(owner);
         let keys: Arc<Vec<Jid>> = match ctx.storage.documents.keys(host, user, KIND).await {
             Ok(k) => Arc::new(k.iter().filter_map(|j| Jid::new(j).ok()).collect()),
             Err(e) => {
-                tracing::error!("blocklist of {owner}: {e}");
-                return Arc::new(Vec::new());
+                tracing::error!("blocklist of {owner} unreadable, failing closed: {e}");
+                return Err(Unreadable);
             }
         };
         let mut lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
@@ -65,7 +75,7 @@ impl Cache {
             lists.clear();
         }
         lists.insert(owner.to_string(), keys.clone());
-        keys
+        Ok(keys)
     }
 
     fn invalidate(&self, account: &BareJid) {
@@ -111,10 +121,21 @@ pub async fn allowed(ctx: &Ctx, cache: &Cache, router: &Router, stanza: &Element
         "iq" => matches!(stanza.attr("type"), Some("get" | "set")),
         _ => false,
     };
+    let refuse_unreadable = || {
+        if answers {
+            router.bounce(stanza, ErrorCondition::InternalServerError);
+        }
+        false
+    };
     // The user blocked the recipient (§3.7).
-    if let Some(me) = local_account(router, &from)
-        && cache.blocks(ctx, me, &to).await
-    {
+    let mine = match local_account(router, &from) {
+        Some(me) => match cache.blocks(ctx, me, &to).await {
+            Ok(b) => b,
+            Err(Unreadable) => return refuse_unreadable(),
+        },
+        None => false,
+    };
+    if mine {
         if answers
             && let Some(r) = error_reply_with(
                 stanza,
@@ -127,9 +148,14 @@ pub async fn allowed(ctx: &Ctx, cache: &Cache, router: &Router, stanza: &Element
         return false;
     }
     // The recipient blocked the sender (§3.6).
-    if let Some(them) = local_account(router, &to)
-        && cache.blocks(ctx, them, &from).await
-    {
+    let theirs = match local_account(router, &to) {
+        Some(them) => match cache.blocks(ctx, them, &from).await {
+            Ok(b) => b,
+            Err(Unreadable) => return refuse_unreadable(),
+        },
+        None => false,
+    };
+    if theirs {
         if answers {
             router.bounce(stanza, ErrorCondition::ServiceUnavailable);
         }
@@ -149,7 +175,11 @@ pub async fn presence_peers<'a>(
     items: &'a [RosterItem],
 ) -> Vec<&'a RosterItem> {
     let bare = bare_str(me);
-    let mine = ctx.blocks.list_of(ctx, bare).await;
+    // Fail closed: an unreadable list of the user's withholds the presence from everyone, an
+    // unreadable list of a contact's from that contact.
+    let Ok(mine) = ctx.blocks.list_of(ctx, bare).await else {
+        return Vec::new();
+    };
     let from = Jid::from(me.clone());
     let mut out = Vec::with_capacity(items.len());
     for item in items {
@@ -160,7 +190,7 @@ pub async fn presence_peers<'a>(
                 && Jid::new(contact).is_ok_and(|c| mine.iter().any(|i| matches(i, &c))))
                 || (!user.is_empty()
                     && router.is_local(host)
-                    && ctx.blocks.blocks(ctx, contact, &from).await));
+                    && ctx.blocks.blocks(ctx, contact, &from).await.unwrap_or(true)));
         if !blocked {
             out.push(item);
         }
@@ -199,7 +229,10 @@ impl Blocking {
                     .set_flag(&from, info.handle.id, Flag::Blocklist, true);
             }
             let mut list = Element::new("blocklist", NS);
-            for j in cache.list(ctx, &me).await.iter() {
+            let Ok(current) = cache.list(ctx, &me).await else {
+                return iq_error(iq, ErrorCondition::InternalServerError, None);
+            };
+            for j in current.iter() {
                 list.append_child(Element::new("item", NS).with_attr("jid", j.to_string()));
             }
             return iq_result(iq).with_child(list);
@@ -220,7 +253,9 @@ impl Blocking {
             if jids.is_empty() {
                 return iq_error(iq, ErrorCondition::BadRequest, None);
             }
-            let now = cache.list(ctx, &me).await.len();
+            let Ok(now) = cache.list(ctx, &me).await.map(|l| l.len()) else {
+                return iq_error(iq, ErrorCondition::InternalServerError, None);
+            };
             if now + jids.len() > ctx.config.im.max_blocklist_items {
                 return iq_error(iq, ErrorCondition::ResourceConstraint, None);
             }
@@ -238,7 +273,7 @@ impl Blocking {
             }
             r
         };
-        let before = cache.list(ctx, &me).await;
+        let before = cache.list(ctx, &me).await.unwrap_or_default();
         cache.invalidate(&me);
         if let Err(e) = result {
             tracing::error!("blocklist of {me}: {e}");
