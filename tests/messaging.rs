@@ -198,3 +198,55 @@ async fn queued_stanzas_of_a_closing_session_are_rerouted() {
         Some("late")
     );
 }
+
+/// RFC 6121 §8.5.2.1.1 and XEP-0160: a message to the bare JID while the only resource has a
+/// negative priority is stored, and stays stored while the priority is negative; it comes
+/// (once, with a delay stamp) when the resource raises its priority. Repeated, with the
+/// initial presence racing the store, because the hand-over was once seen in one of two runs.
+#[tokio::test]
+async fn negative_priority_keeps_offline_messages_until_it_is_raised() {
+    let t = TestServer::start(|c| c.c2s.require_tls = false).await;
+    t.add_user("alice", "pw").await;
+    t.add_user("bob", "pw").await;
+    let mut alice = t.raw().await;
+    alice.login("alice", "pw", "pc").await;
+    for round in 0..15 {
+        let mut bob = t.raw().await;
+        bob.login("bob", "pw", &format!("r{round}")).await;
+        let msg = format!(
+            "<message to='bob@localhost' type='chat' id='n{round}'><body>n{round}</body></message>"
+        );
+        // Alternate which comes first: the message (stored, then the initial presence) or the
+        // presence (so the message races nothing but is stored as the resource is negative).
+        if round % 2 == 0 {
+            alice.send(&msg).await;
+            alice
+                .send("<iq type='get' id='s'><ping xmlns='urn:xmpp:ping'/></iq>")
+                .await;
+            alice.read_until("id='s'").await;
+            bob.send("<presence><priority>-1</priority></presence>")
+                .await;
+        } else {
+            bob.send("<presence><priority>-1</priority></presence>")
+                .await;
+            alice.send(&msg).await;
+        }
+        bob.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+            .await;
+        let early = bob.read_until("id='p'").await;
+        assert!(
+            !early.contains("</body>"),
+            "round {round}: delivered at priority -1: {early}"
+        );
+        bob.expect_silence(std::time::Duration::from_millis(200))
+            .await;
+        bob.send("<presence><priority>1</priority></presence>")
+            .await;
+        let got = bob.read_until(&format!("n{round}</body>")).await;
+        assert!(got.contains("urn:xmpp:delay"), "round {round}: {got}");
+        bob.expect_silence(std::time::Duration::from_millis(200))
+            .await;
+        bob.send("</stream:stream>").await;
+        bob.read_to_close().await;
+    }
+}

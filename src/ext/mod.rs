@@ -202,9 +202,14 @@ impl Hooks for Extensions {
         stanza: Element,
     ) -> HookFuture<'a> {
         Box::pin(async move {
-            if roster::presence::outbound(&self.ctx, router, session, stanza).await {
-                // Initial presence: what waited for this account comes now.
+            let became = roster::presence::outbound(&self.ctx, router, session, stanza).await;
+            if became.initial {
+                // Initial presence: subscription requests that waited come now (presence goes
+                // to every available resource, whatever its priority).
                 roster::presence::deliver_pending_requests(&self.ctx, router, session).await;
+            }
+            if became.reachable {
+                // Messages to the bare JID that waited: only for a non-negative priority.
                 offline::deliver(&self.ctx, router, session).await;
             }
         })

@@ -278,17 +278,18 @@ impl Registry {
     }
 
     /// Records the session's broadcast presence (RFC 6121 §4.2, §4.5): `Some` available
-    /// presence with its priority, or `None` for unavailable. Returns whether it was available
-    /// before (so the caller can tell initial presence from an update).
+    /// presence with its priority, or `None` for unavailable. Returns the priority it had if
+    /// it was available before, `None` if not (so the caller can tell initial presence from an
+    /// update, and a resource that just became reachable for bare-JID messages).
     pub fn set_presence(
         &self,
         jid: &FullJid,
         id: u64,
         presence: Option<Element>,
         priority: i8,
-    ) -> bool {
+    ) -> Option<i8> {
         self.with_entry(jid, id, |e| {
-            let was = e.presence.is_some();
+            let was = e.presence.is_some().then_some(e.priority);
             e.presence = presence.map(Arc::new);
             e.priority = priority;
             if e.presence.is_none() {
@@ -296,7 +297,7 @@ impl Registry {
             }
             was
         })
-        .unwrap_or(false)
+        .flatten()
     }
 
     /// Sets a per-session flag.
@@ -469,9 +470,10 @@ mod tests {
         let bare = a.jid.to_bare();
         assert!(r.available(&bare).is_empty());
         let p = Element::new("presence", "jabber:client");
-        assert!(!r.set_presence(&a.jid, a.id, Some(p.clone()), 5));
-        assert!(
+        assert_eq!(r.set_presence(&a.jid, a.id, Some(p.clone()), 5), None);
+        assert_eq!(
             r.set_presence(&a.jid, a.id, Some(p.clone()), 5),
+            Some(5),
             "an update, not initial"
         );
         r.set_presence(&b.jid, b.id, Some(p), -1);

@@ -19,24 +19,35 @@ use crate::stanza::shared::Shared;
 use crate::stream::NS_CLIENT;
 use crate::xml::{Element, Limits, parse_fragment};
 
-/// A session sent presence; returns `true` when it was the session's initial presence.
+/// What a session's presence changed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Became {
+    /// It was the session's initial presence.
+    pub initial: bool,
+    /// The session can now receive messages to the bare JID (available with a non-negative
+    /// priority, RFC 6121 §8.5.2.1.1), and could not before: offline messages are for it now
+    /// (XEP-0160 §3), not for a resource of negative priority.
+    pub reachable: bool,
+}
+
+/// A session sent presence; says what it changed.
 pub async fn outbound(
     ctx: &Ctx,
     router: &Router,
     session: &SessionHandle,
     stanza: Element,
-) -> bool {
+) -> Became {
     let kind = stanza.attr("type").map(str::to_string);
     let Some(to) = stanza.attr("to").map(str::to_string) else {
         return match kind.as_deref() {
             None | Some("unavailable") => broadcast(ctx, router, session, stanza).await,
             // Subscription types and probes need a `to` (RFC 6121 §3, §4.3): ignored.
-            _ => false,
+            _ => Became::default(),
         };
     };
     let Ok(to) = Jid::new(&to) else {
         router.bounce(&stanza, crate::stanza::ErrorCondition::JidMalformed);
-        return false;
+        return Became::default();
     };
     match kind.as_deref() {
         Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {
@@ -64,13 +75,13 @@ pub async fn outbound(
             {
                 // Not remembered, so its unavailable could never follow: not sent at all.
                 router.bounce(&stanza, crate::stanza::ErrorCondition::PolicyViolation);
-                return false;
+                return Became::default();
             }
             router.route(stanza).await;
         }
         _ => {}
     }
-    false
+    Became::default()
 }
 
 /// Broadcast presence (no `to`): records it, fans it out, and on initial presence probes the
@@ -80,7 +91,7 @@ async fn broadcast(
     router: &Router,
     session: &SessionHandle,
     mut stanza: Element,
-) -> bool {
+) -> Became {
     let available = stanza.attr("type").is_none();
     let me = session.jid.to_bare();
     stanza.set_attr("from", session.jid.to_string());
@@ -93,16 +104,17 @@ async fn broadcast(
         .info(&session.jid)
         .map(|i| i.directed)
         .unwrap_or_default();
-    let was_available = router.registry.set_presence(
+    let before = router.registry.set_presence(
         &session.jid,
         session.id,
         available.then(|| stanza.clone()),
         priority,
     );
+    let was_available = before.is_some();
     if !available && !was_available {
         // Never broadcast as available: only the directed-presence recipients learn (§4.6.3).
         send_directed(router, &stanza, &directed);
-        return false;
+        return Became::default();
     }
     let (host, user) = account(&me);
     let roster = match ctx.storage.rosters.items_shared(host, user).await {
@@ -125,7 +137,10 @@ async fn broadcast(
     if initial {
         probe_contacts(router, session, &items);
     }
-    initial
+    Became {
+        initial,
+        reachable: available && priority >= 0 && before.is_none_or(|p| p < 0),
+    }
 }
 
 /// Sends `stanza` (from a full JID of `me`) to every subscriber, to `me`'s available
