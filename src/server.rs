@@ -49,6 +49,8 @@ pub struct Server {
     pub router: Arc<Router>,
     /// The stores.
     pub storage: Storage,
+    /// Sessions holding a read buffer now (quiet ones free theirs; tests watch this).
+    pub read_buffers: Arc<std::sync::atomic::AtomicUsize>,
     shutdown: watch::Sender<bool>,
     /// Closed when every session and listener task has ended (each holds a sender).
     done: mpsc::Receiver<()>,
@@ -88,6 +90,7 @@ impl Server {
             tls_addrs: Vec::new(),
             router,
             storage,
+            read_buffers: shared.read_buffers.clone(),
             shutdown,
             done,
             timeout: Duration::from_secs(config.server.shutdown_timeout_secs),

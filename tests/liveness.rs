@@ -37,7 +37,7 @@ async fn a_silent_client_is_pinged_then_disconnected() {
     let jid = jid::FullJid::new("alice@localhost/quiet").unwrap();
     tokio::time::timeout(WAIT, async {
         while t.server().router.registry.get(&jid).is_some() {
-            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await
@@ -100,8 +100,18 @@ async fn quiet_sessions_free_their_buffers_and_read_on_over_tls() {
     // Full JIDs: neither sends presence, and a bare JID would go to offline storage.
     let (mut alice, alice_jid) = t.login("alice@localhost", "pw").await;
     let (mut bob, bob_jid) = t.login("bob@localhost", "pw").await;
+    let holding = || {
+        t.server()
+            .read_buffers
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
     for round in 0..3 {
         tokio::time::sleep(Duration::from_millis(1300)).await;
+        assert_eq!(
+            holding(),
+            0,
+            "round {round}: quiet sessions keep their read buffers"
+        );
         let body = format!("after a quiet second, round {round}");
         alice
             .send_stanza(common::im::chat(&bob_jid, &body))
@@ -112,6 +122,14 @@ async fn quiet_sessions_free_their_buffers_and_read_on_over_tls() {
             .await
             .unwrap();
         assert_eq!(common::im::body(&next_message(&mut alice).await), "ok");
+        // Having just read, the sessions hold buffers again (counted once their turn ends).
+        tokio::time::timeout(Duration::from_millis(500), async {
+            while holding() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("a session that just read holds a buffer");
     }
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use sasl::common::Credentials;
+use sasl::common::{ChannelBinding, Credentials};
 use tokio_xmpp::connect::{
     DnsConfig, ServerConnector, StartTlsServerConnector, TcpServerConnector,
 };
@@ -22,6 +22,33 @@ async fn starttls_scram_plus_login_and_bind() {
     let full = jid::FullJid::new(&jid).unwrap();
     assert!(t.server().router.registry.get(&full).is_some());
     client.send_end().await.unwrap();
+    // SCRAM-SHA-256-PLUS was negotiated, with tls-exporter (TLS 1.3): the same login with the
+    // binding data altered is refused, as a relayed login would be; with it intact it passes.
+    let c = StartTlsServerConnector::from(DnsConfig::addr(&format!("127.0.0.1:{}", t.port)));
+    let mut kind = None;
+    let r = sasl_binding(c.clone(), "alice@localhost", "wonderland", |b| {
+        kind = Some(
+            format!("{b:?}")
+                .split('(')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        );
+        match b {
+            ChannelBinding::TlsExporter(mut d) => {
+                d[0] ^= 0xff;
+                ChannelBinding::TlsExporter(d)
+            }
+            other => other,
+        }
+    })
+    .await;
+    assert_eq!(kind.as_deref(), Some("TlsExporter"));
+    match r {
+        Err(tokio_xmpp::Error::Auth(AuthError::Fail(DefinedCondition::NotAuthorized))) => {}
+        other => panic!("an altered channel binding must be refused, got {other:?}"),
+    }
+    sasl_with(c, "alice@localhost", "wonderland").await.unwrap();
 }
 
 #[tokio::test]
@@ -40,10 +67,21 @@ async fn sasl_with<C: ServerConnector>(
     jid: &str,
     password: &str,
 ) -> Result<(), tokio_xmpp::Error> {
+    sasl_binding(c, jid, password, |b| b).await
+}
+
+/// As [`sasl_with`], with the channel binding the connector found passed through `tamper`.
+async fn sasl_binding<C: ServerConnector>(
+    c: C,
+    jid: &str,
+    password: &str,
+    tamper: impl FnOnce(ChannelBinding) -> ChannelBinding,
+) -> Result<(), tokio_xmpp::Error> {
     let jid = jid::Jid::new(jid).unwrap();
     let (pending, binding) = c
         .connect(&jid, "jabber:client", Timeouts::default())
         .await?;
+    let binding = tamper(binding);
     let (features, stream) = pending.recv_features().await?;
     let creds = Credentials::default()
         .with_username(jid.node().unwrap().as_str())

@@ -237,6 +237,28 @@ impl Raw {
         got
     }
 
+    /// Reads until `needle` appears (`Some`) or the server closes the stream (`None`), for
+    /// tests where either answer is expected.
+    pub async fn read_until_or_close(&mut self, needle: &str) -> Option<String> {
+        let mut acc = Vec::new();
+        let mut buf = [0u8; 4096];
+        let fut = async {
+            loop {
+                match self.0.read(&mut buf).await {
+                    Ok(n) if n > 0 => acc.extend_from_slice(&buf[..n]),
+                    _ => return false,
+                }
+                if String::from_utf8_lossy(&acc).contains(needle) {
+                    return true;
+                }
+            }
+        };
+        let found = tokio::time::timeout(WAIT, fut)
+            .await
+            .expect("read_until_or_close timed out");
+        found.then(|| String::from_utf8_lossy(&acc).into_owned())
+    }
+
     /// Reads for `grace` and asserts that no stanza (no duplicate) arrives; stream-management
     /// nonzas (`<r/>`) may. The stream must stay open. For "exactly once" checks.
     pub async fn expect_silence(&mut self, grace: Duration) {

@@ -13,7 +13,7 @@ mod sm;
 mod stanzas;
 mod wake;
 pub use sm::Takeover;
-use wake::{Wake, notified, recv, recv_inbox};
+use wake::{Wake, count_buffer, notified, recv, recv_inbox};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,6 +59,8 @@ pub struct Shared {
     pub decoy_secret: [u8; 32],
     /// Sessions that can be resumed (XEP-0198).
     pub resumptions: crate::session::resume::Resumptions<Takeover>,
+    /// Sessions holding a read buffer now ([`Self::read_buffers`] is shared with the server).
+    pub read_buffers: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Shared {
@@ -78,6 +80,7 @@ impl Shared {
             limits,
             decoy_secret: random_bytes::<32>(),
             resumptions: Default::default(),
+            read_buffers: Default::default(),
         }
     }
 }
@@ -318,6 +321,7 @@ pub async fn run(
         };
         let mut wires = sm::Wires::default();
         let mut buf = Vec::new();
+        let mut holding = false;
         // Liveness (XEP-0199 §4.2 server-to-client pings): when the client last sent anything,
         // and whether it was pinged since.
         let mut last_read = Instant::now();
@@ -467,6 +471,7 @@ pub async fn run(
                     break;
                 }
             }
+            count_buffer(&s.shared.read_buffers, &mut holding, !buf.is_empty());
             // Bound, resumed or enabled just now: listen on the new channels.
             wires.adopt(&mut s);
             s.maybe_request_ack();
@@ -476,6 +481,7 @@ pub async fn run(
                 break;
             }
         }
+        count_buffer(&s.shared.read_buffers, &mut holding, false);
         let _ = tokio::time::timeout(Duration::from_secs(1), s.conn.shutdown()).await;
         s.conn = Conn::Closed;
         if lost

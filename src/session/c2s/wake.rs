@@ -26,6 +26,19 @@ pub(super) async fn recv_inbox(
     }
 }
 
+/// Keeps the count of sessions holding a read buffer: `held` is this session's last state.
+pub(super) fn count_buffer(counter: &std::sync::atomic::AtomicUsize, held: &mut bool, now: bool) {
+    use std::sync::atomic::Ordering;
+    if now != *held {
+        *held = now;
+        if now {
+            counter.fetch_add(1, Ordering::Relaxed);
+        } else {
+            counter.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Waits for a notification when there is a `Notify`; never resolves otherwise.
 pub(super) async fn notified(n: &Option<Arc<Notify>>) {
     match n {
