@@ -10,31 +10,26 @@ use common::*;
 
 /// Makes every offline store for `bob` fail.
 async fn break_bobs_offline_storage(t: &TestServer) {
-    use sqlx::Connection;
     if t.config.storage.backend == xmppd::config::Backend::Postgres {
-        let mut c = sqlx::PgConnection::connect(&t.config.storage.url)
-            .await
-            .unwrap();
-        for sql in [
+        execute(
+            t,
             "CREATE FUNCTION fail_bob() RETURNS trigger AS $$ BEGIN \
              RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql",
+        )
+        .await;
+        execute(
+            t,
             "CREATE TRIGGER fail_bob BEFORE INSERT ON offline_messages FOR EACH ROW \
              WHEN (NEW.username = 'bob') EXECUTE FUNCTION fail_bob()",
-        ] {
-            sqlx::query(sql).execute(&mut c).await.unwrap();
-        }
+        )
+        .await;
     } else {
-        let path = t.dir.path().join("xmppd.sqlite");
-        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        sqlx::query(
+        execute(
+            t,
             "CREATE TRIGGER fail_bob BEFORE INSERT ON offline_messages \
              WHEN NEW.username = 'bob' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END",
         )
-        .execute(&mut c)
-        .await
-        .unwrap();
+        .await;
     }
 }
 

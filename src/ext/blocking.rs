@@ -103,6 +103,19 @@ fn local_account<'j>(router: &Router, j: &'j Jid) -> Option<&'j str> {
     (j.node().is_some() && router.is_local(j.domain().as_str())).then(|| bare_str(j))
 }
 
+/// Whether local account `owner` (none: not a local account) blocks `j`.
+async fn blocked_by(
+    ctx: &Ctx,
+    cache: &Cache,
+    owner: Option<&str>,
+    j: &Jid,
+) -> Result<bool, Unreadable> {
+    match owner {
+        Some(owner) => cache.blocks(ctx, owner, j).await,
+        None => Ok(false),
+    }
+}
+
 /// Whether `stanza` may be routed; when not, the sender has been answered as XEP-0191 says.
 /// This runs on every routed stanza: the two lists come from the cache by string, and JIDs
 /// are compared as their normalised strings.
@@ -128,12 +141,8 @@ pub async fn allowed(ctx: &Ctx, cache: &Cache, router: &Router, stanza: &Element
         false
     };
     // The user blocked the recipient (§3.7).
-    let mine = match local_account(router, &from) {
-        Some(me) => match cache.blocks(ctx, me, &to).await {
-            Ok(b) => b,
-            Err(Unreadable) => return refuse_unreadable(),
-        },
-        None => false,
+    let Ok(mine) = blocked_by(ctx, cache, local_account(router, &from), &to).await else {
+        return refuse_unreadable();
     };
     if mine {
         if answers
@@ -148,12 +157,8 @@ pub async fn allowed(ctx: &Ctx, cache: &Cache, router: &Router, stanza: &Element
         return false;
     }
     // The recipient blocked the sender (§3.6).
-    let theirs = match local_account(router, &to) {
-        Some(them) => match cache.blocks(ctx, them, &from).await {
-            Ok(b) => b,
-            Err(Unreadable) => return refuse_unreadable(),
-        },
-        None => false,
+    let Ok(theirs) = blocked_by(ctx, cache, local_account(router, &to), &from).await else {
+        return refuse_unreadable();
     };
     if theirs {
         if answers {

@@ -52,54 +52,31 @@ async fn store(ctx: &Ctx, router: &Router, stanza: Element, to: &BareJid) -> boo
         router.bounce(&stanza, ErrorCondition::ServiceUnavailable);
         return false;
     }
-    match ctx.storage.accounts.exists(host, user).await {
-        Ok(true) => {}
+    let outcome = match ctx.storage.accounts.exists(host, user).await {
         // RFC 6121 §8.5.2.2.1 / §8.5.4: no such account.
         Ok(false) => {
             router.bounce(&stanza, ErrorCondition::ServiceUnavailable);
             return false;
         }
-        Err(e) => {
-            tracing::error!("offline: {e}");
-            report(
-                ctx,
-                router,
-                &stanza,
-                ErrorCondition::InternalServerError,
-                None,
-            )
-            .await;
-            return false;
+        Ok(true) => {
+            let xml = stanza.to_string_in(NS_CLIENT);
+            store_retrying(ctx, host, user, &xml).await
         }
-    }
-    let xml = stanza.to_string_in(NS_CLIENT);
-    match store_retrying(ctx, host, user, &xml).await {
-        Ok(true) => true,
-        Ok(false) => {
-            let full = Some("the recipient's offline storage is full");
-            report(
-                ctx,
-                router,
-                &stanza,
-                ErrorCondition::ResourceConstraint,
-                full,
-            )
-            .await;
-            false
-        }
+        Err(e) => Err(e),
+    };
+    let (condition, text) = match outcome {
+        Ok(true) => return true,
+        Ok(false) => (
+            ErrorCondition::ResourceConstraint,
+            Some("the recipient's offline storage is full"),
+        ),
         Err(e) => {
             tracing::error!("offline store for {to}: {e}");
-            report(
-                ctx,
-                router,
-                &stanza,
-                ErrorCondition::InternalServerError,
-                None,
-            )
-            .await;
-            false
+            (ErrorCondition::InternalServerError, None)
         }
-    }
+    };
+    report(ctx, router, &stanza, condition, text).await;
+    false
 }
 
 /// Pauses between attempts at an offline store that failed (a database restarting, a lock

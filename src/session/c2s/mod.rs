@@ -6,6 +6,7 @@
 //! to stanza handling (`stanzas.rs`). Output is buffered and written once per loop turn.
 
 mod csi;
+mod limits;
 mod negotiate;
 mod output;
 mod register;
@@ -32,7 +33,7 @@ use crate::stream::sasl::scram::random_bytes;
 use crate::stream::{Condition, StreamError, random_id, response_header};
 use crate::transport::tls::TlsAcceptors;
 use crate::transport::{Conn, ConnGuard, ConnLimits};
-use crate::xml::{Element, Limits, StreamEvent, StreamParser};
+use crate::xml::{Element, StreamEvent, StreamParser};
 
 /// Read buffer size per connection.
 const READ_BUF: usize = 4 * 1024;
@@ -150,33 +151,6 @@ pub(crate) struct C2s {
 }
 
 impl C2s {
-    /// The parser limits for a new stream: before authentication nothing legitimate is
-    /// larger than a SASL exchange or a registration form, so an anonymous peer gets
-    /// `c2s.max_stanza_size_before_auth` (and a memory budget in proportion).
-    fn limits(config: &Config, authenticated: bool) -> Limits {
-        let c = &config.c2s;
-        let (size, memory) = if authenticated {
-            (c.max_stanza_size, c.max_stanza_memory)
-        } else {
-            let size = c.max_stanza_size_before_auth.min(c.max_stanza_size);
-            let memory = c.max_stanza_memory / c.max_stanza_size.max(1) * size;
-            (size, memory.max(size))
-        };
-        Limits {
-            max_stanza_size: size,
-            max_stanza_memory: memory,
-            max_tag_size: c.max_tag_size.min(size),
-            max_attributes: c.max_attributes,
-            max_depth: c.max_depth,
-        }
-    }
-
-    /// A parser for a stream (re)started now.
-    fn new_parser(&self) -> StreamParser {
-        let authenticated = !matches!(self.phase, Phase::Unauthenticated);
-        StreamParser::new(Self::limits(&self.shared.config, authenticated))
-    }
-
     /// Feeds bytes to the parser and handles each event.
     async fn on_bytes(&mut self, mut data: &[u8]) -> Flow {
         loop {
