@@ -1,7 +1,9 @@
 //! xmppd: an XMPP server (RFC 6120/6121).
 //!
 //! # Layout
-//! Imports point one way: `xml → stanza → stream → transport/session → router → ext → server`.
+//! Imports point one way, `xml → stanza → stream → transport → session/router → ext → server`,
+//! but for `session ↔ router`: the router holds the session registry, and sessions route
+//! through the router (one narrow interface between them is the next step of the design).
 //! - [`xml`]: streaming parser (rxml underneath), element tree, writer. Sans-IO.
 //! - [`stanza`]: stanza kinds and stanza errors (RFC 6120 §8).
 //! - [`stream`]: stream header checks, features, stream errors, SASL (SCRAM, PLAIN). Sans-IO.

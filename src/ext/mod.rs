@@ -1,7 +1,9 @@
 //! Extensions: one module per feature. Iq handlers register by payload namespace with the
 //! [`Registrar`]; routing events arrive through [`Extensions`], the router's [`Hooks`], which
-//! hands each event to the modules that care, in a fixed order. Modules do not import each
-//! other; what they share is the [`Ctx`] (storage, configuration) and the router.
+//! hands each event to the modules that care, in a fixed order. What modules share is the
+//! [`Ctx`] (storage, configuration, the blocklist cache) and the router; where one needs
+//! another's decision it calls it directly (presence fan-out asks `blocking`, roster pushes go
+//! through `roster::push`), which a hook registry with priorities is to replace.
 //!
 //! Everything not handled is answered with `service-unavailable` (RFC 6120 §8.4).
 

@@ -122,7 +122,7 @@ pub fn error_reply(
     Some(reply)
 }
 
-/// [`error_reply`] with an application-specific condition element added (RFC 6120 §8.3.3.?).
+/// [`error_reply`] with an application-specific condition element added (RFC 6120 §8.3.2).
 pub fn error_reply_with(
     stanza: &Element,
     condition: ErrorCondition,

@@ -3,7 +3,7 @@
 use super::StoreFuture;
 use crate::stream::sasl::scram::{ScramCredentials, ScramHash};
 
-/// Accounts, implemented once per database (`sqlite/account.rs`, `postgres/account.rs`).
+/// Accounts, implemented once in `storage/sql/account.rs` for both databases.
 pub trait AccountStore: Send + Sync {
     /// Creates an account with its credentials; `false` if it already exists.
     fn create<'a>(

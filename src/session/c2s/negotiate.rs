@@ -119,7 +119,7 @@ impl C2s {
                 }
                 f.append_child(Element::new("bind", NS_BIND));
                 // Roster versioning (RFC 6121 §2.6.1).
-                f.append_child(Element::new("ver", "urn:xmpp:features:rosterver"));
+                f.append_child(Element::new("ver", crate::ext::roster::NS_VER));
                 f.append_child(Element::new("csi", super::csi::NS));
                 if self.shared.config.c2s.stream_management {
                     f.append_child(Element::new("sm", crate::stream::sm::NS));
@@ -163,7 +163,7 @@ impl C2s {
                     let bare = bare.clone();
                     self.on_pre_bind_iq(el, bare)
                 }
-                // RFC 6120 §6.4.? and §7.1: no stanzas before authentication and binding.
+                // RFC 6120 §4.9.3.12 and §7.1: no stanzas before authentication and binding.
                 _ => Flow::Close(StreamError::with_text(
                     Condition::NotAuthorized,
                     "authenticate and bind a resource first",
@@ -287,11 +287,12 @@ impl C2s {
         if mech == "PLAIN" {
             return self.plain(&payload).await;
         }
-        let plus = mech.ends_with("-PLUS");
-        let hash = if mech.starts_with("SCRAM-SHA-256") {
-            ScramHash::Sha256
-        } else {
-            ScramHash::Sha1
+        let (base, plus) = match mech.strip_suffix("-PLUS") {
+            Some(base) => (base, true),
+            None => (mech, false),
+        };
+        let Some(hash) = ScramHash::from_mechanism(base) else {
+            return self.auth_failed(SaslFailure::InvalidMechanism);
         };
         let binding = self.conn.channel_binding();
         let offered_plus = binding.is_some();

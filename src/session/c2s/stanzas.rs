@@ -75,7 +75,7 @@ impl C2s {
                     return Flow::Continue;
                 }
                 if el.get_child("bind", NS_BIND).is_some() {
-                    // One resource per stream (RFC 6120 §7.7.2.? ).
+                    // One resource per stream (RFC 6120 §7.1), refused as §7.6.2.2 says.
                     return self.reply_error(&el, ErrorCondition::NotAllowed);
                 }
             }
@@ -84,7 +84,7 @@ impl C2s {
                 router.hooks().presence_out(router, &handle, el).await;
                 return Flow::Continue;
             }
-            _ => router_sent(&self.shared.router, &handle, &el),
+            _ => show_to_own_resources(&self.shared.router, &handle, &el),
         }
         self.shared.router.route(el).await;
         Flow::Continue
@@ -155,7 +155,7 @@ async fn reroute(router: &Router, el: Element) {
 }
 
 /// Messages a session sends are shown to its account's other resources (carbons) first.
-fn router_sent(router: &Router, session: &SessionHandle, el: &Element) {
+fn show_to_own_resources(router: &Router, session: &SessionHandle, el: &Element) {
     if el.name() == "message" {
         router.hooks().message_sent(router, session, el);
     }
