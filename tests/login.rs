@@ -211,3 +211,81 @@ async fn resource_conflict_random_policy() {
     assert_eq!(jid1, "erin@localhost/desk");
     assert!(jid2.starts_with("erin@localhost/desk-"), "{jid2}");
 }
+
+/// One SASL PLAIN attempt over direct TLS; how long the server took to refuse it.
+async fn plain_failure_takes(t: &TestServer, user: &str, password: &str) -> std::time::Duration {
+    use base64::Engine;
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The test CA (common's pki sets SSL_CERT_FILE to it before any server starts).
+    let ca = std::env::var("SSL_CERT_FILE").unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(&ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", t.tls_port))
+        .await
+        .unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut read_until = async |tls: &mut tokio_rustls::client::TlsStream<_>, needle: &str| {
+        let mut acc = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&acc).contains(needle) {
+            let n = tls.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before {needle}");
+            acc.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&acc).into_owned()
+    };
+    tls.write_all(HEADER.as_bytes()).await.unwrap();
+    let features = read_until(&mut tls, "</stream:features>").await;
+    assert!(
+        features.contains("<mechanism>PLAIN</mechanism>"),
+        "{features}"
+    );
+    let payload = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+    let start = std::time::Instant::now();
+    tls.write_all(
+        format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{payload}</auth>"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let reply = read_until(&mut tls, "</failure>").await;
+    assert!(reply.contains("<not-authorized/>"), "{reply}");
+    start.elapsed()
+}
+
+/// PLAIN against an unknown account does the same key derivation as against a real one, so
+/// the time a failure takes does not tell which accounts exist. (A ratio with a wide margin,
+/// not a duration: before, an unknown user was refused some 50 times faster.)
+#[tokio::test]
+async fn plain_failures_of_unknown_users_cost_the_same() {
+    let t = TestServer::start(|_| {}).await;
+    t.add_user("alice", "wonderland").await;
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..3 {
+        known.push(plain_failure_takes(&t, "alice", "wrong").await);
+        unknown.push(plain_failure_takes(&t, "nobody", "wrong").await);
+    }
+    known.sort();
+    unknown.sort();
+    let (k, u) = (known[1], unknown[1]);
+    assert!(
+        u * 4 >= k,
+        "an unknown user is refused in {u:?}, a real one in {k:?}: timing reveals accounts"
+    );
+}
