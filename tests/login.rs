@@ -237,7 +237,7 @@ async fn plain_failure_takes(t: &TestServer, user: &str, password: &str) -> std:
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    let mut read_until = async |tls: &mut tokio_rustls::client::TlsStream<_>, needle: &str| {
+    let read_until = async |tls: &mut tokio_rustls::client::TlsStream<_>, needle: &str| {
         let mut acc = Vec::new();
         let mut buf = [0u8; 4096];
         while !String::from_utf8_lossy(&acc).contains(needle) {
