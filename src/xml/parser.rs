@@ -147,7 +147,7 @@ impl StreamParser {
     pub fn new(limits: Limits) -> Self {
         let opts = Options {
             // Text arrives in chunks of at most this size; names and attribute values must fit in it.
-            max_token_length: limits.max_stanza_size.clamp(1024, 64 * 1024),
+            max_token_length: limits.max_tag_size.clamp(1024, 64 * 1024),
             ..Options::default()
         };
         let mut parser = Parser::with_options(opts);
@@ -184,7 +184,7 @@ impl StreamParser {
         }
         loop {
             // Never let an unfinished tag run more than one byte past its budget.
-            let allowed = (self.limits.max_tag_size + 1).saturating_sub(self.pending);
+            let allowed = (self.pending_limit() + 1).saturating_sub(self.pending);
             let mut piece = &input[..input.len().min(allowed.max(1))];
             let before = piece.len();
             let parsed = self.parser.parse(&mut piece, false);
@@ -194,7 +194,7 @@ impl StreamParser {
             let ev = match parsed {
                 Ok(Some(ev)) => ev,
                 Ok(None) | Err(EndOrError::NeedMoreData) => {
-                    if self.pending > self.limits.max_tag_size {
+                    if self.pending > self.pending_limit() {
                         self.done = true;
                         return Err(XmlError::PolicyViolation(format!(
                             "start tag larger than {} bytes",
@@ -307,6 +307,13 @@ impl StreamParser {
                 None => Err(XmlError::BadFormat),
             },
         }
+    }
+
+    /// How many bytes may be consumed without an event: one start tag of `max_tag_size`, or
+    /// one token of the same length (rxml emits longer text and CDATA in pieces of that size)
+    /// with its delimiters (`<![CDATA[`, `]]>`, a split UTF-8 sequence).
+    fn pending_limit(&self) -> usize {
+        self.limits.max_tag_size.max(1024) + 16
     }
 
     /// Adds input bytes to the budget of the element being built.

@@ -348,3 +348,17 @@ fn releasing_buffers_before_the_header_keeps_the_xml_declaration_valid() {
         Ok(Some(StreamEvent::Header(_)))
     ));
 }
+
+#[test]
+fn large_cdata_is_text_not_a_tag() {
+    // CDATA sections are text (RFC 6120 allows them); a long one is not an unfinished tag.
+    let body = "c".repeat(50 * 1024);
+    let input = format!("{HEADER}<message><body><![CDATA[{body}]]></body></message>");
+    for chunk in [input.len(), 1000] {
+        let evs = parse_chunked(input.as_bytes(), chunk, Limits::default()).unwrap();
+        let Some(StreamEvent::Element(m)) = evs.get(1) else {
+            panic!("no element");
+        };
+        assert_eq!(m.get_child("body", "jabber:client").unwrap().text(), body);
+    }
+}
