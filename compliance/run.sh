@@ -47,6 +47,8 @@ log = "info"
 listen = ["127.0.0.1:$port"]
 tls_listen = ["127.0.0.1:$tls_port"]
 $1
+[http]
+listen = []
 TOML
     "$bin" check -c "$work/xmppd.toml"
 }

@@ -12,6 +12,8 @@
 //! - [`router`]: delivery decisions (RFC 6121 §8.5).
 //! - [`ext`]: server-side features as extensions (ping, disco…), plugged into the router.
 //! - [`storage`]: one trait per area, SQLite and PostgreSQL implementations.
+//! - [`http`]: the HTTP listener (`/health`, `/metrics`).
+//! - [`metrics`]: what the server counts, for `/metrics`.
 //! - [`config`]: the typed configuration.
 //! - [`server`]: wiring, listeners, graceful shutdown.
 
@@ -21,6 +23,8 @@
 
 pub mod config;
 pub mod ext;
+pub mod http;
+pub mod metrics;
 pub mod router;
 pub mod server;
 pub mod session;

@@ -45,6 +45,8 @@ pub struct Server {
     pub c2s_addrs: Vec<SocketAddr>,
     /// Bound direct-TLS listener addresses.
     pub tls_addrs: Vec<SocketAddr>,
+    /// Bound HTTP listener addresses (`/health`, `/metrics`).
+    pub http_addrs: Vec<SocketAddr>,
     /// The router (tests and the admin use it to look at sessions).
     pub router: Arc<Router>,
     /// The stores.
@@ -88,6 +90,7 @@ impl Server {
         let mut server = Server {
             c2s_addrs: Vec::new(),
             tls_addrs: Vec::new(),
+            http_addrs: Vec::new(),
             router,
             storage,
             read_buffers: shared.read_buffers.clone(),
@@ -116,6 +119,32 @@ impl Server {
                 let rx = server.shutdown.subscribe();
                 tokio::spawn(accept_loop(l, shared.clone(), direct, rx, alive.clone()));
             }
+        }
+        if config.http.metrics {
+            // Installed now, so that what happens before the first scrape is counted.
+            let _ = crate::metrics::handle();
+        }
+        let http = Arc::new(crate::http::HttpState {
+            router: server.router.clone(),
+            storage: server.storage.clone(),
+            limits: shared.limits.clone(),
+            metrics: config.http.metrics,
+        });
+        for addr in &config.http.listen {
+            let bind_err = |err| StartError::Bind {
+                addr: addr.clone(),
+                err,
+            };
+            let l = TcpListener::bind(addr).await.map_err(bind_err)?;
+            let local = l.local_addr().map_err(bind_err)?;
+            info!(%local, "listening for HTTP");
+            server.http_addrs.push(local);
+            let rx = server.shutdown.subscribe();
+            let (state, alive) = (http.clone(), alive.clone());
+            tokio::spawn(async move {
+                crate::http::serve(l, state, rx).await;
+                drop(alive);
+            });
         }
         Ok(server)
     }

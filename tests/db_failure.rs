@@ -11,21 +11,18 @@ use common::*;
 /// Makes every offline store for `bob` fail.
 async fn break_bobs_offline_storage(t: &TestServer) {
     if t.config.storage.backend == xmppd::config::Backend::Postgres {
-        execute(
-            t,
+        t.execute(
             "CREATE FUNCTION fail_bob() RETURNS trigger AS $$ BEGIN \
              RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql",
         )
         .await;
-        execute(
-            t,
+        t.execute(
             "CREATE TRIGGER fail_bob BEFORE INSERT ON offline_messages FOR EACH ROW \
              WHEN (NEW.username = 'bob') EXECUTE FUNCTION fail_bob()",
         )
         .await;
     } else {
-        execute(
-            t,
+        t.execute(
             "CREATE TRIGGER fail_bob BEFORE INSERT ON offline_messages \
              WHEN NEW.username = 'bob' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END",
         )
@@ -71,23 +68,6 @@ async fn an_unstorable_message_comes_back_to_a_sender_who_left() {
     );
 }
 
-/// Runs one statement on the test server's database.
-async fn execute(t: &TestServer, sql: &'static str) {
-    use sqlx::Connection;
-    if t.config.storage.backend == xmppd::config::Backend::Postgres {
-        let mut c = sqlx::PgConnection::connect(&t.config.storage.url)
-            .await
-            .unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
-    } else {
-        let path = t.dir.path().join("xmppd.sqlite");
-        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
-    }
-}
-
 #[tokio::test]
 async fn an_unreadable_blocklist_fails_closed() {
     let t = TestServer::start(|c| c.c2s.require_tls = false).await;
@@ -100,11 +80,8 @@ async fn an_unreadable_blocklist_fails_closed() {
     alice.login("alice", "pw", "pc").await;
     // The blocklists cannot be read: whether Bob blocks Alice is unknown, so her message is
     // refused with an error rather than delivered.
-    execute(
-        &t,
-        "ALTER TABLE user_documents RENAME TO user_documents_gone",
-    )
-    .await;
+    t.execute("ALTER TABLE user_documents RENAME TO user_documents_gone")
+        .await;
     alice
         .send("<message to='bob@localhost' type='chat' id='m2'><body>hi</body></message>")
         .await;
@@ -121,11 +98,8 @@ async fn an_unreadable_blocklist_fails_closed() {
         "delivered despite an unreadable blocklist: {seen}"
     );
     // Readable again: delivered.
-    execute(
-        &t,
-        "ALTER TABLE user_documents_gone RENAME TO user_documents",
-    )
-    .await;
+    t.execute("ALTER TABLE user_documents_gone RENAME TO user_documents")
+        .await;
     alice
         .send("<message to='bob@localhost' type='chat' id='m3'><body>again</body></message>")
         .await;

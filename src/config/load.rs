@@ -133,6 +133,7 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
     for (name, list) in [
         ("c2s.listen", &c.c2s.listen),
         ("c2s.tls_listen", &c.c2s.tls_listen),
+        ("http.listen", &c.http.listen),
     ] {
         for (i, a) in list.iter().enumerate() {
             if a.parse::<std::net::SocketAddr>().is_err() {

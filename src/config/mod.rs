@@ -28,6 +28,28 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Instant-messaging limits: rosters, offline storage, stored documents.
     pub im: ImConfig,
+    /// The HTTP listener: health and metrics (web transports later).
+    pub http: HttpConfig,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Addresses for plain HTTP, e.g. `127.0.0.1:5280` (loopback by default: put a reverse
+    /// proxy in front, or list a public address knowingly). Empty: no HTTP listener.
+    pub listen: Vec<String>,
+    /// Serve `/metrics` (Prometheus text format). `/health` is always served.
+    pub metrics: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: vec!["127.0.0.1:5280".into()],
+            metrics: true,
+        }
+    }
 }
 
 /// `[im]`

@@ -87,12 +87,14 @@ const RETRY_AFTER_MS: [u64; 3] = [50, 250, 1000];
 async fn store_retrying(ctx: &Ctx, host: &str, user: &str, xml: &str) -> Result<bool, StoreError> {
     let mut attempt = 0;
     loop {
-        match ctx
+        let start = std::time::Instant::now();
+        let r = ctx
             .storage
             .offline
             .store(host, user, xml, ctx.offline_quota())
-            .await
-        {
+            .await;
+        crate::metrics::offline_store(start.elapsed(), matches!(r, Ok(true)));
+        match r {
             Err(e) if attempt < RETRY_AFTER_MS.len() => {
                 tracing::warn!("offline store for {user}@{host} failed, trying again: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(RETRY_AFTER_MS[attempt])).await;
@@ -206,21 +208,24 @@ pub async fn deliver(ctx: &Ctx, router: &Router, session: &SessionHandle) {
             ),
         }
     }
+    let n = batch.stanzas.len() as u64;
     // One queue entry however many there are, so a long absence cannot overflow the queue.
     // A session that vanishes before writing them gives claimed ones back and re-routes
     // taken ones, so they come back here.
-    if let Err(back) = router.deliver_batch(session, batch) {
-        if !back.claimed.is_empty() {
-            if let Err(e) = ctx.storage.offline.release(&back.claimed).await {
-                tracing::error!("offline claims of {bare} not released: {e}");
-            }
-            return;
+    let back = match router.deliver_batch(session, batch) {
+        Ok(()) => return crate::metrics::offline_delivered(n),
+        Err(back) => back,
+    };
+    if !back.claimed.is_empty() {
+        if let Err(e) = ctx.storage.offline.release(&back.claimed).await {
+            tracing::error!("offline claims of {bare} not released: {e}");
         }
-        // Put back without the hand-over check: that session may still look available.
-        for mut el in back.stanzas {
-            el.remove_children("delay", NS_DELAY);
-            store(ctx, router, el, &bare).await;
-        }
+        return;
+    }
+    // Put back without the hand-over check: that session may still look available.
+    for mut el in back.stanzas {
+        el.remove_children("delay", NS_DELAY);
+        store(ctx, router, el, &bare).await;
     }
 }
 

@@ -231,6 +231,7 @@ impl Router {
 
     /// Sends the error reply for `stanza` back to its sender (never for an error, §8.3.1).
     pub fn bounce(&self, stanza: &Element, condition: ErrorCondition) {
+        crate::metrics::stanza_error(condition.parts().0);
         if let Some(reply) = error_reply(stanza, condition, None) {
             self.send_to_session(reply);
         }

@@ -399,7 +399,16 @@ impl Registry {
             .unwrap_or_default()
     }
 
-    /// Number of bound sessions.
+    /// Bytes queued for all sessions now (their inboxes).
+    pub fn queued_bytes(&self) -> usize {
+        let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .flatten()
+            .map(|e| e.handle.tx.queued_bytes())
+            .sum()
+    }
+
+    /// Bound sessions.
     pub fn len(&self) -> usize {
         let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
         map.values().map(Vec::len).sum()

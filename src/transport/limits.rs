@@ -126,6 +126,11 @@ impl ConnLimits {
         })
     }
 
+    /// Open client connections now.
+    pub fn connections(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+
     fn with_ip<T>(&self, ip: IpAddr, f: impl FnOnce(&mut IpState) -> T) -> T {
         let ip = ip_key(ip);
         let mut table = self.ips.lock().unwrap_or_else(|p| p.into_inner());

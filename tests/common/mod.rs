@@ -72,6 +72,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c.server.shutdown_timeout_secs = 5;
     c.c2s.listen = vec!["127.0.0.1:0".into()];
     c.c2s.tls_listen = vec!["127.0.0.1:0".into()];
+    c.http.listen = vec!["127.0.0.1:0".into()];
     c.tls.cert_file = Some(pki.dir.join("cert.pem"));
     c.tls.key_file = Some(pki.dir.join("key.pem"));
     c
@@ -141,6 +142,24 @@ impl TestServer {
             Timeouts::default(),
         );
         online(client).await
+    }
+
+    /// Runs one SQL statement on this server's database (SQLite or PostgreSQL), behind the
+    /// server's back: for tests that break the database.
+    pub async fn execute(&self, sql: &'static str) {
+        use sqlx::Connection;
+        if self.config.storage.backend == xmppd::config::Backend::Postgres {
+            let mut c = sqlx::PgConnection::connect(&self.config.storage.url)
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        } else {
+            let path = self.dir.path().join("xmppd.sqlite");
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
     }
 
     /// A raw TCP connection to the STARTTLS port.

@@ -431,6 +431,7 @@ pub async fn run(
                 }
                 Flow::Close(e) => {
                     debug!("closing: {e}");
+                    crate::metrics::stream_error(e.condition.as_str());
                     s.write_stream_error(&e);
                     let _ = tokio::time::timeout(Duration::from_secs(1), s.flush()).await;
                     break;

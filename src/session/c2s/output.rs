@@ -31,6 +31,12 @@ impl C2s {
 
     /// A message from the rest of the server.
     pub(super) fn on_msg(&mut self, msg: SessionMsg) -> Flow {
+        match &msg {
+            SessionMsg::Stanza(el) => crate::metrics::stanzas_out(el.name(), 1),
+            SessionMsg::Batch(b) => crate::metrics::stanzas_out("message", b.stanzas.len() as u64),
+            SessionMsg::Shared(a) => crate::metrics::stanzas_out(a.shared.stanza().name(), 1),
+            SessionMsg::Close(_) => {}
+        }
         match msg {
             SessionMsg::Stanza(el) => {
                 self.write_stanza(*el);

@@ -19,6 +19,9 @@ impl C2s {
             return self.on_sm(&el).await;
         }
         let counted = is_stanza(&el);
+        if counted {
+            crate::metrics::stanza_in(el.name());
+        }
         let flow = self.on_bound_stanza(el).await;
         // XEP-0198 §4: `h` counts stanzas handled, after routing (an offline store is done).
         if counted && let Some(sm) = self.sm.as_mut() {
@@ -86,7 +89,9 @@ impl C2s {
             }
             _ => show_to_own_resources(&self.shared.router, &handle, &el),
         }
+        let start = std::time::Instant::now();
         self.shared.router.route(el).await;
+        crate::metrics::routed(start.elapsed());
         Flow::Continue
     }
 

@@ -1,0 +1,132 @@
+//! The HTTP listener: `/health` answers 200 while the database answers and 503 when it does
+//! not; `/metrics` is Prometheus text format, read here by a Prometheus-format parser written by
+//! others (prometheus-parse), and counts what the server did.
+
+mod common;
+
+use common::im::{body, chat, go_online};
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// GET `path` over plain HTTP/1.0; returns the status code and the body.
+async fn get(t: &TestServer, path: &str) -> (u16, String) {
+    let addr = t.server().http_addrs[0];
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// The value of sample `name` with `labels` (all of them must match), if present.
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(h) => h.iter().map(|b| b.count).fold(0.0, f64::max),
+            prometheus_parse::Value::Summary(_) => f64::NAN,
+        })
+}
+
+async fn scrape(t: &TestServer) -> prometheus_parse::Scrape {
+    let (status, text) = get(t, "/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).unwrap()
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let t = TestServer::start(|_| {}).await;
+    t.add_user("alice", "pw").await;
+    t.add_user("bob", "pw").await;
+    assert_eq!(get(&t, "/health").await, (200, "ok\n".to_string()));
+
+    let (mut alice, _) = t.login("alice@localhost", "pw").await;
+    // Bob is offline: stored. Nobody is no one: bounced.
+    alice
+        .send_stanza(chat("bob@localhost", "while you were out"))
+        .await
+        .unwrap();
+    alice
+        .send_stanza(chat("nobody@localhost", "x"))
+        .await
+        .unwrap();
+    let (mut bob, _) = t.login("bob@localhost", "pw").await;
+    go_online(&mut bob).await;
+    assert_eq!(body(&next_message(&mut bob).await), "while you were out");
+    for i in 0..5 {
+        alice
+            .send_stanza(chat("bob@localhost", &format!("m{i}")))
+            .await
+            .unwrap();
+        assert_eq!(body(&next_message(&mut bob).await), format!("m{i}"));
+    }
+
+    let m = scrape(&t).await;
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        sample(&m, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?}"))
+    };
+    assert_eq!(get("xmppd_sessions", &[]), 2.0);
+    assert!(get("xmppd_connections", &[]) >= 2.0);
+    assert!(get("xmppd_stanzas_in_total", &[("kind", "message")]) >= 7.0);
+    assert!(get("xmppd_stanzas_out_total", &[("kind", "message")]) >= 6.0);
+    assert!(get("xmppd_offline_stored_total", &[]) >= 1.0);
+    assert!(get("xmppd_offline_delivered_total", &[]) >= 1.0);
+    assert!(
+        get(
+            "xmppd_stanza_errors_total",
+            &[("condition", "service-unavailable")]
+        ) >= 1.0
+    );
+    assert!(get("xmppd_route_seconds_count", &[]) >= 7.0);
+    assert!(get("xmppd_storage_seconds_count", &[("op", "offline_store")]) >= 1.0);
+    // A stream error is counted by its condition.
+    let mut raw = t.raw().await;
+    raw.send(&format!("{HEADER}<message/>")).await;
+    raw.read_to_close().await;
+    let m = scrape(&t).await;
+    assert!(
+        sample(
+            &m,
+            "xmppd_stream_errors_total",
+            &[("condition", "not-authorized")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+}
+
+#[tokio::test]
+async fn health_says_when_the_database_does_not_answer() {
+    let t = TestServer::start(|_| {}).await;
+    assert_eq!(get(&t, "/health").await.0, 200);
+    t.execute("ALTER TABLE accounts RENAME TO accounts_gone")
+        .await;
+    let (status, body) = get(&t, "/health").await;
+    assert_eq!(status, 503, "{body}");
+    t.execute("ALTER TABLE accounts_gone RENAME TO accounts")
+        .await;
+    assert_eq!(get(&t, "/health").await.0, 200);
+}
+
+#[tokio::test]
+async fn metrics_can_be_turned_off() {
+    let t = TestServer::start(|c| c.http.metrics = false).await;
+    assert_eq!(get(&t, "/metrics").await.0, 404);
+    assert_eq!(get(&t, "/health").await.0, 200);
+    assert_eq!(get(&t, "/nothing-here").await.0, 404);
+}
