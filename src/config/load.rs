@@ -55,6 +55,7 @@ pub fn parse_str(text: &str) -> Result<Config, Vec<ConfigError>> {
             "c2s" => section_into(section, value, &mut config.c2s, &mut errors),
             "limits" => section_into(section, value, &mut config.limits, &mut errors),
             "im" => section_into(section, value, &mut config.im, &mut errors),
+            "http" => section_into(section, value, &mut config.http, &mut errors),
             _ => errors.push(err(section, "unknown section")),
         }
     }
