@@ -141,8 +141,9 @@ impl Server {
             server.http_addrs.push(local);
             let rx = server.shutdown.subscribe();
             let (state, alive) = (http.clone(), alive.clone());
+            let timeout = Duration::from_secs(config.http.request_timeout_secs);
             tokio::spawn(async move {
-                crate::http::serve(l, state, rx).await;
+                crate::http::serve(l, state, timeout, rx).await;
                 drop(alive);
             });
         }

@@ -130,3 +130,74 @@ async fn metrics_can_be_turned_off() {
     assert_eq!(get(&t, "/health").await.0, 200);
     assert_eq!(get(&t, "/nothing-here").await.0, 404);
 }
+
+#[tokio::test]
+async fn http_connections_have_the_limits_of_client_connections() {
+    let t = TestServer::start(|c| {
+        c.http.request_timeout_secs = 1;
+        c.limits.max_connections_per_ip = 2;
+    })
+    .await;
+    let addr = t.server().http_addrs[0];
+    // Two connections that never finish their headers hold the two slots of this address...
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    // ... so a third is closed at once, unanswered ...
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = third.write_all(b"GET /health HTTP/1.0\r\n\r\n").await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(WAIT, third.read_to_end(&mut out))
+        .await
+        .unwrap();
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    // ... until the header timeout closes the slow ones.
+    for mut s in slow {
+        let mut out = Vec::new();
+        let closed =
+            tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out)).await;
+        assert!(
+            closed.is_ok(),
+            "a connection that never sent its headers stayed open"
+        );
+    }
+    let mut ok = None;
+    for _ in 0..50 {
+        if let Ok(r) = tokio::time::timeout(WAIT, async {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /health HTTP/1.0\r\n\r\n").await.unwrap();
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out).await;
+            out
+        })
+        .await
+            && !r.is_empty()
+        {
+            ok = Some(String::from_utf8_lossy(&r).into_owned());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ok.unwrap_or_default().starts_with("HTTP/1.0 200"));
+    // A request head over 16 KiB is refused.
+    let mut big = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let header = format!(
+        "GET /health HTTP/1.0\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(40_000)
+    );
+    let _ = big.write_all(header.as_bytes()).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(WAIT, big.read_to_end(&mut out))
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        !out.starts_with("HTTP/1.0 200") && !out.starts_with("HTTP/1.1 200"),
+        "{out}"
+    );
+}

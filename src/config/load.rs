@@ -189,6 +189,7 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
     }
     for (key, v) in [
         ("c2s.auth_timeout_secs", c.c2s.auth_timeout_secs),
+        ("http.request_timeout_secs", c.http.request_timeout_secs),
         ("c2s.max_auth_attempts", u64::from(c.c2s.max_auth_attempts)),
         ("c2s.session_queue", c.c2s.session_queue as u64),
         ("c2s.idle_timeout_secs", c.c2s.idle_timeout_secs),

@@ -41,6 +41,9 @@ pub struct HttpConfig {
     pub listen: Vec<String>,
     /// Serve `/metrics` (Prometheus text format). `/health` is always served.
     pub metrics: bool,
+    /// Seconds a client may take to send a request's headers (also an idle connection's
+    /// next request); then the connection is closed.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -48,6 +51,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: vec!["127.0.0.1:5280".into()],
             metrics: true,
+            request_timeout_secs: 10,
         }
     }
 }

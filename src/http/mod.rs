@@ -1,16 +1,22 @@
 //! The HTTP listener (`[http]`): `/health` and `/metrics` for now; the web transports
 //! (WebSocket, RFC 7395; BOSH, XEP-0124/0206) and HTTP upload are to join it.
 //!
-//! axum on hyper: one task per connection, graceful shutdown with the server's signal. Plain
-//! HTTP on loopback by default; a reverse proxy in front terminates TLS.
+//! axum's router on hyper's HTTP/1 connections, in a loop of our own: each connection is
+//! admitted by the same per-IP limits as client connections (`[limits]`), its headers must
+//! arrive within `http.request_timeout_secs` and fit 16 KiB, and it is closed gracefully at
+//! shutdown. Plain HTTP on loopback by default; a reverse proxy in front terminates TLS.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router as Routes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -38,24 +44,58 @@ pub fn routes(state: Arc<HttpState>) -> Routes {
         .with_state(state)
 }
 
+/// Largest request head (request line and headers) a connection may send.
+const MAX_HEAD: usize = 16 * 1024;
+
 /// Serves `routes` on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<HttpState>,
+    timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let stop = async move {
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                break;
+    let limits = state.limits.clone();
+    let app = routes(state);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.changed() => return,
+            r = listener.accept() => match r {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors, most likely: wait rather than spin.
+                    tracing::warn!("HTTP accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let guard = match limits.admit(peer.ip()) {
+            Ok(g) => g,
+            Err(why) => {
+                tracing::debug!(%peer, ?why, "HTTP connection refused by limits");
+                continue;
             }
-        }
-    };
-    if let Err(e) = axum::serve(listener, routes(state))
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!("HTTP listener: {e}");
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
+                .max_buf_size(MAX_HEAD)
+                .serve_connection(TokioIo::new(tcp), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => if let Err(e) = r {
+                    tracing::debug!(%peer, "HTTP connection: {e}");
+                },
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+        });
     }
 }
 
