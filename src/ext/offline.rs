@@ -9,7 +9,7 @@ use jid::BareJid;
 use super::{Ctx, Registrar, account};
 use crate::router::Router;
 use crate::session::{Batch, SessionHandle};
-use crate::stanza::{ErrorCondition, datetime};
+use crate::stanza::ErrorCondition;
 use crate::storage::StoreError;
 use crate::stream::NS_CLIENT;
 use crate::xml::{Element, Limits, parse_fragment};
@@ -190,11 +190,7 @@ pub async fn deliver(ctx: &Ctx, router: &Router, session: &SessionHandle) {
     for (id, m) in rows {
         match parse_fragment(&m.stanza, Limits::stored()) {
             Ok(mut el) => {
-                el.append_child(
-                    Element::new("delay", NS_DELAY)
-                        .with_attr("from", host.to_string())
-                        .with_attr("stamp", datetime(m.stored_at_ms)),
-                );
+                el.append_child(crate::stanza::delay(host, m.stored_at_ms));
                 batch.stanzas.push(el);
                 if acks {
                     batch.claimed.push(id);

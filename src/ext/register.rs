@@ -13,7 +13,7 @@ use crate::stream::{Condition, StreamError};
 use crate::xml::Element;
 
 /// `jabber:iq:register`
-pub const NS: &str = "jabber:iq:register";
+pub use crate::stanza::NS_REGISTER as NS;
 
 struct Register;
 

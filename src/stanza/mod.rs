@@ -211,6 +211,17 @@ mod tests {
 /// `urn:xmpp:delay` (XEP-0203)
 pub const NS_DELAY: &str = "urn:xmpp:delay";
 
+/// `jabber:iq:register` (XEP-0077), before login (c2s) and after (ext).
+pub const NS_REGISTER: &str = "jabber:iq:register";
+
+/// A XEP-0203 `<delay/>` stamped by `from` at `ms` (milliseconds since the epoch): offline
+/// messages and stanzas resent after a resumption carry one.
+pub fn delay(from: &str, ms: i64) -> Element {
+    Element::new("delay", NS_DELAY)
+        .with_attr("from", from)
+        .with_attr("stamp", datetime(ms))
+}
+
 /// An RFC 3339 UTC timestamp (XEP-0082 DateTime) for milliseconds since the epoch.
 pub fn datetime(ms: i64) -> String {
     let secs = ms.div_euclid(1000);

@@ -10,7 +10,7 @@ use crate::stream::sasl::scram::{DEFAULT_ITERATIONS, ScramCredentials};
 use crate::xml::Element;
 
 /// `jabber:iq:register`
-pub const NS: &str = "jabber:iq:register";
+pub use crate::stanza::NS_REGISTER as NS;
 /// The stream feature advertising it.
 pub const NS_FEATURE: &str = "http://jabber.org/features/iq-register";
 

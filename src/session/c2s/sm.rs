@@ -42,13 +42,8 @@ pub type Request = ResumeRequest<Takeover>;
 /// Time a new connection waits for the owner to hand a session over.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Milliseconds since the epoch.
-pub(super) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+/// Milliseconds since the epoch (the server's one clock helper).
+pub(super) use crate::storage::now_ms;
 
 /// The channels a session's task listens on, held outside [`C2s`] so `select!` can borrow
 /// them next to the socket.
@@ -228,11 +223,7 @@ impl C2s {
         for u in sm.unacked() {
             let mut st = u.stanza.clone();
             if st.name() == "message" && st.get_child("delay", NS_DELAY).is_none() {
-                st.append_child(
-                    Element::new("delay", NS_DELAY)
-                        .with_attr("from", host.clone())
-                        .with_attr("stamp", crate::stanza::datetime(u.at_ms)),
-                );
+                st.append_child(crate::stanza::delay(&host, u.at_ms));
             }
             self.write(&st);
         }
