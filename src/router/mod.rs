@@ -12,7 +12,7 @@ use jid::{BareJid, FullJid, Jid};
 pub use hooks::{BoolFuture, HookFuture, Hooks, NoHooks};
 
 use crate::session::{Batch, DeliveryError, Registry, SessionHandle, SessionMsg};
-use crate::stanza::shared::{Addressed, Shared};
+use crate::stanza::shared::{Addressed, SharedStanza};
 use crate::stanza::{ErrorCondition, error_reply};
 use crate::xml::Element;
 
@@ -169,7 +169,7 @@ impl Router {
     /// `stanza`, serialised once, addressed `to` (a normalised local bare JID, e.g. a stored
     /// roster contact) for each of its available resources; nothing to do when none is online,
     /// which is most contacts of a large roster.
-    pub fn deliver_addressed(&self, stanza: &Arc<Shared>, to: &str) {
+    pub fn deliver_addressed(&self, stanza: &Arc<SharedStanza>, to: &str) {
         for (h, _) in self.registry.available_str(to) {
             let a = Addressed {
                 shared: stanza.clone(),

@@ -13,21 +13,21 @@ use crate::xml::escape::escape_attr;
 
 /// The stanza, without `to`, and its serialisation.
 #[derive(Debug)]
-pub struct Shared {
+pub struct SharedStanza {
     stanza: Element,
     wire: Vec<u8>,
     /// Where ` to='…'` goes: right after the element's name.
     split: usize,
 }
 
-impl Shared {
+impl SharedStanza {
     /// Serialises `stanza` (its `to`, if any, removed) once.
-    pub fn new(mut stanza: Element) -> Arc<Shared> {
+    pub fn new(mut stanza: Element) -> Arc<SharedStanza> {
         stanza.remove_attr("to");
         let mut wire = Vec::new();
         write_top_level(&stanza, &mut wire);
         let split = 1 + stanza.name().len();
-        Arc::new(Shared {
+        Arc::new(SharedStanza {
             stanza,
             wire,
             split,
@@ -43,7 +43,7 @@ impl Shared {
 /// The shared stanza for one recipient.
 #[derive(Debug)]
 pub struct Addressed {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<SharedStanza>,
     pub to: String,
 }
 
@@ -86,7 +86,7 @@ mod tests {
             Limits::default(),
         )
         .unwrap();
-        let shared = Shared::new(p);
+        let shared = SharedStanza::new(p);
         assert_eq!(shared.stanza().attr("to"), None);
         for to in ["b@x", "o'neil&co@x"] {
             let a = Addressed {
@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn an_empty_stanza_splices_too() {
-        let shared = Shared::new(Element::new("presence", crate::stream::NS_CLIENT));
+        let shared = SharedStanza::new(Element::new("presence", crate::stream::NS_CLIENT));
         let a = Addressed {
             shared,
             to: "b@x".into(),

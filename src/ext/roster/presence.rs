@@ -15,7 +15,7 @@ use super::{account, subscription};
 use crate::ext::{Ctx, account_str, blocking};
 use crate::router::{Router, is_subscription};
 use crate::session::{SessionHandle, SessionInfo};
-use crate::stanza::shared::Shared;
+use crate::stanza::shared::SharedStanza;
 use crate::stream::NS_CLIENT;
 use crate::xml::{Element, Limits, parse_fragment};
 
@@ -153,7 +153,7 @@ fn fan_out(
     extra: &HashSet<String>,
 ) {
     // Serialised once; each recipient's session splices its `to` in.
-    let shared = Shared::new(stanza.clone());
+    let shared = SharedStanza::new(stanza.clone());
     for item in items.iter().filter(|i| i.subscription.has_from()) {
         // Stored contacts are normalised bare JIDs: no need to parse them again.
         let (host, _) = account_str(&item.contact);
