@@ -81,6 +81,22 @@ pub fn offline_delivered(n: u64) {
     counter!("xmppd_offline_delivered_total").increment(n);
 }
 
+/// An open connection of one transport, counted in `xmppd_connections_open{transport}` for
+/// as long as this lives.
+pub struct Open(&'static str);
+
+/// Counts a connection of `transport` (`c2s`, `c2s_tls`, `http`) until the result is dropped.
+pub fn open(transport: &'static str) -> Open {
+    gauge!("xmppd_connections_open", "transport" => transport).increment(1.0);
+    Open(transport)
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        gauge!("xmppd_connections_open", "transport" => self.0).decrement(1.0);
+    }
+}
+
 /// The gauges read at scrape time.
 pub fn set_gauges(sessions: usize, connections: usize, queued_bytes: usize) {
     gauge!("xmppd_sessions").set(sessions as f64);

@@ -186,9 +186,10 @@ async fn accept_loop(
         match shared.limits.admit(peer.ip()) {
             Ok(guard) => {
                 let (shared, rx, alive) = (shared.clone(), shutdown.clone(), alive.clone());
+                let open = crate::metrics::open(if direct { "c2s_tls" } else { "c2s" });
                 tokio::spawn(async move {
                     c2s::run(shared, tcp, peer, direct, rx, guard).await;
-                    drop(alive);
+                    drop((alive, open));
                 });
             }
             Err(why) => {

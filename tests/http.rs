@@ -82,6 +82,9 @@ async fn health_and_metrics() {
     };
     assert_eq!(get("xmppd_sessions", &[]), 2.0);
     assert!(get("xmppd_connections", &[]) >= 2.0);
+    // Alice and Bob over STARTTLS, and this scrape over HTTP (the counts are process-wide).
+    assert!(get("xmppd_connections_open", &[("transport", "c2s")]) >= 2.0);
+    assert!(get("xmppd_connections_open", &[("transport", "http")]) >= 1.0);
     assert!(get("xmppd_stanzas_in_total", &[("kind", "message")]) >= 7.0);
     assert!(get("xmppd_stanzas_out_total", &[("kind", "message")]) >= 6.0);
     assert!(get("xmppd_offline_stored_total", &[]) >= 1.0);

@@ -78,8 +78,9 @@ pub async fn serve(
         };
         let service = TowerToHyperService::new(app.clone());
         let mut stop = shutdown.clone();
+        let open = crate::metrics::open("http");
         tokio::spawn(async move {
-            let _guard = guard;
+            let _held = (guard, open);
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(timeout)
