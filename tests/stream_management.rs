@@ -319,3 +319,75 @@ async fn location_and_ack_requests_by_age() {
     let a = bob.read_tag("a").await;
     assert_eq!(attr_of(&a, "a", "h").as_deref(), Some("0"), "{a}");
 }
+
+/// Offline messages handed to a session with stream management stay stored (claimed) until
+/// acknowledged: through a resumption they are resent and then deleted by the ack; when the
+/// session expires instead they are given back, neither lost nor stored twice.
+#[tokio::test]
+async fn claimed_offline_messages_through_resumption_and_expiry() {
+    for expire in [false, true] {
+        let t = server(|c| c.c2s.resume_timeout_secs = if expire { 1 } else { 300 }).await;
+        let offline = |t: &TestServer| {
+            let o = t.server().storage.offline.clone();
+            async move { o.count("localhost", "bob").await.unwrap() }
+        };
+        let mut alice = t.raw().await;
+        alice.login("alice", "pw", "pc").await;
+        for i in 0..3 {
+            alice.send(&chat("bob@localhost", &format!("o{i}"))).await;
+        }
+        alice
+            .send("<iq type='get' id='s'><ping xmlns='urn:xmpp:ping'/></iq>")
+            .await;
+        alice.read_until("id='s'").await;
+        assert_eq!(offline(&t).await, 3);
+        let (mut bob, id, mut seen) = bob_with_sm(&t, true).await;
+        let missing = 3 - seen.matches("</body>").count();
+        if missing > 0 {
+            seen += &bob.read_until_n("</body>", missing).await;
+        }
+        // Delivered but not acknowledged: still stored.
+        assert_eq!(offline(&t).await, 3, "{seen}");
+        drop(bob);
+        if expire {
+            let phone = jid::FullJid::new("bob@localhost/phone").unwrap();
+            tokio::time::timeout(WAIT, async {
+                while t.server().router.registry.get(&phone).is_some() {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .unwrap();
+            // Given back, not stored again: three, as before.
+            assert_eq!(offline(&t).await, 3);
+            let mut laptop = t.raw().await;
+            laptop.login("bob", "pw", "laptop").await;
+            laptop.send("<presence/>").await;
+            let got = laptop.read_until_n("</body>", 3).await;
+            laptop
+                .expect_silence(std::time::Duration::from_millis(300))
+                .await;
+            for i in 0..3 {
+                assert_eq!(got.matches(&format!(">o{i}</body>")).count(), 1, "{got}");
+            }
+            continue;
+        }
+        // Resumed with nothing handled: all of it comes again, once; the ack deletes them.
+        let mut bob = t.raw().await;
+        bob.authenticate("bob", "pw").await;
+        bob.send(&format!(
+            "<resume xmlns='urn:xmpp:sm:3' previd='{}' h='0'/>",
+            id.unwrap()
+        ))
+        .await;
+        let got = bob.read_until_n("</body>", 3).await;
+        assert!(got.contains("<resumed"), "{got}");
+        let h = count_stanzas(&got);
+        bob.send(&format!("<a xmlns='urn:xmpp:sm:3' h='{h}'/>"))
+            .await;
+        bob.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+            .await;
+        bob.read_until("id='p'").await;
+        assert_eq!(offline(&t).await, 0, "acknowledged, so deleted: {got}");
+    }
+}
