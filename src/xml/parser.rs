@@ -204,6 +204,13 @@ impl StreamParser {
                     if input.is_empty() {
                         return Ok(None);
                     }
+                    if consumed == 0 {
+                        // Never seen; a tokenizer that took nothing would have this loop spin.
+                        self.done = true;
+                        return Err(XmlError::NotWellFormed(
+                            "the parser made no progress".into(),
+                        ));
+                    }
                     continue;
                 }
                 Err(EndOrError::Error(e)) => {
