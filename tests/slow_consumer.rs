@@ -159,11 +159,13 @@ async fn a_client_that_never_reads_is_closed_and_nothing_is_lost() {
     eprintln!("{N} sent: {} stored offline, {bounced} bounced", stored.n);
 }
 
-#[tokio::test]
-async fn too_many_unacknowledged_stanzas_close_the_stream_and_go_offline() {
+/// Bob's phone reads but never acknowledges while Alice sends 30 messages with `pad` in them;
+/// the unacknowledged queue's bound (`tweak`) closes his stream with `<resource-constraint/>`,
+/// and all 30 wait offline for his laptop, once each.
+async fn unacknowledged_overflow(tweak: impl FnOnce(&mut xmppd::config::Config), pad: &str) {
     let t = TestServer::start(|c| {
         c.c2s.require_tls = false;
-        c.c2s.max_unacked = 20;
+        tweak(c);
     })
     .await;
     t.add_user("alice", "pw").await;
@@ -174,51 +176,9 @@ async fn too_many_unacknowledged_stanzas_close_the_stream_and_go_offline() {
     bob.read_tag("enabled").await;
     let mut alice = t.raw().await;
     alice.login("alice", "pw", "pc").await;
-    // Bob reads but never acknowledges.
     for i in 0..30 {
         alice
-            .send(&chat("bob@localhost/phone", i, &format!("u{i}")))
-            .await;
-    }
-    let closed = bob.read_to_close().await;
-    assert!(closed.contains("resource-constraint"), "{closed}");
-    let mut bob = t.raw().await;
-    bob.login("bob", "pw", "laptop").await;
-    bob.send("<presence/>").await;
-    let got = bob.read_until_n("</body>", 30).await;
-    // Exactly once: nothing more (no duplicate) within a grace period.
-    bob.expect_silence(std::time::Duration::from_millis(500))
-        .await;
-    for i in 0..30 {
-        assert_eq!(
-            got.matches(&format!(">u{i}</body>")).count(),
-            1,
-            "u{i}: {got}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn unacknowledged_stanzas_are_bounded_in_bytes() {
-    let t = TestServer::start(|c| {
-        c.c2s.require_tls = false;
-        c.c2s.max_unacked = 1000;
-        c.c2s.max_unacked_bytes = 32 * 1024;
-    })
-    .await;
-    t.add_user("alice", "pw").await;
-    t.add_user("bob", "pw").await;
-    let mut bob = t.raw().await;
-    bob.login("bob", "pw", "phone").await;
-    bob.send("<enable xmlns='urn:xmpp:sm:3'/>").await;
-    bob.read_tag("enabled").await;
-    let mut alice = t.raw().await;
-    alice.login("alice", "pw", "pc").await;
-    // 30 messages of 2 KiB: far below 1000 stanzas, over 32 KiB. Bob never acknowledges.
-    let pad = "y".repeat(2048);
-    for i in 0..30 {
-        alice
-            .send(&chat("bob@localhost/phone", i, &format!("v{i}-{pad}")))
+            .send(&chat("bob@localhost/phone", i, &format!("u{i}-{pad}")))
             .await;
     }
     let closed = bob.read_to_close().await;
@@ -227,7 +187,6 @@ async fn unacknowledged_stanzas_are_bounded_in_bytes() {
         "{}",
         &closed[closed.len().saturating_sub(300)..]
     );
-    // Nothing lost, nothing doubled: all 30 wait offline.
     let mut bob = t.raw().await;
     bob.login("bob", "pw", "laptop").await;
     bob.send("<presence/>").await;
@@ -236,6 +195,24 @@ async fn unacknowledged_stanzas_are_bounded_in_bytes() {
     bob.expect_silence(std::time::Duration::from_millis(500))
         .await;
     for i in 0..30 {
-        assert_eq!(got.matches(&format!(">v{i}-")).count(), 1, "v{i}");
+        assert_eq!(got.matches(&format!(">u{i}-")).count(), 1, "u{i}");
     }
+}
+
+#[tokio::test]
+async fn too_many_unacknowledged_stanzas_close_the_stream_and_go_offline() {
+    unacknowledged_overflow(|c| c.c2s.max_unacked = 20, "").await;
+}
+
+#[tokio::test]
+async fn unacknowledged_stanzas_are_bounded_in_bytes() {
+    // 30 messages of 2 KiB: far below 1000 stanzas, over 32 KiB.
+    unacknowledged_overflow(
+        |c| {
+            c.c2s.max_unacked = 1000;
+            c.c2s.max_unacked_bytes = 32 * 1024;
+        },
+        &"y".repeat(2048),
+    )
+    .await;
 }
