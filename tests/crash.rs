@@ -122,12 +122,7 @@ async fn acknowledged_offline_messages_survive_kill_9() {
     }
     // This time he acknowledges them; after another crash nothing comes again.
     // (h counts every stanza received: his own presence too.)
-    let h = count_stanzas(&got);
-    bob.send(&format!("<a xmlns='urn:xmpp:sm:3' h='{h}'/>"))
-        .await;
-    bob.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
-        .await;
-    bob.read_until("id='p'").await;
+    bob.ack_all(&got).await;
     server.kill().unwrap();
     server.wait().unwrap();
     let (mut server, port) = serve(&cfg);

@@ -382,12 +382,7 @@ async fn claimed_offline_messages_through_resumption_and_expiry() {
         .await;
         let got = bob.read_until_n("</body>", 3).await;
         assert!(got.contains("<resumed"), "{got}");
-        let h = count_stanzas(&got);
-        bob.send(&format!("<a xmlns='urn:xmpp:sm:3' h='{h}'/>"))
-            .await;
-        bob.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
-            .await;
-        bob.read_until("id='p'").await;
+        bob.ack_all(&got).await;
         assert_eq!(offline(&t).await, 0, "acknowledged, so deleted: {got}");
     }
 }

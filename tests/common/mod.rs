@@ -256,6 +256,18 @@ impl Raw {
         got
     }
 
+    /// Acknowledges (XEP-0198) every stanza in `received`, the whole transcript since stream
+    /// management was enabled or resumed with `h='0'`, and waits until the server has handled
+    /// the ack (a ping answered after it).
+    pub async fn ack_all(&mut self, received: &str) {
+        let h = count_stanzas(received);
+        self.send(&format!(
+            "<a xmlns='urn:xmpp:sm:3' h='{h}'/><iq type='get' id='acked'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ))
+        .await;
+        self.read_until("id='acked'").await;
+    }
+
     /// Reads until `needle` appears (`Some`) or the server closes the stream (`None`), for
     /// tests where either answer is expected.
     pub async fn read_until_or_close(&mut self, needle: &str) -> Option<String> {

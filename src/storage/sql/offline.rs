@@ -51,6 +51,20 @@ macro_rules! sql_offline_store {
         /// Offline messages in this database.
         pub struct $ty(pub sqlx::Pool<$db>);
 
+        impl $ty {
+            /// Runs `sql`, a statement that takes one user's unclaimed rows (`$1` host, `$2`
+            /// user) and returns `id, stored_at, stanza`; the rows, oldest first.
+            async fn unclaimed(
+                &self,
+                sql: &'static str,
+                host: &str,
+                user: &str,
+            ) -> Result<Vec<(i64, $crate::storage::offline::OfflineMessage)>, $crate::storage::StoreError> {
+                let rows = sqlx::query(sql).bind(host).bind(user).fetch_all(&self.0).await?;
+                Ok(offline_rows(&rows)?)
+            }
+        }
+
         impl $crate::storage::offline::OfflineStore for $ty {
             fn store<'a>(
                 &'a self,
@@ -104,16 +118,16 @@ macro_rules! sql_offline_store {
                     // presence and a hand-over after a store) can never both get a row. A
                     // SELECT then DELETE could, in PostgreSQL's read-committed mode, and in
                     // SQLite the loser of the upgrade failed with SQLITE_BUSY.
-                    let rows = sqlx::query(
-                        "DELETE FROM offline_messages \
-                         WHERE host = $1 AND username = $2 AND claimed = FALSE \
-                         RETURNING id, stored_at, stanza",
-                    )
-                    .bind(host)
-                    .bind(user)
-                    .fetch_all(&self.0)
-                    .await?;
-                    Ok(offline_rows(&rows)?.into_iter().map(|(_, m)| m).collect())
+                    let rows = self
+                        .unclaimed(
+                            "DELETE FROM offline_messages \
+                             WHERE host = $1 AND username = $2 AND claimed = FALSE \
+                             RETURNING id, stored_at, stanza",
+                            host,
+                            user,
+                        )
+                        .await?;
+                    Ok(rows.into_iter().map(|(_, m)| m).collect())
                 })
             }
 
@@ -125,16 +139,14 @@ macro_rules! sql_offline_store {
                 Box::pin(async move {
                     // One statement, exclusive as `take_all` is: a concurrent claim waits for
                     // this one (PostgreSQL re-checks `claimed` after the wait) or runs after it.
-                    let rows = sqlx::query(
+                    self.unclaimed(
                         "UPDATE offline_messages SET claimed = TRUE \
                          WHERE host = $1 AND username = $2 AND claimed = FALSE \
                          RETURNING id, stored_at, stanza",
+                        host,
+                        user,
                     )
-                    .bind(host)
-                    .bind(user)
-                    .fetch_all(&self.0)
-                    .await?;
-                    Ok(offline_rows(&rows)?)
+                    .await
                 })
             }
 
