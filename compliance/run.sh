@@ -49,6 +49,7 @@ tls_listen = ["127.0.0.1:$tls_port"]
 $1
 [http]
 listen = []
+tls_listen = []
 TOML
     "$bin" check -c "$work/xmppd.toml"
 }

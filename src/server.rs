@@ -45,8 +45,10 @@ pub struct Server {
     pub c2s_addrs: Vec<SocketAddr>,
     /// Bound direct-TLS listener addresses.
     pub tls_addrs: Vec<SocketAddr>,
-    /// Bound HTTP listener addresses (`/health`, `/metrics`).
+    /// Bound plain HTTP listener addresses (WebSocket, host-meta, `/health`, `/metrics`).
     pub http_addrs: Vec<SocketAddr>,
+    /// Bound HTTPS listener addresses.
+    pub https_addrs: Vec<SocketAddr>,
     /// The router (tests and the admin use it to look at sessions).
     pub router: Arc<Router>,
     /// The stores.
@@ -91,6 +93,7 @@ impl Server {
             c2s_addrs: Vec::new(),
             tls_addrs: Vec::new(),
             http_addrs: Vec::new(),
+            https_addrs: Vec::new(),
             router,
             storage,
             read_buffers: shared.read_buffers.clone(),
@@ -125,27 +128,37 @@ impl Server {
             let _ = crate::metrics::handle();
         }
         let http = Arc::new(crate::http::HttpState {
-            router: server.router.clone(),
-            storage: server.storage.clone(),
-            limits: shared.limits.clone(),
+            c2s: shared.clone(),
             metrics: config.http.metrics,
+            proxies: crate::http::proxy::Proxies::new(&config.http.trusted_proxies),
+            shutdown: server.shutdown.subscribe(),
+            alive: alive.clone(),
         });
-        for addr in &config.http.listen {
-            let bind_err = |err| StartError::Bind {
-                addr: addr.clone(),
-                err,
-            };
-            let l = TcpListener::bind(addr).await.map_err(bind_err)?;
-            let local = l.local_addr().map_err(bind_err)?;
-            info!(%local, "listening for HTTP");
-            server.http_addrs.push(local);
-            let rx = server.shutdown.subscribe();
-            let (state, alive) = (http.clone(), alive.clone());
-            let timeout = Duration::from_secs(config.http.request_timeout_secs);
-            tokio::spawn(async move {
-                crate::http::serve(l, state, timeout, rx).await;
-                drop(alive);
-            });
+        let https = shared.tls.as_ref().map(|t| t.https.clone());
+        for (list, tls) in [
+            (&config.http.listen, None),
+            (&config.http.tls_listen, https),
+        ] {
+            for addr in list {
+                let bind_err = |err| StartError::Bind {
+                    addr: addr.clone(),
+                    err,
+                };
+                let l = TcpListener::bind(addr).await.map_err(bind_err)?;
+                let local = l.local_addr().map_err(bind_err)?;
+                info!(%local, tls = tls.is_some(), "listening for HTTP");
+                match tls {
+                    Some(_) => server.https_addrs.push(local),
+                    None => server.http_addrs.push(local),
+                }
+                let rx = server.shutdown.subscribe();
+                let (state, alive, tls) = (http.clone(), alive.clone(), tls.clone());
+                let timeout = Duration::from_secs(config.http.request_timeout_secs);
+                tokio::spawn(async move {
+                    crate::http::serve(l, state, tls, timeout, rx).await;
+                    drop(alive);
+                });
+            }
         }
         Ok(server)
     }

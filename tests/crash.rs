@@ -60,7 +60,7 @@ async fn acknowledged_offline_messages_survive_kill_9() {
     std::fs::write(
         &cfg,
         format!(
-            "[server]\ndata_dir = {:?}\n[c2s]\nlisten = [\"127.0.0.1:0\"]\ntls_listen = []\nrequire_tls = false\n[http]\nlisten = []\n",
+            "[server]\ndata_dir = {:?}\n[c2s]\nlisten = [\"127.0.0.1:0\"]\ntls_listen = []\nrequire_tls = false\n[http]\nlisten = []\ntls_listen = []\n",
             dir.path().join("data")
         ),
     )

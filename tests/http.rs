@@ -204,3 +204,30 @@ async fn http_connections_have_the_limits_of_client_connections() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn host_meta_lists_the_websocket_endpoint() {
+    let t = TestServer::start(|_| {}).await;
+    let addr = t.server().http_addrs[0];
+    let (status, xrd) = get(&t, "/.well-known/host-meta").await;
+    assert_eq!(status, 200, "{xrd}");
+    // Made from the request's Host (here `localhost`) and scheme (plain HTTP: ws).
+    let xrd: minidom::Element = xrd.parse().unwrap();
+    assert_eq!(xrd.name(), "XRD");
+    let link = xrd
+        .children()
+        .find(|l| l.attr("rel") == Some("urn:xmpp:alt-connections:websocket"))
+        .expect("a WebSocket link");
+    assert_eq!(link.attr("href"), Some("ws://localhost/xmpp-websocket"));
+    let (status, json) = get(&t, "/.well-known/host-meta.json").await;
+    assert_eq!(status, 200);
+    assert!(
+        json.contains(
+            r#"{"rel":"urn:xmpp:alt-connections:websocket","href":"ws://localhost/xmpp-websocket"}"#
+        ),
+        "{json}"
+    );
+    // The link works: a WebSocket session opens there.
+    let mut w = common::ws::Ws::connect(addr).await;
+    assert!(w.open().await.contains("SCRAM-SHA-256"));
+}

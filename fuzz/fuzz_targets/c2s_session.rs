@@ -43,6 +43,7 @@ fn env() -> &'static Env {
         c.c2s.listen = vec!["127.0.0.1:0".into()];
         c.c2s.tls_listen = vec![];
         c.http.listen = vec![];
+        c.http.tls_listen = vec![];
         c.c2s.require_tls = false;
         c.c2s.allow_registration = true;
         c.c2s.resume_timeout_secs = 1;

@@ -135,6 +135,7 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
         ("c2s.listen", &c.c2s.listen),
         ("c2s.tls_listen", &c.c2s.tls_listen),
         ("http.listen", &c.http.listen),
+        ("http.tls_listen", &c.http.tls_listen),
     ] {
         for (i, a) in list.iter().enumerate() {
             if a.parse::<std::net::SocketAddr>().is_err() {
@@ -143,6 +144,14 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
                     format!("{a:?} is not an ip:port address"),
                 ));
             }
+        }
+    }
+    for (i, p) in c.http.trusted_proxies.iter().enumerate() {
+        if crate::http::proxy::Network::parse(p).is_none() {
+            errors.push(err(
+                &format!("http.trusted_proxies[{i}]"),
+                format!("{p:?} is not an address or a network (10.0.0.0/8)"),
+            ));
         }
     }
     if c.c2s.max_stanza_size < 1024 {

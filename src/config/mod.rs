@@ -28,7 +28,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Instant-messaging limits: rosters, offline storage, stored documents.
     pub im: ImConfig,
-    /// The HTTP listener: health and metrics (web transports later).
+    /// The HTTP listeners: WebSocket, host-meta, health and metrics.
     pub http: HttpConfig,
 }
 
@@ -37,21 +37,36 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Addresses for plain HTTP, e.g. `127.0.0.1:5280` (loopback by default: put a reverse
-    /// proxy in front, or list a public address knowingly). Empty: no HTTP listener.
+    /// proxy in front, or list a public address knowingly). Empty: no plain HTTP listener.
     pub listen: Vec<String>,
+    /// Addresses for HTTPS with the server's certificate, e.g. `0.0.0.0:5443`. Empty: none.
+    pub tls_listen: Vec<String>,
     /// Serve `/metrics` (Prometheus text format). `/health` is always served.
     pub metrics: bool,
     /// Seconds a client may take to send a request's headers (also an idle connection's
     /// next request); then the connection is closed.
     pub request_timeout_secs: u64,
+    /// XMPP over WebSocket (RFC 7395) at `/xmpp-websocket`.
+    pub websocket: bool,
+    /// Origins (`https://chat.example.org`) whose pages may open a WebSocket; empty: any
+    /// (browsers send `Origin`; other clients do not and are always allowed).
+    pub websocket_origins: Vec<String>,
+    /// Reverse proxies (addresses, or networks as `10.0.0.0/8`) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed: the per-IP limits then apply to the client's address.
+    /// From anyone else these headers are ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: vec!["127.0.0.1:5280".into()],
+            tls_listen: vec!["0.0.0.0:5443".into()],
             metrics: true,
             request_timeout_secs: 10,
+            websocket: true,
+            websocket_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -57,8 +57,17 @@ impl Addressed {
     /// Writes the stanza with this recipient's `to`: the same bytes as serialising
     /// [`Addressed::element`], but for the order of the attributes.
     pub fn write(&self, out: &mut Vec<u8>) {
+        self.write_as(out, false);
+    }
+
+    /// Writes it, as part of a stream or `standalone` (a WebSocket message, RFC 7395 §3.3.3):
+    /// then the namespace the stream header would have given is declared on the stanza.
+    pub fn write_as(&self, out: &mut Vec<u8>, standalone: bool) {
         let s = &self.shared;
         out.extend_from_slice(&s.wire[..s.split]);
+        if standalone && s.stanza.ns() == crate::stream::NS_CLIENT {
+            out.extend_from_slice(b" xmlns='jabber:client'");
+        }
         out.extend_from_slice(b" to='");
         escape_attr(&self.to, out);
         out.push(b'\'');
@@ -97,6 +106,16 @@ mod tests {
             a.write(&mut out);
             let text = String::from_utf8(out).unwrap();
             let parsed = parse_fragment(&text, Limits::default()).unwrap();
+            // Standalone (WebSocket): the same element, with its namespace declared.
+            let mut alone = Vec::new();
+            a.write_as(&mut alone, true);
+            let alone = String::from_utf8(alone).unwrap();
+            assert!(
+                alone.starts_with("<presence xmlns='jabber:client' to="),
+                "{alone}"
+            );
+            let alone = parse_fragment(&alone, Limits::default()).unwrap();
+            assert_eq!(alone, parsed);
             let el = a.element();
             assert_eq!(parsed.attr("to"), Some(to), "{text}");
             assert_eq!(el.attr("to"), Some(to));

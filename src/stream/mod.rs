@@ -99,12 +99,25 @@ pub fn response_header(out: &mut Vec<u8>, from: &str, to: Option<&str>, id: &str
 
 /// Writes a top-level element of a c2s stream: `stream:`-prefixed when in the streams namespace.
 pub fn write_top_level(el: &Element, out: &mut Vec<u8>) {
+    write_top_level_as(el, out, false);
+}
+
+/// Writes a top-level element, as part of a stream (namespaces inherited from the stream
+/// header) or `standalone`: one complete document, as a WebSocket message carries it (RFC 7395
+/// §3.3.3), which declares its namespace and the `stream` prefix itself.
+pub fn write_top_level_as(el: &Element, out: &mut Vec<u8>, standalone: bool) {
+    let inherited = if standalone { "" } else { NS_CLIENT };
     if el.ns() != NS_STREAMS {
-        el.write_to(out, NS_CLIENT);
+        el.write_to(out, inherited);
         return;
     }
     out.extend_from_slice(b"<stream:");
     out.extend_from_slice(el.name().as_bytes());
+    if standalone {
+        out.extend_from_slice(b" xmlns:stream='");
+        out.extend_from_slice(NS_STREAMS.as_bytes());
+        out.push(b'\'');
+    }
     for (k, v) in el.attrs() {
         out.push(b' ');
         out.extend_from_slice(k.as_bytes());
@@ -114,7 +127,7 @@ pub fn write_top_level(el: &Element, out: &mut Vec<u8>) {
     }
     out.push(b'>');
     for c in el.children() {
-        c.write_to(out, NS_CLIENT);
+        c.write_to(out, inherited);
     }
     out.extend_from_slice(b"</stream:");
     out.extend_from_slice(el.name().as_bytes());

@@ -110,7 +110,10 @@ struct IpTable {
 /// Held for the life of a connection; releases its slots when dropped.
 pub struct ConnGuard {
     limits: Arc<ConnLimits>,
-    ip: IpAddr,
+    /// Counted toward `max_connections`.
+    total: bool,
+    /// Counted toward this address's `max_connections_per_ip`.
+    ip: Option<IpAddr>,
 }
 
 impl ConnLimits {
@@ -157,12 +160,30 @@ impl ConnLimits {
 
     /// Admits a new connection from `ip`, or says why not.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnGuard, Refusal> {
+        let total = self.admit_proxy()?;
+        let per_ip = self.admit_forwarded(ip)?;
+        Ok(total.join(per_ip))
+    }
+
+    /// Admits a connection from a trusted reverse proxy: it counts toward the total only, as
+    /// the per-IP limits apply to the clients behind it ([`Self::admit_forwarded`]).
+    pub fn admit_proxy(self: &Arc<Self>) -> Result<ConnGuard, Refusal> {
         if self.total.fetch_add(1, Ordering::AcqRel) >= self.cfg.max_connections {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::Total);
         }
+        Ok(ConnGuard {
+            limits: self.clone(),
+            total: true,
+            ip: None,
+        })
+    }
+
+    /// Admits a client that a trusted proxy forwards: its address's count and rate only (the
+    /// proxy's connection counts toward the total).
+    pub fn admit_forwarded(self: &Arc<Self>, ip: IpAddr) -> Result<ConnGuard, Refusal> {
         let per_ip = self.cfg.max_connections_per_ip;
-        let r = self.with_ip(ip, |st| {
+        self.with_ip(ip, |st| {
             if st.open >= per_ip {
                 return Err(Refusal::PerIp);
             }
@@ -171,17 +192,12 @@ impl ConnLimits {
             }
             st.open += 1;
             Ok(())
-        });
-        match r {
-            Ok(()) => Ok(ConnGuard {
-                limits: self.clone(),
-                ip,
-            }),
-            Err(e) => {
-                self.total.fetch_sub(1, Ordering::AcqRel);
-                Err(e)
-            }
-        }
+        })?;
+        Ok(ConnGuard {
+            limits: self.clone(),
+            total: false,
+            ip: Some(ip),
+        })
     }
 
     /// Whether `ip` may try to authenticate now.
@@ -202,11 +218,26 @@ impl ConnLimits {
     }
 }
 
+impl ConnGuard {
+    /// One guard holding both slots.
+    pub fn join(mut self, mut other: ConnGuard) -> ConnGuard {
+        self.total |= std::mem::take(&mut other.total);
+        if self.ip.is_none() {
+            self.ip = other.ip.take();
+        }
+        self
+    }
+}
+
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.limits.total.fetch_sub(1, Ordering::AcqRel);
-        self.limits
-            .with_ip(self.ip, |st| st.open = st.open.saturating_sub(1));
+        if self.total {
+            self.limits.total.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(ip) = self.ip {
+            self.limits
+                .with_ip(ip, |st| st.open = st.open.saturating_sub(1));
+        }
     }
 }
 
@@ -236,6 +267,22 @@ mod tests {
         assert_eq!(l.admit(b).err(), Some(Refusal::Total));
         drop(g1);
         assert!(l.admit(a).is_ok());
+    }
+
+    #[test]
+    fn proxies_count_toward_the_total_and_their_clients_per_address() {
+        let l = ConnLimits::new(cfg(2, 1, 100, 10));
+        let c: IpAddr = "198.51.100.1".parse().unwrap();
+        let p1 = l.admit_proxy().unwrap();
+        let _p2 = l.admit_proxy().unwrap();
+        assert_eq!(l.admit_proxy().err(), Some(Refusal::Total));
+        let f = l.admit_forwarded(c).unwrap();
+        assert_eq!(l.admit_forwarded(c).err(), Some(Refusal::PerIp));
+        let both = p1.join(f);
+        assert_eq!(l.connections(), 2);
+        drop(both);
+        assert_eq!(l.connections(), 1);
+        assert!(l.admit_forwarded(c).is_ok());
     }
 
     #[test]

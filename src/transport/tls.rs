@@ -37,13 +37,16 @@ fn file_err(path: &Path, msg: impl ToString) -> TlsError {
     }
 }
 
-/// The two acceptors: STARTTLS (no ALPN) and direct TLS (ALPN `xmpp-client`, XEP-0368).
+/// The acceptors: STARTTLS (no ALPN), direct TLS (ALPN `xmpp-client`, XEP-0368) and HTTPS
+/// (ALPN `http/1.1`).
 #[derive(Clone)]
 pub struct TlsAcceptors {
     /// For `<starttls/>` on the plain listener.
     pub starttls: TlsAcceptor,
     /// For the direct TLS listener.
     pub direct: TlsAcceptor,
+    /// For the HTTPS listener (`http.tls_listen`).
+    pub https: TlsAcceptor,
 }
 
 /// Builds the acceptors from the configured files, or from `data_dir/{cert,key}.pem`, creating a
@@ -75,9 +78,12 @@ pub fn acceptors(config: &Config) -> Result<TlsAcceptors, TlsError> {
         .with_single_cert(certs, key)?;
     let mut direct = base.clone();
     direct.alpn_protocols = vec![b"xmpp-client".to_vec()];
+    let mut https = base.clone();
+    https.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptors {
         starttls: TlsAcceptor::from(Arc::new(base)),
         direct: TlsAcceptor::from(Arc::new(direct)),
+        https: TlsAcceptor::from(Arc::new(https)),
     })
 }
 

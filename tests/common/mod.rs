@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod im;
+pub mod ws;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -73,6 +74,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c.c2s.listen = vec!["127.0.0.1:0".into()];
     c.c2s.tls_listen = vec!["127.0.0.1:0".into()];
     c.http.listen = vec!["127.0.0.1:0".into()];
+    c.http.tls_listen = vec![];
     c.tls.cert_file = Some(pki.dir.join("cert.pem"));
     c.tls.key_file = Some(pki.dir.join("key.pem"));
     c

@@ -1,9 +1,9 @@
 //! The parser limits of a c2s stream, which depend on where negotiation is: a peer that has
 //! not authenticated gets the small budgets (RFC 6120 §13.12).
 
-use super::{C2s, Phase};
+use super::C2s;
 use crate::config::Config;
-use crate::xml::{Limits, StreamParser};
+use crate::xml::Limits;
 
 impl C2s {
     /// The parser limits for a new stream: before authentication nothing legitimate is
@@ -25,11 +25,5 @@ impl C2s {
             max_attributes: c.max_attributes,
             max_depth: c.max_depth,
         }
-    }
-
-    /// A parser for a stream (re)started now.
-    pub(super) fn new_parser(&self) -> StreamParser {
-        let authenticated = !matches!(self.phase, Phase::Unauthenticated);
-        StreamParser::new(Self::limits(&self.shared.config, authenticated))
     }
 }

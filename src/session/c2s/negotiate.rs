@@ -2,18 +2,17 @@
 //! SASL (§6, SCRAM with -PLUS and PLAIN) and resource binding (§7).
 
 use jid::BareJid;
-use tracing::{debug, info};
+use tracing::info;
 
-use super::{Bound, C2s, Flow, Phase, TLS_HANDSHAKE_TIMEOUT};
+use super::{Bound, C2s, Flow, Phase};
 use crate::session::BindOutcome;
 use crate::stanza::{ErrorCondition, error_reply, is_stanza};
 use crate::stream::sasl::scram::{ScramCredentials, ScramHash, ScramServer};
 use crate::stream::sasl::{self, SaslFailure, decode_payload, parse_plain, payload_element};
 use crate::stream::{
     Condition, NS_BIND, NS_CLIENT, NS_SESSION, NS_STREAMS, NS_TLS, StreamError, check_header,
-    random_id, response_header,
+    random_id,
 };
-use crate::transport::Conn;
 use crate::xml::{Element, StreamHeader};
 
 /// Where a SASL exchange stands (the SCRAM state boxed: a session that is done with SASL keeps
@@ -29,23 +28,19 @@ pub(super) enum SaslState {
 }
 
 impl C2s {
-    fn tls_available(&self) -> bool {
-        self.shared.tls.is_some()
-    }
-
     /// SASL (and registration) may start: TLS is up, or not required.
     pub(super) fn sasl_allowed(&self) -> bool {
-        self.conn.is_tls() || !self.shared.config.c2s.require_tls
+        self.link.secure || !self.shared.config.c2s.require_tls
     }
 
     fn plain_allowed(&self) -> bool {
-        self.shared.config.c2s.allow_plain && self.conn.is_tls()
+        self.shared.config.c2s.allow_plain && self.link.secure
     }
 
     /// The SASL mechanisms offered now, strongest first.
     fn mechanisms(&self) -> Vec<&'static str> {
         let mut m = Vec::new();
-        if self.conn.channel_binding().is_some() {
+        if self.link.channel_binding.is_some() {
             m.extend(["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"]);
         }
         m.extend(["SCRAM-SHA-256", "SCRAM-SHA-1"]);
@@ -69,12 +64,7 @@ impl C2s {
             ));
         }
         self.host = accepted.to.clone();
-        response_header(
-            &mut self.out,
-            &accepted.to,
-            accepted.from.as_deref(),
-            &random_id(),
-        );
+        self.out.header(&accepted.to, accepted.from.as_deref());
         self.header_sent = true;
         let features = self.features();
         self.write(&features);
@@ -86,7 +76,7 @@ impl C2s {
         let mut f = Element::new("features", NS_STREAMS);
         match &self.phase {
             Phase::Unauthenticated => {
-                if !self.conn.is_tls() && self.tls_available() {
+                if self.link.starttls {
                     let mut st = Element::new("starttls", NS_TLS);
                     if self.shared.config.c2s.require_tls {
                         st.append_child(Element::new("required", NS_TLS));
@@ -102,7 +92,7 @@ impl C2s {
                     if self.registration_open() {
                         f.append_child(Element::new("register", super::register::NS_FEATURE));
                     }
-                    if self.conn.channel_binding().is_some() {
+                    if self.link.channel_binding.is_some() {
                         // XEP-0440: which channel-binding types we support.
                         f.append_child(
                             Element::new("sasl-channel-binding", sasl::NS_CB).with_child(
@@ -184,9 +174,9 @@ impl C2s {
     fn compression_offered(&self) -> bool {
         let c = &self.shared.config.c2s;
         matches!(self.phase, Phase::Authenticated(_))
-            && self.zlib.is_none()
-            && c.compression
-            && (!self.conn.is_tls() || c.compression_over_tls)
+            && self.link.compression
+            && !self.compressed
+            && (!self.link.secure || c.compression_over_tls)
     }
 
     fn on_compress(&mut self, el: &Element) -> Flow {
@@ -208,40 +198,13 @@ impl C2s {
     }
 
     fn on_starttls(&mut self) -> Flow {
-        if self.conn.is_tls()
-            || !self.tls_available()
-            || !matches!(self.phase, Phase::Unauthenticated)
-        {
+        if !self.link.starttls || !matches!(self.phase, Phase::Unauthenticated) {
             // RFC 6120 §5.4.2.2: <failure/> and close the stream.
             self.write(&Element::new("failure", NS_TLS));
-            self.out.extend_from_slice(b"</stream:stream>");
             return Flow::End;
         }
         self.write(&Element::new("proceed", NS_TLS));
         Flow::StartTls
-    }
-
-    /// Performs the TLS handshake after `<proceed/>`; false if it failed.
-    pub(super) async fn upgrade_tls(&mut self) -> bool {
-        let Some(tls) = self.shared.tls.clone() else {
-            return false;
-        };
-        let Conn::Plain(tcp) = std::mem::replace(&mut self.conn, Conn::Closed) else {
-            return false;
-        };
-        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.starttls.accept(tcp)).await {
-            Ok(Ok(t)) => {
-                self.conn = Conn::Tls(Box::new(t));
-                self.parser = self.new_parser();
-                self.header_sent = false;
-                true
-            }
-            Ok(Err(e)) => {
-                debug!("STARTTLS handshake failed: {e}");
-                false
-            }
-            Err(_) => false,
-        }
     }
 
     fn sasl_failure(&mut self, f: SaslFailure) -> Flow {
@@ -254,7 +217,7 @@ impl C2s {
         self.sasl = SaslState::None;
         self.auth_failures += 1;
         if f == SaslFailure::NotAuthorized {
-            self.shared.limits.auth_failed(self.peer.ip());
+            self.shared.limits.auth_failed(self.link.peer.ip());
         }
         self.write(&f.to_element());
         if self.auth_failures >= self.shared.config.c2s.max_auth_attempts {
@@ -273,7 +236,7 @@ impl C2s {
         if !self.sasl_allowed() {
             return self.sasl_failure(SaslFailure::EncryptionRequired);
         }
-        if !self.shared.limits.may_authenticate(self.peer.ip()) {
+        if !self.shared.limits.may_authenticate(self.link.peer.ip()) {
             return self.sasl_failure(SaslFailure::TemporaryAuthFailure);
         }
         let mech = el.attr("mechanism").unwrap_or_default();
@@ -294,7 +257,7 @@ impl C2s {
         let Some(hash) = ScramHash::from_mechanism(base) else {
             return self.auth_failed(SaslFailure::InvalidMechanism);
         };
-        let binding = self.conn.channel_binding();
+        let binding = self.link.channel_binding.clone();
         let offered_plus = binding.is_some();
         let scram = ScramServer::new(hash, plus, binding, offered_plus);
         if payload.is_empty() {
@@ -408,9 +371,11 @@ impl C2s {
     }
 
     fn authenticated(&mut self, bare: BareJid, additional: &[u8]) -> Flow {
-        info!(user = %bare, "authenticated");
+        info!(user = %bare, transport = self.link.transport, "authenticated");
         self.write(&payload_element("success", additional));
         self.phase = Phase::Authenticated(bare);
+        // The channel binding was for SASL only.
+        self.link.channel_binding = None;
         Flow::Restart
     }
 

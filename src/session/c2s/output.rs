@@ -1,34 +1,144 @@
-//! What a c2s session writes: stanzas (counted by XEP-0198 stream management) and nonzas,
-//! buffered and written once per loop turn, with a bound on how long a write may stall on a
-//! client that stopped reading (the slow-consumer rule).
+//! What a c2s session writes: stanzas (counted by XEP-0198 stream management) and nonzas, into
+//! an [`Output`] that the transport's driver takes once per loop turn. The output knows the
+//! framing: one XML stream (TCP, RFC 6120 §4) or one complete element per message (WebSocket,
+//! RFC 7395 §3.3.3), so the session code never writes a stream tag itself.
 
-use std::time::Duration;
-
-use tokio::io::AsyncWriteExt;
-
-use super::{C2s, Flow, notified, sm};
+use super::{C2s, Flow, sm};
 use crate::session::SessionMsg;
-use crate::stream::{Condition, StreamError, random_id, response_header, write_top_level};
+use crate::stanza::shared::Addressed;
+use crate::stream::{StreamError, random_id, write_top_level_as};
 use crate::xml::Element;
+use crate::xml::escape::escape_attr;
+
+/// `urn:ietf:params:xml:ns:xmpp-framing` (RFC 7395 §3.3.1)
+pub const NS_FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 
 /// Capacity of the output buffer kept between writes; a bigger one (after a burst) is freed.
 const KEEP_OUT: usize = 4 * 1024;
 
-impl C2s {
-    /// Frees what a quiet session does not need between stanzas: the read buffer, the
-    /// tokenizer's scratch buffers and empty output buffers. An idle TLS connection keeps
-    /// ~18 KiB instead of ~28 (docs/benchmarks.md); the next bytes allocate them again.
-    pub(super) fn release_idle(&mut self, read_buf: &mut Vec<u8>) {
-        *read_buf = Vec::new();
-        self.parser.release_temporaries();
-        if self.out.is_empty() {
-            self.out = Vec::new();
-        }
-        if self.raw_out.is_empty() {
-            self.raw_out = Vec::new();
+/// How the session's output is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One XML stream: `<stream:stream>` … `</stream:stream>` (RFC 6120 §4).
+    Stream,
+    /// One complete element per message: `<open/>` … `<close/>` (RFC 7395 §3.3).
+    Messages,
+}
+
+/// Bytes waiting to be written, and (for [`Framing::Messages`]) where each message ends.
+#[derive(Debug)]
+pub struct Output {
+    framing: Framing,
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Output {
+    /// An empty output with this framing.
+    pub fn new(framing: Framing) -> Self {
+        Output {
+            framing,
+            buf: Vec::new(),
+            ends: Vec::new(),
         }
     }
 
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    fn end_message(&mut self) {
+        if self.framing == Framing::Messages {
+            self.ends.push(self.buf.len());
+        }
+    }
+
+    /// Our stream header (RFC 6120 §4.7; RFC 7395 §3.3.2), with a fresh random `id`.
+    pub fn header(&mut self, from: &str, to: Option<&str>) {
+        let id = random_id();
+        match self.framing {
+            Framing::Stream => crate::stream::response_header(&mut self.buf, from, to, &id),
+            Framing::Messages => {
+                self.buf.extend_from_slice(b"<open xmlns='");
+                self.buf.extend_from_slice(NS_FRAMING.as_bytes());
+                self.buf
+                    .extend_from_slice(b"' version='1.0' xml:lang='en' from='");
+                escape_attr(from, &mut self.buf);
+                self.buf.extend_from_slice(b"' id='");
+                escape_attr(&id, &mut self.buf);
+                if let Some(to) = to {
+                    self.buf.extend_from_slice(b"' to='");
+                    escape_attr(to, &mut self.buf);
+                }
+                self.buf.extend_from_slice(b"'/>");
+            }
+        }
+        self.end_message();
+    }
+
+    /// A top-level element.
+    pub fn element(&mut self, el: &Element) {
+        write_top_level_as(el, &mut self.buf, self.framing == Framing::Messages);
+        self.end_message();
+    }
+
+    /// A shared stanza for one recipient ([`crate::stanza::shared`]).
+    pub fn shared(&mut self, a: &Addressed) {
+        a.write_as(&mut self.buf, self.framing == Framing::Messages);
+        self.end_message();
+    }
+
+    /// The end of our stream.
+    pub fn close(&mut self) {
+        match self.framing {
+            Framing::Stream => self.buf.extend_from_slice(b"</stream:stream>"),
+            Framing::Messages => {
+                self.buf.extend_from_slice(b"<close xmlns='");
+                self.buf.extend_from_slice(NS_FRAMING.as_bytes());
+                self.buf.extend_from_slice(b"'/>");
+            }
+        }
+        self.end_message();
+    }
+
+    /// Takes the bytes (of a stream) to write.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.ends.clear();
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Takes the messages to write, each one complete element.
+    pub fn take_messages(&mut self) -> Vec<Vec<u8>> {
+        let mut start = 0;
+        let mut messages = Vec::with_capacity(self.ends.len());
+        for end in self.ends.drain(..) {
+            messages.push(self.buf[start..end].to_vec());
+            start = end;
+        }
+        self.buf.clear();
+        messages
+    }
+
+    /// Gives back a written buffer to reuse, unless a burst made it big (idle sessions stay
+    /// small).
+    pub fn reuse(&mut self, mut written: Vec<u8>) {
+        if self.buf.capacity() == 0 && written.capacity() <= KEEP_OUT {
+            written.clear();
+            self.buf = written;
+        }
+    }
+
+    /// Frees an empty buffer (a quiet session).
+    pub fn release(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+            self.ends = Vec::new();
+        }
+    }
+}
+
+impl C2s {
     /// A message from the rest of the server.
     pub(super) fn on_msg(&mut self, msg: SessionMsg) -> Flow {
         match &msg {
@@ -56,7 +166,7 @@ impl C2s {
             // The shared bytes as they are, unless stream management must keep an element
             // or CSI may hold it.
             SessionMsg::Shared(a) if self.sm.is_none() && !self.csi.inactive => {
-                a.write(&mut self.out);
+                self.out.shared(&a);
                 Flow::Continue
             }
             SessionMsg::Shared(a) => {
@@ -74,7 +184,7 @@ impl C2s {
         match self.sm.as_mut() {
             Some(sm) => {
                 for (el, id) in b.stanzas.into_iter().zip(b.claimed) {
-                    write_top_level(&el, &mut self.out);
+                    self.out.element(&el);
                     sm.sent_claimed(el, sm::now_ms(), Some(id));
                 }
             }
@@ -112,12 +222,12 @@ impl C2s {
 
     /// Writes a nonza (features, SASL, SM elements, stream errors): not counted by XEP-0198.
     pub(super) fn write(&mut self, el: &Element) {
-        write_top_level(el, &mut self.out);
+        self.out.element(el);
     }
 
     /// Writes a stanza; with stream management it is kept until the client acknowledges it.
     pub(super) fn send(&mut self, el: Element) {
-        write_top_level(&el, &mut self.out);
+        self.out.element(&el);
         if let Some(sm) = self.sm.as_mut() {
             sm.sent(el, sm::now_ms());
         }
@@ -126,85 +236,22 @@ impl C2s {
     /// Queues a stream error and the closing tag; our header first if it was not sent
     /// (RFC 6120 §4.9.1.2).
     pub(super) fn write_stream_error(&mut self, e: &StreamError) {
+        self.ensure_header();
+        self.write(&e.to_element());
+        self.out.close();
+    }
+
+    /// Queues the end of our stream (the client ended its own), our header first if needed.
+    pub(super) fn write_end(&mut self) {
+        self.ensure_header();
+        self.out.close();
+    }
+
+    fn ensure_header(&mut self) {
         if !self.header_sent {
             let host = self.shared.config.default_host().to_string();
-            response_header(&mut self.out, &host, None, &random_id());
+            self.out.header(&host, None);
             self.header_sent = true;
         }
-        self.write(&e.to_element());
-        self.out.extend_from_slice(b"</stream:stream>");
-    }
-
-    pub(super) async fn flush(&mut self) -> std::io::Result<()> {
-        self.flush_within(&sm::Wires::default()).await
-    }
-
-    /// Writes what is buffered. A client that stops reading stalls the write: after
-    /// `c2s.write_timeout_secs`, or as soon as its queue overflows meanwhile, this gives up
-    /// with an error (RFC 6120 §4.9.3.17 resource-constraint is attempted on the way out).
-    pub(super) async fn flush_within(&mut self, wires: &sm::Wires) -> std::io::Result<()> {
-        if self.out.is_empty() && self.raw_out.is_empty() {
-            return Ok(());
-        }
-        // What goes on the wire: as is, or (XEP-0138) after what was final before compression
-        // started, deflated with a sync flush.
-        let mut wire = match self.zlib.as_mut() {
-            None if self.raw_out.is_empty() => std::mem::take(&mut self.out),
-            None => {
-                let mut w = std::mem::take(&mut self.raw_out);
-                w.append(&mut self.out);
-                w
-            }
-            Some(z) => {
-                let mut w = std::mem::take(&mut self.raw_out);
-                if !self.out.is_empty() {
-                    w.extend(z.deflate(&self.out));
-                }
-                self.out.clear();
-                w
-            }
-        };
-        let limit = Duration::from_secs(self.shared.config.c2s.write_timeout_secs);
-        let mut pos = 0;
-        let stalled = {
-            let deadline = tokio::time::sleep(limit);
-            tokio::pin!(deadline);
-            loop {
-                if pos == wire.len() {
-                    break self.conn.flush().await.err();
-                }
-                tokio::select! {
-                    r = self.conn.write(&wire[pos..]) => match r {
-                        Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                        Ok(n) => pos += n,
-                        Err(e) => return Err(e),
-                    },
-                    _ = &mut deadline => break Some(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut, "the client stopped reading")),
-                    _ = notified(&wires.full) => break Some(std::io::Error::other(
-                        "the queue filled while the client was not reading")),
-                }
-            }
-        };
-        if let Some(e) = stalled {
-            // Best effort: the rest and the stream error, in case the client wakes up.
-            let mut rest = wire.split_off(pos);
-            let mut end = Vec::new();
-            let err = StreamError::with_text(Condition::ResourceConstraint, e.to_string());
-            write_top_level(&err.to_element(), &mut end);
-            end.extend_from_slice(b"</stream:stream>");
-            match self.zlib.as_mut() {
-                Some(z) => rest.extend(z.deflate(&end)),
-                None => rest.extend(end),
-            }
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.write_all(&rest)).await;
-            return Err(e);
-        }
-        // Keep the buffer for next time, unless a burst made it big (idle sessions stay small).
-        if self.out.capacity() == 0 && wire.capacity() <= KEEP_OUT {
-            wire.clear();
-            self.out = wire;
-        }
-        Ok(())
     }
 }

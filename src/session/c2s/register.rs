@@ -55,7 +55,7 @@ impl C2s {
                 let Some(node) = bare.node().map(|n| n.as_str().to_string()) else {
                     return self.reply_error(&iq, ErrorCondition::NotAcceptable);
                 };
-                if !self.shared.limits.take_registration(self.peer.ip()) {
+                if !self.shared.limits.take_registration(self.link.peer.ip()) {
                     return self.reply_error(&iq, ErrorCondition::PolicyViolation);
                 }
                 let creds = match tokio::task::spawn_blocking(move || {

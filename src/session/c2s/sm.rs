@@ -48,7 +48,7 @@ pub(super) use crate::storage::now_ms;
 /// The channels a session's task listens on, held outside [`C2s`] so `select!` can borrow
 /// them next to the socket.
 #[derive(Default)]
-pub(super) struct Wires {
+pub struct Wires {
     /// The session's inbox (after bind).
     pub inbox: Option<crate::session::queue::Inbox>,
     /// Signalled when a newer session took the resource.
@@ -61,7 +61,7 @@ pub(super) struct Wires {
 
 impl Wires {
     /// Takes what negotiation just set up (a bind, a resumption, an `<enable/>`).
-    pub fn adopt(&mut self, s: &mut C2s) {
+    pub(super) fn adopt(&mut self, s: &mut C2s) {
         if let Some(rx) = s.inbox.take() {
             self.inbox = Some(rx);
             if let Phase::Bound(b) = &s.phase {
@@ -330,12 +330,12 @@ impl C2s {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return Parked::Expired,
                 _ = shutdown.changed() => return Parked::Expired,
-                _ = super::notified(&wires.kick) => return Parked::Expired,
-                req = super::recv(&mut wires.resume) => match req {
+                _ = super::wake::notified(&wires.kick) => return Parked::Expired,
+                req = super::wake::recv(&mut wires.resume) => match req {
                     Some(req) => if self.hand_over(req, wires) { return Parked::Resumed },
                     None => return Parked::Expired,
                 },
-                m = super::recv_inbox(&mut wires.inbox) => match (m, self.sm.as_mut()) {
+                m = super::wake::recv_inbox(&mut wires.inbox) => match (m, self.sm.as_mut()) {
                     (Some(SessionMsg::Batch(b)), Some(sm)) if !b.claimed.is_empty() => {
                         for (el, id) in b.stanzas.into_iter().zip(b.claimed) {
                             sm.sent_claimed(el, now_ms(), Some(id));

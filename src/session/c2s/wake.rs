@@ -48,7 +48,7 @@ pub(super) async fn notified(n: &Option<Arc<Notify>>) {
 }
 
 /// What woke the loop.
-pub(super) enum Wake {
+pub(super) enum Wake<I> {
     Shutdown,
     Deadline,
     Idle,
@@ -58,5 +58,6 @@ pub(super) enum Wake {
     Tick(Option<Instant>),
     Resume(Option<sm::Request>),
     Inbox(Option<SessionMsg>),
-    Read(std::io::Result<usize>),
+    /// Input from the transport, or `None` when it is gone.
+    Read(Option<I>),
 }
