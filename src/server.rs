@@ -133,6 +133,7 @@ impl Server {
             proxies: crate::http::proxy::Proxies::new(&config.http.trusted_proxies),
             shutdown: server.shutdown.subscribe(),
             alive: alive.clone(),
+            bosh: Default::default(),
         });
         let https = shared.tls.as_ref().map(|t| t.https.clone());
         for (list, tls) in [

@@ -199,6 +199,9 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
     for (key, v) in [
         ("c2s.auth_timeout_secs", c.c2s.auth_timeout_secs),
         ("http.request_timeout_secs", c.http.request_timeout_secs),
+        ("http.bosh_max_wait_secs", c.http.bosh_max_wait_secs),
+        ("http.bosh_inactivity_secs", c.http.bosh_inactivity_secs),
+        ("http.bosh_max_hold", u64::from(c.http.bosh_max_hold)),
         ("c2s.max_auth_attempts", u64::from(c.c2s.max_auth_attempts)),
         ("c2s.session_queue", c.c2s.session_queue as u64),
         ("c2s.idle_timeout_secs", c.c2s.idle_timeout_secs),

@@ -51,6 +51,16 @@ pub struct HttpConfig {
     /// Origins (`https://chat.example.org`) whose pages may open a WebSocket; empty: any
     /// (browsers send `Origin`; other clients do not and are always allowed).
     pub websocket_origins: Vec<String>,
+    /// BOSH (XEP-0124/0206) at `/http-bind`.
+    pub bosh: bool,
+    /// Longest a BOSH request is held waiting for something to send (a client asks for less).
+    pub bosh_max_wait_secs: u64,
+    /// A BOSH session with no request for this long is over (its client went away).
+    pub bosh_inactivity_secs: u64,
+    /// Requests a BOSH client may have held at once (`hold`; one more may be in flight).
+    pub bosh_max_hold: u32,
+    /// Origins whose pages may use BOSH (CORS); empty: any.
+    pub bosh_origins: Vec<String>,
     /// Reverse proxies (addresses, or networks as `10.0.0.0/8`) whose `X-Forwarded-For` and
     /// `X-Forwarded-Proto` are believed: the per-IP limits then apply to the client's address.
     /// From anyone else these headers are ignored.
@@ -66,6 +76,11 @@ impl Default for HttpConfig {
             request_timeout_secs: 10,
             websocket: true,
             websocket_origins: Vec::new(),
+            bosh: true,
+            bosh_max_wait_secs: 60,
+            bosh_inactivity_secs: 60,
+            bosh_max_hold: 1,
+            bosh_origins: Vec::new(),
             trusted_proxies: Vec::new(),
         }
     }

@@ -17,6 +17,8 @@ use crate::xml::escape::escape_attr;
 
 /// The `rel` of a WebSocket endpoint.
 const REL_WEBSOCKET: &str = "urn:xmpp:alt-connections:websocket";
+/// The `rel` of a BOSH endpoint.
+const REL_BOSH: &str = "urn:xmpp:alt-connections:xbosh";
 
 /// The endpoints (rel, href) for this request.
 fn links(s: &HttpState, conn: &Conn, headers: &HeaderMap) -> Vec<(&'static str, String)> {
@@ -35,6 +37,10 @@ fn links(s: &HttpState, conn: &Conn, headers: &HeaderMap) -> Vec<(&'static str, 
         || s.proxies
             .forwarded_https(conn.peer.ip(), headers)
             .unwrap_or(false);
+    if s.c2s.config.http.bosh {
+        let scheme = if secure { "https" } else { "http" };
+        links.push((REL_BOSH, format!("{scheme}://{host}/http-bind")));
+    }
     if s.c2s.config.http.websocket {
         let scheme = if secure { "wss" } else { "ws" };
         links.push((REL_WEBSOCKET, format!("{scheme}://{host}/xmpp-websocket")));

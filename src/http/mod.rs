@@ -13,6 +13,7 @@
 //! and extractors over it, including the WebSocket handshake over tungstenite, so no HTTP or
 //! WebSocket framing is written here.
 
+pub mod bosh;
 pub mod host_meta;
 pub mod proxy;
 pub mod websocket;
@@ -51,6 +52,8 @@ pub struct HttpState {
     pub shutdown: watch::Receiver<bool>,
     /// Held by every session started here, so that shutdown waits for them.
     pub alive: mpsc::Sender<()>,
+    /// BOSH sessions by `sid`.
+    pub bosh: Arc<bosh::Sessions>,
 }
 
 /// One HTTP connection, as its handlers see it.
@@ -85,6 +88,10 @@ pub fn routes(state: Arc<HttpState>) -> Routes {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/xmpp-websocket", get(ws))
+        .route(
+            "/http-bind",
+            get(bosh_info).post(bosh_request).options(bosh_preflight),
+        )
         .route("/.well-known/host-meta", get(host_meta::xml))
         .route("/.well-known/host-meta.json", get(host_meta::json))
         .with_state(state)
@@ -214,6 +221,29 @@ async fn ws(
         }
     }
     websocket::upgrade(s.clone(), client, guard, &headers, upgrade).await
+}
+
+/// `POST /http-bind`: a BOSH request.
+async fn bosh_request(
+    State(s): State<Arc<HttpState>>,
+    Extension(conn): Extension<Arc<Conn>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    bosh::request(s, conn, headers, body).await
+}
+
+/// `OPTIONS /http-bind`: CORS.
+async fn bosh_preflight(State(s): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+    bosh::preflight(s, headers).await
+}
+
+/// `GET /http-bind`: what this is, for a person who opens it in a browser.
+async fn bosh_info(State(s): State<Arc<HttpState>>) -> Response {
+    if !s.c2s.config.http.bosh {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    "xmppd: XMPP over BOSH (XEP-0206). Clients POST here.\n".into_response()
 }
 
 /// 200 when the database answers, 503 when it does not.

@@ -99,14 +99,7 @@ async fn run(
     client: Client,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let link = Link {
-        peer: client.addr,
-        secure: client.secure,
-        channel_binding: None,
-        starttls: false,
-        compression: false,
-        transport: "websocket",
-    };
+    let link = Link::web(client.addr, client.secure, "websocket");
     let s = C2s::new(shared.clone(), link, Framing::Messages);
     let wire = Ws {
         parser: primed(&s),
@@ -237,7 +230,7 @@ impl Wire for Ws {
         let messages = s.output().take_messages();
         let limit = Duration::from_secs(self.shared.config.c2s.write_timeout_secs);
         let send = async {
-            for m in messages {
+            for (_, m) in messages {
                 let text = String::from_utf8(m)
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
                 self.socket.feed(Message::Text(text.into())).await?;
@@ -265,7 +258,7 @@ impl Wire for Ws {
 
     /// After our `<close/>` (or when the client is gone): the WebSocket's closing handshake
     /// (RFC 7395 §3.6).
-    async fn shutdown(&mut self) {
+    async fn shutdown(&mut self, _: &mut C2s) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.close()).await;
     }
 }

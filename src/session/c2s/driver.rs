@@ -54,8 +54,9 @@ pub trait Wire: Send {
     /// Whether a read buffer is held now.
     fn holds_buffer(&self) -> bool;
 
-    /// Closes the transport (bounded in time).
-    fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
+    /// Closes the transport (bounded in time). What it still holds for the client goes back
+    /// to the core ([`C2s::undelivered`]).
+    fn shutdown(&mut self, s: &mut C2s) -> impl Future<Output = ()> + Send;
 }
 
 /// Runs one session on `wire` to its end: the session stays resumable (XEP-0198) if the
@@ -235,7 +236,7 @@ pub async fn drive<W: Wire>(mut s: C2s, mut wire: W, mut shutdown: watch::Receiv
         }
     }
     count_buffer(&shared.read_buffers, &mut holding, false);
-    wire.shutdown().await;
+    wire.shutdown(&mut s).await;
     drop(wire);
     if lost
         && s.resumable()

@@ -9,7 +9,7 @@ impl C2s {
     /// The parser limits for a new stream: before authentication nothing legitimate is
     /// larger than a SASL exchange or a registration form, so an anonymous peer gets
     /// `c2s.max_stanza_size_before_auth` (and a memory budget in proportion).
-    pub(super) fn limits(config: &Config, authenticated: bool) -> Limits {
+    pub fn limits(config: &Config, authenticated: bool) -> Limits {
         let c = &config.c2s;
         let (size, memory) = if authenticated {
             (c.max_stanza_size, c.max_stanza_memory)

@@ -22,7 +22,7 @@ mod sm;
 mod stanzas;
 pub mod tcp;
 mod wake;
-pub use output::{Framing, NS_FRAMING, Output};
+pub use output::{Framing, NS_FRAMING, Output, Part};
 pub use sm::{Takeover, Wires};
 pub use tcp::run;
 
@@ -100,6 +100,21 @@ pub struct Link {
     pub transport: &'static str,
 }
 
+impl Link {
+    /// A web transport's: no STARTTLS, no compression, no channel binding (the TLS, if any,
+    /// is the HTTP connection's or a proxy's).
+    pub fn web(peer: SocketAddr, secure: bool, transport: &'static str) -> Link {
+        Link {
+            peer,
+            secure,
+            channel_binding: None,
+            starttls: false,
+            compression: false,
+            transport,
+        }
+    }
+}
+
 /// What handling an event asks the driver to do next.
 #[derive(Debug)]
 pub enum Flow {
@@ -156,6 +171,8 @@ pub struct C2s {
     resume_rx: Option<mpsc::Receiver<sm::Request>>,
     /// Whether stream compression was started (XEP-0138: once per stream).
     compressed: bool,
+    /// Stanzas written that the transport could not hand over, re-routed at close.
+    undelivered: Vec<Element>,
 }
 
 impl C2s {
@@ -175,6 +192,7 @@ impl C2s {
             sm: None,
             resume_rx: None,
             compressed: false,
+            undelivered: Vec::new(),
         }
     }
 

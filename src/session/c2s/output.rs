@@ -25,12 +25,23 @@ pub enum Framing {
     Messages,
 }
 
+/// What one message of [`Framing::Messages`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Our stream header (`<open/>`).
+    Header,
+    /// A stanza or nonza.
+    Element,
+    /// The end of our stream (`<close/>`).
+    Close,
+}
+
 /// Bytes waiting to be written, and (for [`Framing::Messages`]) where each message ends.
 #[derive(Debug)]
 pub struct Output {
     framing: Framing,
     buf: Vec<u8>,
-    ends: Vec<usize>,
+    ends: Vec<(usize, Part)>,
 }
 
 impl Output {
@@ -48,9 +59,9 @@ impl Output {
         self.buf.is_empty()
     }
 
-    fn end_message(&mut self) {
+    fn end_message(&mut self, part: Part) {
         if self.framing == Framing::Messages {
-            self.ends.push(self.buf.len());
+            self.ends.push((self.buf.len(), part));
         }
     }
 
@@ -74,19 +85,19 @@ impl Output {
                 self.buf.extend_from_slice(b"'/>");
             }
         }
-        self.end_message();
+        self.end_message(Part::Header);
     }
 
     /// A top-level element.
     pub fn element(&mut self, el: &Element) {
         write_top_level_as(el, &mut self.buf, self.framing == Framing::Messages);
-        self.end_message();
+        self.end_message(Part::Element);
     }
 
     /// A shared stanza for one recipient ([`crate::stanza::shared`]).
     pub fn shared(&mut self, a: &Addressed) {
         a.write_as(&mut self.buf, self.framing == Framing::Messages);
-        self.end_message();
+        self.end_message(Part::Element);
     }
 
     /// The end of our stream.
@@ -99,7 +110,7 @@ impl Output {
                 self.buf.extend_from_slice(b"'/>");
             }
         }
-        self.end_message();
+        self.end_message(Part::Close);
     }
 
     /// Takes the bytes (of a stream) to write.
@@ -109,11 +120,11 @@ impl Output {
     }
 
     /// Takes the messages to write, each one complete element.
-    pub fn take_messages(&mut self) -> Vec<Vec<u8>> {
+    pub fn take_messages(&mut self) -> Vec<(Part, Vec<u8>)> {
         let mut start = 0;
         let mut messages = Vec::with_capacity(self.ends.len());
-        for end in self.ends.drain(..) {
-            messages.push(self.buf[start..end].to_vec());
+        for (end, part) in self.ends.drain(..) {
+            messages.push((part, self.buf[start..end].to_vec()));
             start = end;
         }
         self.buf.clear();

@@ -123,6 +123,9 @@ impl C2s {
             }
             self.settle_claims(claims, false).await;
         }
+        for el in std::mem::take(&mut self.undelivered) {
+            reroute(&router, el).await;
+        }
         for el in self.csi.take_held() {
             reroute(&router, el).await;
         }
@@ -144,6 +147,18 @@ impl C2s {
         }
         self.phase = Phase::Unauthenticated;
         tracing::info!(jid = %handle.jid, "session closed");
+    }
+}
+
+impl C2s {
+    /// A stanza written for the client that its transport could not hand over (a BOSH
+    /// session that ended with an answer still waiting for a request): routed again at close,
+    /// before what is still queued, unless stream management keeps it among the
+    /// unacknowledged.
+    pub fn undelivered(&mut self, el: Element) {
+        if self.sm.is_none() && is_stanza(&el) {
+            self.undelivered.push(el);
+        }
     }
 }
 

@@ -204,7 +204,7 @@ impl Wire for Tcp {
         !self.buf.is_empty()
     }
 
-    async fn shutdown(&mut self) {
+    async fn shutdown(&mut self, _: &mut C2s) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.shutdown()).await;
         self.conn = Conn::Closed;
         if let Some(z) = &self.zlib {
