@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Compliance suite: runs third-party clients (slixmpp) against the xmppd binary.
+# Compliance suite: runs third-party clients (slixmpp; Converse.js in headless Chromium) against
+# the xmppd binary.
 #
 #   compliance/run.sh [path/to/xmppd]     (default: target/debug/xmppd, built if missing)
 #
@@ -30,11 +31,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-read -r port tls_port < <(python3 -c '
+read -r port tls_port http_port < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(2)]
+socks = [socket.socket() for _ in range(3)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
+
+# Converse.js and playwright-core for the browser test (compliance/web), pinned by its lock file.
+if command -v npm >/dev/null && [ ! -d "$here/web/node_modules" ]; then
+    (cd "$here/web" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 # The defaults, as `cargo run --release` has them, but for the ports and the data folder.
 write_config() {
@@ -48,7 +54,7 @@ listen = ["127.0.0.1:$port"]
 tls_listen = ["127.0.0.1:$tls_port"]
 $1
 [http]
-listen = []
+listen = ["127.0.0.1:$http_port"]
 tls_listen = []
 TOML
     "$bin" check -c "$work/xmppd.toml"
@@ -64,7 +70,8 @@ run_suite() {
         if python3 -c "import socket; socket.create_connection(('127.0.0.1', $tls_port), 0.2)" 2>/dev/null; then break; fi
         sleep 0.1
     done
-    XMPPD_HOST=127.0.0.1 XMPPD_PORT=$port XMPPD_TLS_PORT=$tls_port XMPPD_CA="$work/data/cert.pem" \
+    XMPPD_HOST=127.0.0.1 XMPPD_PORT=$port XMPPD_TLS_PORT=$tls_port XMPPD_HTTP_PORT=$http_port \
+        XMPPD_CA="$work/data/cert.pem" \
         "$venv/bin/pytest" -q -p no:cacheprovider "$here" "$@" || status=$?
     kill -TERM "$server_pid"
     if ! timeout 15 tail --pid="$server_pid" -f /dev/null; then

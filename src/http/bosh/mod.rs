@@ -288,6 +288,7 @@ pub async fn request(
             Err(condition) => return xml_response(cors, terminate(condition)),
         },
     };
+    tracing::trace!(body = %String::from_utf8_lossy(&data), "BOSH request");
     let (reply, answer) = oneshot::channel();
     // More requests in flight than the window: the client misbehaves (§11).
     if entry.tx.try_send(Request { body, reply }).is_err() {
@@ -295,7 +296,10 @@ pub async fn request(
     }
     let limit = Duration::from_secs(config.http.bosh_max_wait_secs + 30);
     match tokio::time::timeout(limit, answer).await {
-        Ok(Ok(bytes)) => xml_response(cors, bytes.as_ref().clone()),
+        Ok(Ok(bytes)) => {
+            tracing::trace!(body = %String::from_utf8_lossy(&bytes), "BOSH answer");
+            xml_response(cors, bytes.as_ref().clone())
+        }
         // The session ended without answering this one.
         Ok(Err(_)) | Err(_) => xml_response(cors, terminate("item-not-found")),
     }

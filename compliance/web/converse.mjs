@@ -1,0 +1,112 @@
+// Converse.js (from npm) in headless Chromium (Debian's package, driven by playwright-core):
+// logs in to xmppd over WebSocket or BOSH, sends a message to a peer and waits for its answer.
+//
+//   node converse.mjs --transport websocket|bosh --url URL --jid JID --password PW \
+//        --peer JID --text TEXT --expect TEXT
+//
+// Exit status 0 when the expected answer came; otherwise 1, with the browser's log.
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) {
+    args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+}
+for (const k of ['transport', 'url', 'jid', 'password', 'peer', 'text', 'expect']) {
+    if (!args[k]) {
+        console.error(`missing --${k}`);
+        process.exit(2);
+    }
+}
+const WAIT = 30000;
+const dist = path.join(path.dirname(fileURLToPath(import.meta.url)), 'node_modules/converse.js/dist');
+
+const config = {
+    assets_path: '/dist/',
+    view_mode: 'fullscreen',
+    auto_login: true,
+    jid: args.jid,
+    password: args.password,
+    discover_connection_methods: false,
+    allow_non_roster_messaging: true,
+    whitelisted_plugins: ['xmppd-test'],
+    play_sounds: false,
+    show_desktop_notifications: false,
+    loglevel: 'info',
+    ...(args.transport === 'websocket' ? { websocket_url: args.url } : { bosh_service_url: args.url }),
+};
+
+const page = `<!doctype html>
+<html><head><meta charset="utf-8"><title>xmppd compliance</title>
+<link rel="stylesheet" href="/dist/converse.min.css"></head>
+<body><script type="module">
+import converse from '/dist/converse.min.js';
+window.xt = { connected: false, received: [] };
+converse.plugins.add('xmppd-test', {
+    initialize() {
+        const { api } = this._converse;
+        window.xt.api = api;
+        api.listen.on('connected', () => { window.xt.connected = true; });
+        api.listen.on('message', (data) => {
+            const body = data?.attrs?.body;
+            if (body) window.xt.received.push(body);
+        });
+    },
+});
+converse.initialize(${JSON.stringify(config)});
+</script></body></html>`;
+
+// The page and Converse's files, from a server of our own on loopback (a page from file://
+// could not load Converse's assets).
+const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://localhost');
+    if (url.pathname === '/') {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+        return res.end(page);
+    }
+    const file = path.join(dist, path.normalize(url.pathname.replace(/^\/dist\//, '')));
+    if (!file.startsWith(dist) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+        res.writeHead(404);
+        return res.end();
+    }
+    const types = { '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm' };
+    res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' });
+    fs.createReadStream(file).pipe(res);
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const origin = `http://127.0.0.1:${server.address().port}`;
+
+const log = [];
+let browser;
+let status = 1;
+try {
+    browser = await chromium.launch({
+        executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+        headless: true,
+        args: ['--no-sandbox'],
+    });
+    const tab = await browser.newPage();
+    tab.on('console', (m) => log.push(`[console.${m.type()}] ${m.text()}`));
+    tab.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
+    await tab.goto(`${origin}/`);
+    await tab.waitForFunction(() => window.xt && window.xt.connected, null, { timeout: WAIT });
+    log.push(`logged in over ${args.transport}`);
+    await tab.evaluate(async ({ peer, text }) => {
+        const chat = await window.xt.api.chats.open(peer);
+        await chat.sendMessage({ body: text });
+    }, { peer: args.peer, text: args.text });
+    log.push(`sent "${args.text}" to ${args.peer}`);
+    await tab.waitForFunction((expect) => window.xt.received.includes(expect), args.expect, { timeout: WAIT });
+    log.push(`received "${args.expect}"`);
+    status = 0;
+} catch (e) {
+    log.push(`[failure] ${e.message}`);
+} finally {
+    if (browser) await browser.close();
+    server.close();
+}
+console.log(log.join('\n'));
+process.exit(status);
