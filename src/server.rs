@@ -127,6 +127,9 @@ impl Server {
             // Installed now, so that what happens before the first scrape is counted.
             let _ = crate::metrics::handle();
         }
+        let web = !config.http.listen.is_empty() || !config.http.tls_listen.is_empty();
+        let uploads = (config.upload.enabled && web)
+            .then(|| crate::http::upload::Uploads::new(server.storage.clone(), config.clone()));
         let http = Arc::new(crate::http::HttpState {
             c2s: shared.clone(),
             metrics: config.http.metrics,
@@ -134,6 +137,7 @@ impl Server {
             shutdown: server.shutdown.subscribe(),
             alive: alive.clone(),
             bosh: Default::default(),
+            uploads: uploads.clone(),
         });
         let https = shared.tls.as_ref().map(|t| t.https.clone());
         for (list, tls) in [
@@ -161,7 +165,40 @@ impl Server {
                 });
             }
         }
+        if let Some(u) = uploads {
+            server.add_upload_services(&config, u);
+        }
         Ok(server)
+    }
+
+    /// `upload.<host>` for each host, with URLs on the public URL or the first HTTPS (else
+    /// plain HTTP) listener; and the purge of expired files.
+    fn add_upload_services(&self, config: &Config, u: Arc<crate::http::upload::Uploads>) {
+        for host in &config.server.hosts {
+            let base = if !config.upload.public_url.is_empty() {
+                config.upload.public_url.clone()
+            } else if let Some(a) = self.https_addrs.first() {
+                format!("https://{host}:{}", a.port())
+            } else if let Some(a) = self.http_addrs.first() {
+                // Plain HTTP is loopback unless configured otherwise: reachable by that address.
+                let ip = if a.ip().is_unspecified() {
+                    std::net::IpAddr::from([127, 0, 0, 1])
+                } else {
+                    a.ip()
+                };
+                format!("http://{}", SocketAddr::new(ip, a.port()))
+            } else {
+                continue;
+            };
+            let domain = format!("{}.{host}", config.upload.subdomain);
+            let service = crate::http::upload::UploadService::new(u.clone(), host, &domain, &base);
+            self.router.routes.add(&domain, Arc::new(service));
+            info!(%domain, %base, "file upload");
+        }
+        tokio::spawn(crate::http::upload::files::purge_loop(
+            u,
+            self.shutdown.subscribe(),
+        ));
     }
 
     /// Closes every stream with `<system-shutdown/>` and waits (bounded) for the sessions.

@@ -2,9 +2,11 @@
 // logs in to xmppd over WebSocket or BOSH, sends a message to a peer and waits for its answer.
 //
 //   node converse.mjs --transport websocket|bosh --url URL --jid JID --password PW \
-//        --peer JID --text TEXT --expect TEXT
+//        --peer JID --text TEXT --expect TEXT [--file-text TEXT --file-expect TEXT]
 //
-// Exit status 0 when the expected answer came; otherwise 1, with the browser's log.
+// With --file-text it then shares a file holding that text (HTTP File Upload, XEP-0363) and
+// waits for --file-expect (the peer downloads the file and says what it read).
+// Exit status 0 when the expected answers came; otherwise 1, with the browser's log.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -101,6 +103,15 @@ try {
     log.push(`sent "${args.text}" to ${args.peer}`);
     await tab.waitForFunction((expect) => window.xt.received.includes(expect), args.expect, { timeout: WAIT });
     log.push(`received "${args.expect}"`);
+    if (args['file-text']) {
+        await tab.evaluate(async ({ peer, text }) => {
+            const chat = await window.xt.api.chats.get(peer);
+            await chat.sendFiles([new File([text], 'note.txt', { type: 'text/plain' })]);
+        }, { peer: args.peer, text: args['file-text'] });
+        log.push('shared a file');
+        await tab.waitForFunction((expect) => window.xt.received.includes(expect), args['file-expect'], { timeout: WAIT });
+        log.push(`received "${args['file-expect']}"`);
+    }
     status = 0;
 } catch (e) {
     log.push(`[failure] ${e.message}`);

@@ -55,6 +55,7 @@ pub fn parse_str(text: &str) -> Result<Config, Vec<ConfigError>> {
             "c2s" => section_into(section, value, &mut config.c2s, &mut errors),
             "limits" => section_into(section, value, &mut config.limits, &mut errors),
             "im" => section_into(section, value, &mut config.im, &mut errors),
+            "upload" => section_into(section, value, &mut config.upload, &mut errors),
             "http" => section_into(section, value, &mut config.http, &mut errors),
             _ => errors.push(err(section, "unknown section")),
         }
@@ -202,6 +203,8 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
         ("http.bosh_max_wait_secs", c.http.bosh_max_wait_secs),
         ("http.bosh_inactivity_secs", c.http.bosh_inactivity_secs),
         ("http.bosh_max_hold", u64::from(c.http.bosh_max_hold)),
+        ("upload.max_file_size", c.upload.max_file_size),
+        ("upload.expire_after_days", c.upload.expire_after_days),
         ("c2s.max_auth_attempts", u64::from(c.c2s.max_auth_attempts)),
         ("c2s.session_queue", c.c2s.session_queue as u64),
         ("c2s.idle_timeout_secs", c.c2s.idle_timeout_secs),

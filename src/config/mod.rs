@@ -30,6 +30,8 @@ pub struct Config {
     pub im: ImConfig,
     /// The HTTP listeners: WebSocket, host-meta, health and metrics.
     pub http: HttpConfig,
+    /// HTTP File Upload (XEP-0363).
+    pub upload: UploadConfig,
 }
 
 /// `[http]`
@@ -82,6 +84,38 @@ impl Default for HttpConfig {
             bosh_max_hold: 1,
             bosh_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// `[upload]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadConfig {
+    /// The upload service (`upload.<host>` for each host); it needs an HTTP listener.
+    pub enabled: bool,
+    /// The service's name: the first label of its domain.
+    pub subdomain: String,
+    /// Largest file, in bytes.
+    pub max_file_size: u64,
+    /// Bytes one account may have stored (pending slots included).
+    pub quota_per_user: u64,
+    /// Files older than this are deleted.
+    pub expire_after_days: u64,
+    /// The URL clients reach the HTTP listener at (`https://chat.example.org:5443`); empty:
+    /// the first HTTPS listener, else the first plain one, with the host's name.
+    pub public_url: String,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            enabled: true,
+            subdomain: "upload".into(),
+            max_file_size: 10 * 1024 * 1024,
+            quota_per_user: 100 * 1024 * 1024,
+            expire_after_days: 30,
+            public_url: String::new(),
         }
     }
 }

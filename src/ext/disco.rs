@@ -1,5 +1,5 @@
 //! XEP-0030 Service Discovery, server side: disco#info lists exactly the features the enabled
-//! extensions registered; disco#items is empty until components exist.
+//! extensions registered; disco#items on a host lists its service domains (the route table).
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ struct Disco {
 }
 
 impl IqHandler for Disco {
-    fn handle<'a>(&'a self, _ctx: &'a Ctx, _router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
+    fn handle<'a>(&'a self, _ctx: &'a Ctx, router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
         Box::pin(async move {
             let Some(q) = iq.children().next() else {
                 return iq_result(iq);
@@ -47,6 +47,18 @@ impl IqHandler for Disco {
                 for f in &self.features {
                     query
                         .append_child(Element::new("feature", NS_INFO).with_attr("var", f.clone()));
+                }
+            }
+            if q.ns() == NS_ITEMS
+                && to_server
+                && let Some(host) = iq.attr("to")
+            {
+                for (domain, name) in router.routes.under(host) {
+                    query.append_child(
+                        Element::new("item", NS_ITEMS)
+                            .with_attr("jid", domain)
+                            .with_attr("name", name),
+                    );
                 }
             }
             iq_result(iq).with_child(query)

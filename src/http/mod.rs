@@ -1,6 +1,6 @@
-//! The HTTP listeners (`[http]`): XMPP over WebSocket (RFC 7395, `websocket.rs`), the
-//! connection-method discovery of XEP-0156 (`host_meta.rs`), `/health` and `/metrics`. BOSH
-//! (XEP-0124/0206) and HTTP upload are to join them.
+//! The HTTP listeners (`[http]`): XMPP over WebSocket (RFC 7395, `websocket.rs`), BOSH
+//! (XEP-0124/0206, `bosh/`), the connection-method discovery of XEP-0156 (`host_meta.rs`), HTTP
+//! File Upload (XEP-0363, `upload/`), `/health` and `/metrics`.
 //!
 //! axum's router on hyper's HTTP/1 connections, in a loop of our own: each connection is
 //! admitted by the same per-IP limits as client connections (`[limits]`; behind a trusted
@@ -16,6 +16,7 @@
 pub mod bosh;
 pub mod host_meta;
 pub mod proxy;
+pub mod upload;
 pub mod websocket;
 
 use std::net::SocketAddr;
@@ -54,6 +55,8 @@ pub struct HttpState {
     pub alive: mpsc::Sender<()>,
     /// BOSH sessions by `sid`.
     pub bosh: Arc<bosh::Sessions>,
+    /// HTTP File Upload, when enabled.
+    pub uploads: Option<Arc<upload::Uploads>>,
 }
 
 /// One HTTP connection, as its handlers see it.
@@ -84,8 +87,20 @@ impl Conn {
 
 /// The routes.
 pub fn routes(state: Arc<HttpState>) -> Routes {
-    Routes::new()
-        .route("/health", get(health))
+    let mut r = Routes::new();
+    if let Some(u) = &state.uploads {
+        let files = Routes::new()
+            .route(
+                "/{id}/{name}",
+                get(upload::files::get)
+                    .head(upload::files::get)
+                    .put(upload::files::put)
+                    .options(upload::files::preflight),
+            )
+            .with_state(u.clone());
+        r = r.nest_service("/upload", files);
+    }
+    r.route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/xmpp-websocket", get(ws))
         .route(

@@ -4,12 +4,14 @@
 //! what cannot be delivered. Nothing is dropped silently except what the RFC says to ignore.
 
 pub mod hooks;
+pub mod routes;
 
 use std::sync::{Arc, OnceLock};
 
 use jid::{BareJid, FullJid, Jid};
 
 pub use hooks::{BoolFuture, HookFuture, Hooks, NoHooks};
+pub use routes::{Route, Routes, Service};
 
 use crate::session::{Batch, DeliveryError, Registry, SessionHandle, SessionMsg};
 use crate::stanza::shared::{Addressed, SharedStanza};
@@ -22,6 +24,8 @@ pub struct Router {
     pub registry: Arc<Registry>,
     hosts: Vec<String>,
     hooks: OnceLock<Arc<dyn Hooks>>,
+    /// Service domains.
+    pub routes: Routes,
 }
 
 impl Router {
@@ -31,6 +35,7 @@ impl Router {
             registry,
             hosts,
             hooks: OnceLock::new(),
+            routes: Routes::default(),
         }
     }
 
@@ -52,6 +57,17 @@ impl Router {
         self.hosts.iter().any(|h| h == domain)
     }
 
+    /// Where stanzas for `domain` go.
+    pub fn route_of(&self, domain: &str) -> Route {
+        if self.is_local(domain) {
+            return Route::Local;
+        }
+        match self.routes.service(domain) {
+            Some(s) => Route::Service(s),
+            None => Route::Remote,
+        }
+    }
+
     /// Routes a stanza whose `from` is already stamped.
     pub async fn route(&self, stanza: Element) {
         if !self.hooks().allowed(self, &stanza).await {
@@ -66,9 +82,11 @@ impl Router {
                 _ => return,
             },
         };
-        if !self.is_local(to.domain().as_str()) {
+        match self.route_of(to.domain().as_str()) {
+            Route::Local => {}
+            Route::Service(s) => return s.handle(self, stanza).await,
             // Federation (s2s) comes in its own issue; until then the sender learns at once.
-            return self.bounce(&stanza, ErrorCondition::RemoteServerNotFound);
+            Route::Remote => return self.bounce(&stanza, ErrorCondition::RemoteServerNotFound),
         }
         if to.node().is_none() {
             return self.to_server(stanza).await;

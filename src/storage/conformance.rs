@@ -377,6 +377,58 @@ async fn offline_claims(s: &Storage) {
     }
 }
 
+/// Upload slots: the quota (pending slots count) holds under concurrency, a slot completes
+/// once, and the purge removes old files and unused slots only.
+async fn upload_conformance(s: &Storage) {
+    let host = format!("{}.test", random_id().to_lowercase());
+    let slot = |user: &str, size: u64, created_ms: i64| Upload {
+        id: random_id(),
+        host: host.clone(),
+        username: user.to_string(),
+        filename: "a.png".into(),
+        size,
+        content_type: "image/png".into(),
+        created_ms,
+        done: false,
+    };
+    let u = s.uploads.clone();
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let (u, sl) = (u.clone(), slot("alice", 100, 1000));
+        tasks.push(tokio::spawn(async move { u.reserve(&sl, 350).await }));
+    }
+    let mut granted = 0;
+    for t in tasks {
+        granted += usize::from(t.await.unwrap().unwrap());
+    }
+    assert_eq!(granted, 3, "3 of 100 bytes fit in 350");
+    let a = slot("bob", 10, 1000);
+    assert!(u.reserve(&a, 350).await.unwrap());
+    assert_eq!(u.get(&a.id).await.unwrap(), Some(a.clone()));
+    assert!(u.complete(&a.id).await.unwrap());
+    assert!(!u.complete(&a.id).await.unwrap(), "once");
+    assert!(u.get(&a.id).await.unwrap().unwrap().done);
+    assert_eq!(u.get("nope").await.unwrap(), None);
+    // Old files and unused slots go; a recent pending slot and a recent file stay.
+    let old_file = slot("carol", 1, 10);
+    let old_slot = slot("carol", 1, 500);
+    let new_slot = slot("carol", 1, 5000);
+    let new_file = slot("carol", 1, 5000);
+    for x in [&old_file, &old_slot, &new_slot, &new_file] {
+        assert!(u.reserve(x, 1000).await.unwrap());
+    }
+    u.complete(&old_file.id).await.unwrap();
+    u.complete(&new_file.id).await.unwrap();
+    let mut gone = u.purge(100, 1000).await.unwrap();
+    gone.retain(|id| [&old_file.id, &old_slot.id, &new_slot.id, &new_file.id].contains(&id));
+    gone.sort();
+    let mut want = vec![old_file.id.clone(), old_slot.id.clone()];
+    want.sort();
+    assert_eq!(gone, want);
+    assert!(u.get(&new_slot.id).await.unwrap().is_some());
+    assert!(u.get(&new_file.id).await.unwrap().is_some());
+}
+
 async fn all(s: &Storage) {
     account_store_conformance(s).await;
     roster_store_conformance(s).await;
@@ -384,6 +436,7 @@ async fn all(s: &Storage) {
     offline_take_is_exclusive(s).await;
     offline_quota_holds_under_concurrency(s).await;
     offline_claims(s).await;
+    upload_conformance(s).await;
 }
 
 #[tokio::test]

@@ -32,6 +32,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../schemas/sqlite/0004_offline_claims.sql"),
         include_str!("../../schemas/postgres/0004_offline_claims.sql"),
     ),
+    (
+        5,
+        "uploads",
+        include_str!("../../schemas/sqlite/0005_uploads.sql"),
+        include_str!("../../schemas/postgres/0005_uploads.sql"),
+    ),
 ];
 
 /// Which dialect.

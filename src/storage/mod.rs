@@ -10,6 +10,7 @@ pub mod roster;
 pub mod roster_cache;
 mod sql;
 pub mod sqlite;
+pub mod uploads;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ pub use account::AccountStore;
 pub use documents::DocumentStore;
 pub use offline::{OfflineMessage, OfflineQuota, OfflineStore};
 pub use roster::{RosterItem, RosterStore, Subscription};
+pub use uploads::{Upload, UploadStore};
 
 use crate::config::{Backend, Config};
 
@@ -53,6 +55,8 @@ pub struct Storage {
     pub offline: Arc<dyn OfflineStore>,
     /// vCards and private XML.
     pub documents: Arc<dyn DocumentStore>,
+    /// HTTP File Upload slots and files.
+    pub uploads: Arc<dyn UploadStore>,
 }
 
 /// Milliseconds since the epoch.

@@ -19,15 +19,31 @@ pub const HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
 pub struct Answer {
     pub status: u16,
     pub headers: hyper::HeaderMap,
+    /// The body as text (lossy).
     pub body: String,
+    /// The body as it came.
+    pub bytes: Vec<u8>,
 }
 
-/// Sends one HTTP request on a new connection.
+/// Sends one BOSH HTTP request (to `/http-bind`) on a new connection.
 pub async fn http(
     addr: SocketAddr,
     method: &str,
     headers: &[(&str, &str)],
     body: String,
+) -> Answer {
+    let mut all = vec![("content-type", "text/xml; charset=utf-8")];
+    all.extend_from_slice(headers);
+    request(addr, method, "/http-bind", &all, body.into_bytes()).await
+}
+
+/// Sends one HTTP request on a new connection (hyper's client).
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
 ) -> Answer {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
@@ -36,9 +52,8 @@ pub async fn http(
     tokio::spawn(conn);
     let mut req = hyper::Request::builder()
         .method(method)
-        .uri("/http-bind")
-        .header("host", "localhost")
-        .header("content-type", "text/xml; charset=utf-8");
+        .uri(path)
+        .header("host", "localhost");
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -57,7 +72,8 @@ pub async fn http(
     Answer {
         status,
         headers,
-        body: String::from_utf8(bytes.to_vec()).unwrap(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes: bytes.to_vec(),
     }
 }
 

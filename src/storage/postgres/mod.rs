@@ -16,6 +16,11 @@ crate::sql_offline_store!(
     Some("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
 );
 crate::sql_document_store!(PgDocuments, sqlx::Postgres);
+crate::sql_upload_store!(
+    PgUploads,
+    sqlx::Postgres,
+    Some("SELECT pg_advisory_xact_lock(hashtextextended('upload/' || $1 || '/' || $2, 0))")
+);
 
 /// Connects to `url` and migrates the database.
 pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
@@ -28,6 +33,7 @@ pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
         accounts: Arc::new(PgAccounts(pool.clone())),
         rosters: Arc::new(PgRosters(pool.clone())),
         offline: Arc::new(PgOffline(pool.clone())),
-        documents: Arc::new(PgDocuments(pool)),
+        documents: Arc::new(PgDocuments(pool.clone())),
+        uploads: Arc::new(PgUploads(pool)),
     })
 }

@@ -7,3 +7,4 @@ mod account;
 mod documents;
 pub(crate) mod offline;
 mod roster;
+mod uploads;

@@ -14,6 +14,7 @@ crate::sql_account_store!(SqliteAccounts, sqlx::Sqlite);
 crate::sql_roster_store!(SqliteRosters, sqlx::Sqlite);
 crate::sql_offline_store!(SqliteOffline, sqlx::Sqlite, None);
 crate::sql_document_store!(SqliteDocuments, sqlx::Sqlite);
+crate::sql_upload_store!(SqliteUploads, sqlx::Sqlite, None);
 
 /// How every pooled connection is opened.
 fn options(url: &str, cache_kib: u32) -> Result<SqliteConnectOptions, StoreError> {
@@ -45,7 +46,8 @@ pub async fn open(url: &str, pool_size: u32, cache_kib: u32) -> Result<Storage, 
         accounts: Arc::new(SqliteAccounts(pool.clone())),
         rosters: Arc::new(SqliteRosters(pool.clone())),
         offline: Arc::new(SqliteOffline(pool.clone())),
-        documents: Arc::new(SqliteDocuments(pool)),
+        documents: Arc::new(SqliteDocuments(pool.clone())),
+        uploads: Arc::new(SqliteUploads(pool)),
     })
 }
 
