@@ -53,6 +53,8 @@ pub struct Server {
     pub router: Arc<Router>,
     /// The stores.
     pub storage: Storage,
+    /// What every client session shares (in-memory sessions for fuzzing start from it).
+    pub c2s: Arc<Shared>,
     /// Sessions holding a read buffer now (quiet ones free theirs; tests watch this).
     pub read_buffers: Arc<std::sync::atomic::AtomicUsize>,
     shutdown: watch::Sender<bool>,
@@ -97,6 +99,7 @@ impl Server {
             router,
             storage,
             read_buffers: shared.read_buffers.clone(),
+            c2s: shared.clone(),
             shutdown,
             done,
             timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
@@ -199,6 +202,11 @@ impl Server {
             u,
             self.shutdown.subscribe(),
         ));
+    }
+
+    /// A receiver of the shutdown signal (in-memory sessions listen to it).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     /// Closes every stream with `<system-shutdown/>` and waits (bounded) for the sessions.

@@ -4,9 +4,9 @@
 //! the namespace and attribute floods, unfinished start tags, directed-presence floods …).
 //!
 //! `xml_stream` runs the very property the fuzz target runs (`xmppd::xml::fuzzing`);
-//! `c2s_session` drives a real server as `fuzz/fuzz_targets/c2s_session.rs` does: the first
-//! byte's low bit says whether the rest is sent after logging in and binding, and the server
-//! must close the connection once the client has closed its side.
+//! `c2s_session` drives in-memory sessions of a real server as `fuzz/fuzz_targets/c2s_session.rs`
+//! does: the first byte's low bit says whether the rest is sent after logging in and binding,
+//! and the session must end once the client has closed its side.
 
 mod common;
 
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use xmppd::session::c2s::memory;
 
 /// Every file of the seeds and regressions of one target, sorted.
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -56,26 +56,27 @@ async fn c2s_session_inputs() {
     .await;
     t.add_user("alice", "pw").await;
     t.add_user("bob", "pw").await;
+    let server = t.server();
     for (i, (path, data)) in inputs("c2s_session").into_iter().enumerate() {
         let Some((&mode, body)) = data.split_first() else {
             continue;
         };
-        let mut raw = t.raw().await;
+        // In memory, as the fuzz target runs: the session core without sockets.
+        let mut c = memory::connect(server.c2s.clone(), server.shutdown_signal());
         if mode & 1 == 1 {
-            raw.login("alice", "pw", &format!("fuzz{i}")).await;
+            let resource = format!("fuzz{i}");
+            assert!(
+                c.login("alice", "pw", &resource).await.is_some(),
+                "{path:?}: login"
+            );
         }
-        // The server may close mid-write (a stream error); that is an answer too.
-        let _ = raw.0.write_all(body).await;
-        let _ = raw.0.shutdown().await;
-        let mut sink = Vec::new();
-        let closed =
-            tokio::time::timeout(Duration::from_secs(10), raw.0.read_to_end(&mut sink)).await;
+        c.send(body).await;
         assert!(
-            closed.is_ok(),
-            "{path:?}: the server kept the connection open"
+            c.close(Duration::from_secs(10)).await,
+            "{path:?}: the session did not end after the client closed"
         );
     }
-    // And it still serves.
+    // And it still serves, over TCP.
     let mut bob = t.raw().await;
     bob.login("bob", "pw", "after").await;
     bob.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")

@@ -4,6 +4,7 @@
 //! refused with `not-acceptable` + `<blocked/>` (§3.6, §3.7). Lists are cached per account so
 //! the check on every routed stanza does not touch the database.
 
+use crate::ext::hooks::{Flow, HookFut, Routing};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -339,18 +340,29 @@ async fn presence_effects(ctx: &Ctx, router: &Router, me: &BareJid, block: bool,
 }
 
 /// The iq handler, with the cache it shares with the routing check.
-pub struct Handler(pub Arc<Cache>);
+pub struct Handler;
 
 impl IqHandler for Handler {
     fn handle<'a>(&'a self, ctx: &'a Ctx, router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
-        Box::pin(Blocking.handle(ctx, &self.0, router, iq))
+        Box::pin(Blocking.handle(ctx, &ctx.blocks, router, iq))
     }
 }
 
 /// Registers the handler and the feature.
-pub fn register(r: &mut Registrar, cache: Arc<Cache>) {
-    r.iq(NS, Arc::new(Handler(cache)));
+pub fn register(r: &mut Registrar) {
+    r.iq(NS, Arc::new(Handler));
     r.feature(NS);
+    // Before anything else routes a stanza: a blocked one goes nowhere.
+    r.hooks.routing.add(100, "blocking", on_routing);
+}
+
+fn on_routing<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Routing) -> HookFut<'a> {
+    Box::pin(async move {
+        match allowed(ctx, &ctx.blocks, router, &e.stanza).await {
+            true => Flow::Next,
+            false => Flow::Stop,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -99,4 +99,12 @@ impl IqHandler for Carbons {
 pub fn register(r: &mut Registrar) {
     r.iq(NS, Arc::new(Carbons));
     r.feature(NS);
+    r.hooks.sent.add(0, "carbons", |_, router, session, m| {
+        sent(router, session, m)
+    });
+    r.hooks
+        .delivered
+        .add(0, "carbons", |_, router, m, to, ids| {
+            received(router, m, to, ids)
+        });
 }

@@ -1,9 +1,10 @@
-//! Extensions: one module per feature. Iq handlers register by payload namespace with the
-//! [`Registrar`]; routing events arrive through [`Extensions`], the router's [`Hooks`], which
-//! hands each event to the modules that care, in a fixed order. What modules share is the
-//! [`Ctx`] (storage, configuration, the blocklist cache) and the router; where one needs
-//! another's decision it calls it directly (presence fan-out asks `blocking`, roster pushes go
-//! through `roster::push`), which a hook registry with priorities is to replace.
+//! Extensions: one module per feature. Each declares what it does in its `register`: iq
+//! handlers by payload namespace, disco features, stream features, and hooks on the routing
+//! events with a priority ([`hooks`]); [`Extensions`] is the router's [`Hooks`], dispatching
+//! each event to the registered handlers. What modules share is the [`Ctx`] (storage,
+//! configuration, the blocklist cache) and the router. Where one module needs another's
+//! decision it calls it (presence fan-out asks `blocking`, roster pushes go through
+//! `roster::push`); those are the only imports between modules.
 //!
 //! Everything not handled is answered with `service-unavailable` (RFC 6120 §8.4).
 
@@ -11,6 +12,7 @@ pub mod blocking;
 pub mod carbons;
 pub mod disco;
 pub mod documents;
+pub mod hooks;
 pub mod offline;
 pub mod ping;
 pub mod register;
@@ -23,7 +25,7 @@ use std::sync::Arc;
 use jid::BareJid;
 
 use crate::config::Config;
-use crate::router::{BoolFuture, HookFuture, Hooks, Router};
+use crate::router::{HookFuture, Hooks, Router, StanzaFuture};
 use crate::session::{SessionHandle, SessionInfo};
 use crate::stanza::{ErrorCondition, error_reply, is_error};
 use crate::storage::Storage;
@@ -73,19 +75,22 @@ pub trait IqHandler: Send + Sync {
     }
 }
 
-/// The table of iq handlers and advertised features.
+/// What the modules registered: iq handlers, advertised features, stream features, hooks.
 #[derive(Default)]
 pub struct Registrar {
     iq: HashMap<String, Arc<dyn IqHandler>>,
     features: Vec<String>,
+    stream_features: Vec<Element>,
+    /// The routing events' handlers.
+    pub hooks: hooks::HookTable,
 }
 
 impl Registrar {
     /// The extensions this build enables; `blocks` is shared with the routing check.
-    pub fn with_defaults(blocks: Arc<blocking::Cache>) -> Self {
+    pub fn with_defaults() -> Self {
         let mut r = Registrar::default();
         ping::register(&mut r);
-        blocking::register(&mut r, blocks);
+        blocking::register(&mut r);
         roster::register(&mut r);
         carbons::register(&mut r);
         documents::register(&mut r);
@@ -109,6 +114,11 @@ impl Registrar {
         }
     }
 
+    /// Adds a stream feature offered once a client is authenticated (RFC 6120 §4.3.2).
+    pub fn stream_feature(&mut self, el: Element) {
+        self.stream_features.push(el);
+    }
+
     /// The advertised features, sorted.
     pub fn features(&self) -> Vec<String> {
         let mut f = self.features.clone();
@@ -121,21 +131,24 @@ impl Registrar {
 pub struct Extensions {
     registrar: Registrar,
     ctx: Ctx,
-    blocks: Arc<blocking::Cache>,
 }
 
 impl Extensions {
     /// The default extensions over `storage`.
     pub fn new(storage: Storage, config: Arc<Config>) -> Self {
+        Self::with(Registrar::with_defaults(), storage, config)
+    }
+
+    /// The extensions `registrar` holds.
+    pub fn with(registrar: Registrar, storage: Storage, config: Arc<Config>) -> Self {
         let blocks = Arc::new(blocking::Cache::default());
         Extensions {
-            registrar: Registrar::with_defaults(blocks.clone()),
+            registrar,
             ctx: Ctx {
                 storage,
                 config,
-                blocks: blocks.clone(),
+                blocks,
             },
-            blocks,
         }
     }
 }
@@ -193,8 +206,38 @@ impl Hooks for Extensions {
         })
     }
 
-    fn allowed<'a>(&'a self, router: &'a Router, stanza: &'a Element) -> BoolFuture<'a> {
-        Box::pin(blocking::allowed(&self.ctx, &self.blocks, router, stanza))
+    fn filter<'a>(&'a self, router: &'a Router, stanza: Element) -> StanzaFuture<'a> {
+        Box::pin(async move {
+            let mut e = hooks::Routing { stanza };
+            let flow = self
+                .registrar
+                .hooks
+                .routing
+                .run(&self.ctx, router, &mut e)
+                .await;
+            (flow == hooks::Flow::Next).then_some(e.stanza)
+        })
+    }
+
+    fn delivering<'a>(
+        &'a self,
+        router: &'a Router,
+        stanza: Element,
+        to: &'a BareJid,
+    ) -> StanzaFuture<'a> {
+        Box::pin(async move {
+            let list = &self.registrar.hooks.delivering;
+            let mut e = hooks::Delivering {
+                stanza,
+                to: to.clone(),
+            };
+            let flow = list.run(&self.ctx, router, &mut e).await;
+            (flow == hooks::Flow::Next).then_some(e.stanza)
+        })
+    }
+
+    fn stream_features(&self) -> &[Element] {
+        &self.registrar.stream_features
     }
 
     fn presence_out<'a>(
@@ -204,15 +247,15 @@ impl Hooks for Extensions {
         stanza: Element,
     ) -> HookFuture<'a> {
         Box::pin(async move {
-            let became = roster::presence::outbound(&self.ctx, router, session, stanza).await;
-            if became.initial {
-                // Initial presence: subscription requests that waited come now (presence goes
-                // to every available resource, whatever its priority).
-                roster::presence::deliver_pending_requests(&self.ctx, router, session).await;
-            }
-            if became.reachable {
-                // Messages to the bare JID that waited: only for a non-negative priority.
-                offline::deliver(&self.ctx, router, session).await;
+            let mut e = hooks::PresenceOut {
+                session: session.clone(),
+                stanza: Some(stanza),
+                became: hooks::Became::default(),
+            };
+            let list = &self.registrar.hooks.presence_out;
+            list.run(&self.ctx, router, &mut e).await;
+            if let Some(s) = e.stanza {
+                router.route(s).await;
             }
         })
     }
@@ -223,7 +266,17 @@ impl Hooks for Extensions {
         stanza: Element,
         to: BareJid,
     ) -> HookFuture<'a> {
-        Box::pin(roster::presence::inbound(&self.ctx, router, stanza, to))
+        Box::pin(async move {
+            let mut e = hooks::PresenceIn {
+                stanza: Some(stanza),
+                to,
+            };
+            let list = &self.registrar.hooks.presence_in;
+            list.run(&self.ctx, router, &mut e).await;
+            if let Some(s) = e.stanza {
+                router.deliver_to_available(&s, &e.to);
+            }
+        })
     }
 
     fn message_unrouted<'a>(
@@ -232,11 +285,23 @@ impl Hooks for Extensions {
         stanza: Element,
         to: BareJid,
     ) -> HookFuture<'a> {
-        Box::pin(offline::store_or_bounce(&self.ctx, router, stanza, to))
+        Box::pin(async move {
+            let mut e = hooks::Unrouted {
+                stanza: Some(stanza),
+                to,
+            };
+            let list = &self.registrar.hooks.unrouted;
+            list.run(&self.ctx, router, &mut e).await;
+            if let Some(s) = e.stanza {
+                router.bounce(&s, ErrorCondition::ServiceUnavailable);
+            }
+        })
     }
 
     fn message_sent(&self, router: &Router, session: &SessionHandle, stanza: &Element) {
-        carbons::sent(router, session, stanza);
+        for h in self.registrar.hooks.sent.handlers() {
+            h(&self.ctx, router, session, stanza);
+        }
     }
 
     fn message_delivered(
@@ -246,10 +311,16 @@ impl Hooks for Extensions {
         to: &BareJid,
         delivered: &[u64],
     ) {
-        carbons::received(router, stanza, to, delivered);
+        for h in self.registrar.hooks.delivered.handlers() {
+            h(&self.ctx, router, stanza, to, delivered);
+        }
     }
 
     fn session_closed<'a>(&'a self, router: &'a Router, last: SessionInfo) -> HookFuture<'a> {
-        Box::pin(roster::presence::session_closed(&self.ctx, router, last))
+        Box::pin(async move {
+            let mut e = hooks::Closed { last };
+            let list = &self.registrar.hooks.closed;
+            list.run(&self.ctx, router, &mut e).await;
+        })
     }
 }

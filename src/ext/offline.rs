@@ -4,6 +4,7 @@
 //! never stored, nor those hinted `<no-store/>` (XEP-0334). What cannot be stored goes back
 //! to its sender as an error: nothing is lost silently.
 
+use crate::ext::hooks::{Flow, HookFut, PresenceOut, Unrouted};
 use jid::BareJid;
 
 use super::{Ctx, Registrar, account};
@@ -228,4 +229,27 @@ pub async fn deliver(ctx: &Ctx, router: &Router, session: &SessionHandle) {
 /// Advertises the feature.
 pub fn register(r: &mut Registrar) {
     r.feature("msgoffline");
+    r.hooks.unrouted.add(0, "offline", on_unrouted);
+    // After the roster module said what the presence changed.
+    r.hooks.presence_out.add(-10, "offline", on_presence_out);
+}
+
+fn on_unrouted<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Unrouted) -> HookFut<'a> {
+    Box::pin(async move {
+        if let Some(stanza) = e.stanza.take() {
+            store_or_bounce(ctx, router, stanza, e.to.clone()).await;
+        }
+        Flow::Stop
+    })
+}
+
+/// Messages to the bare JID that waited: for a session that became reachable (a non-negative
+/// priority, XEP-0160 §3).
+fn on_presence_out<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut PresenceOut) -> HookFut<'a> {
+    Box::pin(async move {
+        if e.became.reachable {
+            deliver(ctx, router, &e.session).await;
+        }
+        Flow::Next
+    })
 }

@@ -1,5 +1,8 @@
 //! The events the router and the sessions raise, which the extensions answer (Prosody's
-//! "events as the API"). Defined here so that `ext/` depends on the router, never the reverse.
+//! "events as the API"): the router's one narrow interface to the modules. Defined here so
+//! that `ext/` depends on the router, never the reverse; `ext/hooks.rs` dispatches each event
+//! to the handlers the modules registered, by priority. Each method's default is the RFC's
+//! baseline, which also applies when no module handled the event.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,8 +15,8 @@ use crate::xml::Element;
 
 /// A boxed future of a hook.
 pub type HookFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-/// A boxed future of a yes/no hook.
-pub type BoolFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+/// A boxed future of a hook that may keep (and change) a stanza or stop it (`None`).
+pub type StanzaFuture<'a> = Pin<Box<dyn Future<Output = Option<Element>> + Send + 'a>>;
 
 /// What the extensions do with routing events. Every method has a default that keeps the
 /// RFC's baseline behaviour, so a server without extensions still routes correctly.
@@ -26,11 +29,28 @@ pub trait Hooks: Send + Sync {
         })
     }
 
-    /// Whether a stanza may be routed at all (blocking). When not, the hook has already
-    /// answered the sender as its protocol says.
-    fn allowed<'a>(&'a self, router: &'a Router, stanza: &'a Element) -> BoolFuture<'a> {
-        let _ = (router, stanza);
-        Box::pin(async { true })
+    /// A stanza about to be routed: returned (maybe changed) to go on, or `None` when a
+    /// module stopped it and answered the sender as its protocol says (blocking).
+    fn filter<'a>(&'a self, router: &'a Router, stanza: Element) -> StanzaFuture<'a> {
+        let _ = router;
+        Box::pin(async { Some(stanza) })
+    }
+
+    /// A message about to be delivered to (or stored for) local account `to`: returned,
+    /// maybe changed (an archive stamps its id), or `None` when a module took it.
+    fn delivering<'a>(
+        &'a self,
+        router: &'a Router,
+        stanza: Element,
+        to: &'a BareJid,
+    ) -> StanzaFuture<'a> {
+        let _ = (router, to);
+        Box::pin(async { Some(stanza) })
+    }
+
+    /// Stream features the modules add once a client is authenticated (roster versioning…).
+    fn stream_features(&self) -> &[Element] {
+        &[]
     }
 
     /// A bound session sent a presence stanza (broadcast, directed or subscription); `from`

@@ -1,7 +1,10 @@
-//! The router: where a stanza goes (RFC 6120 §10, RFC 6121 §8.5). Local sessions through the
-//! registry, everything that needs the server's knowledge (rosters, offline storage, iqs to the
-//! server) through the [`Hooks`] the extensions implement, and an error back to the sender for
-//! what cannot be delivered. Nothing is dropped silently except what the RFC says to ignore.
+//! The router: where a stanza goes (RFC 6120 §10, RFC 6121 §8.5). The route table
+//! (`routes.rs`) says what a domain is: a served host, whose accounts' sessions are found in
+//! the registry by the RFC 6121 rules here; a service with its own domain (file upload; group
+//! chat next); or a remote domain (federation is to plug in there). What needs the modules'
+//! knowledge (rosters, offline storage, blocking, iqs to the server) goes through [`Hooks`], the
+//! one interface to `ext/`; what cannot be delivered goes back to its sender as an error.
+//! Nothing is dropped silently except what the RFC says to ignore.
 
 pub mod hooks;
 pub mod routes;
@@ -10,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use jid::{BareJid, FullJid, Jid};
 
-pub use hooks::{BoolFuture, HookFuture, Hooks, NoHooks};
+pub use hooks::{HookFuture, Hooks, NoHooks, StanzaFuture};
 pub use routes::{Route, Routes, Service};
 
 use crate::session::{Batch, DeliveryError, Registry, SessionHandle, SessionMsg};
@@ -70,9 +73,9 @@ impl Router {
 
     /// Routes a stanza whose `from` is already stamped.
     pub async fn route(&self, stanza: Element) {
-        if !self.hooks().allowed(self, &stanza).await {
+        let Some(stanza) = self.hooks().filter(self, stanza).await else {
             return;
-        }
+        };
         let to = match stanza.attr("to").map(Jid::new) {
             Some(Ok(j)) => j,
             Some(Err(_)) => return self.bounce(&stanza, ErrorCondition::JidMalformed),
@@ -110,6 +113,13 @@ impl Router {
         if let Some(h) = self.registry.get(&to) {
             let id = h.id;
             let is_message = stanza.name() == "message";
+            let stanza = match is_message {
+                true => match self.hooks().delivering(self, stanza, &to.to_bare()).await {
+                    Some(s) => s,
+                    None => return,
+                },
+                false => stanza,
+            };
             let copy = is_message.then(|| stanza.clone());
             if self.deliver(&h, stanza)
                 && let Some(m) = copy
@@ -137,24 +147,28 @@ impl Router {
     async fn to_bare(&self, stanza: Element, to: BareJid) {
         match stanza.name() {
             "message" => {
-                let kind = stanza.attr("type").unwrap_or("normal");
-                if kind == "error" {
+                let kind = stanza.attr("type");
+                let headline = kind == Some("headline");
+                if kind == Some("error") {
                     return;
                 }
-                if kind == "groupchat" {
+                if kind == Some("groupchat") {
                     // §8.5.2.1.1: groupchat to a bare JID.
                     return self.bounce(&stanza, ErrorCondition::ServiceUnavailable);
                 }
+                let Some(stanza) = self.hooks().delivering(self, stanza, &to).await else {
+                    return;
+                };
                 let mut targets = self.registry.available(&to);
                 if targets.is_empty() {
                     // §8.5.2.2.1: headline is ignored; chat and normal go to offline storage
                     // or back as an error (the hook decides).
-                    if kind != "headline" {
+                    if !headline {
                         self.hooks().message_unrouted(self, stanza, to).await;
                     }
                     return;
                 }
-                if kind != "headline" {
+                if !headline {
                     // chat and normal: the resources of highest priority (§8.5.2.1.1).
                     let top = targets.iter().map(|t| t.1).max().unwrap_or(0);
                     targets.retain(|t| t.1 == top);

@@ -6,6 +6,7 @@ pub mod presence;
 mod push;
 mod subscription;
 
+use crate::ext::hooks::{Closed, Flow, HookFut, PresenceIn, PresenceOut};
 use std::sync::Arc;
 
 use jid::{BareJid, Jid};
@@ -193,4 +194,41 @@ async fn set(ctx: &Ctx, router: &Router, iq: &Element, query: &Element, me: &Bar
 /// Registers the roster handler.
 pub fn register(r: &mut Registrar) {
     r.iq(NS, Arc::new(Roster));
+    // Roster versioning (RFC 6121 §2.6.1).
+    r.stream_feature(crate::xml::Element::new("ver", NS_VER));
+    r.hooks.presence_out.add(0, "roster", on_presence_out);
+    r.hooks.presence_in.add(0, "roster", on_presence_in);
+    r.hooks.closed.add(0, "roster", on_closed);
+}
+
+/// A session's presence: broadcast, directed or a subscription; then, at initial presence,
+/// the subscription requests that waited (presence goes to every available resource, whatever
+/// its priority).
+fn on_presence_out<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut PresenceOut) -> HookFut<'a> {
+    Box::pin(async move {
+        let Some(stanza) = e.stanza.take() else {
+            return Flow::Next;
+        };
+        e.became = presence::outbound(ctx, router, &e.session, stanza).await;
+        if e.became.initial {
+            presence::deliver_pending_requests(ctx, router, &e.session).await;
+        }
+        Flow::Next
+    })
+}
+
+fn on_presence_in<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut PresenceIn) -> HookFut<'a> {
+    Box::pin(async move {
+        if let Some(stanza) = e.stanza.take() {
+            presence::inbound(ctx, router, stanza, e.to.clone()).await;
+        }
+        Flow::Stop
+    })
+}
+
+fn on_closed<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Closed) -> HookFut<'a> {
+    Box::pin(async move {
+        presence::session_closed(ctx, router, e.last.clone()).await;
+        Flow::Next
+    })
 }

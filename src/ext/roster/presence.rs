@@ -19,16 +19,7 @@ use crate::stanza::shared::SharedStanza;
 use crate::stream::NS_CLIENT;
 use crate::xml::{Element, Limits, parse_fragment};
 
-/// What a session's presence changed.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Became {
-    /// It was the session's initial presence.
-    pub initial: bool,
-    /// The session can now receive messages to the bare JID (available with a non-negative
-    /// priority, RFC 6121 §8.5.2.1.1), and could not before: offline messages are for it now
-    /// (XEP-0160 §3), not for a resource of negative priority.
-    pub reachable: bool,
-}
+pub use crate::ext::hooks::Became;
 
 /// A session sent presence; says what it changed.
 pub async fn outbound(

@@ -15,6 +15,7 @@
 mod csi;
 pub mod driver;
 mod limits;
+pub mod memory;
 mod negotiate;
 mod output;
 mod register;

@@ -108,8 +108,10 @@ impl C2s {
                     f.append_child(crate::stream::compress::feature());
                 }
                 f.append_child(Element::new("bind", NS_BIND));
-                // Roster versioning (RFC 6121 §2.6.1).
-                f.append_child(Element::new("ver", crate::ext::roster::NS_VER));
+                // What the modules add (roster versioning, RFC 6121 §2.6.1).
+                for el in self.shared.router.hooks().stream_features() {
+                    f.append_child(el.clone());
+                }
                 f.append_child(Element::new("csi", super::csi::NS));
                 if self.shared.config.c2s.stream_management {
                     f.append_child(Element::new("sm", crate::stream::sm::NS));
