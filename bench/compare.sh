@@ -8,7 +8,8 @@
 #
 # Scenarios: s1 (idle, TLS), s1p (idle, plain TCP: each server started with TLS not required),
 # s2 (chat), s3 (presence, rosters of 100 in groups), s3h (presence, HUBS users with rosters of
-# HUB_CONTACTS), s4 (logins).
+# HUB_CONTACTS), s4 (logins); s1w and s2w are s1 and s2 over WebSocket (RFC 7395) on each
+# server's loopback HTTP port (ws://, no TLS, as behind a reverse proxy).
 # Sizes (environment): IDLE_COUNTS="1000 10000" PLAIN_COUNTS=10000 CHAT_USERS=1000
 # FANOUT_USERS=505 FANOUT_CONTACTS=100 HUBS=20 HUB_CONTACTS=1000 LOGINS=2000 CHAT_STEP=5
 # SERVERS="xmppd prosody ejabberd" MECH=SCRAM-SHA-1
@@ -17,7 +18,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPS=${REPS:-3}
 SERVERS=${SERVERS:-"xmppd prosody ejabberd"}
-SCENARIOS=${SCENARIOS:-"s1 s1p s2 s3 s3h s4"}
+SCENARIOS=${SCENARIOS:-"s1 s1p s2 s3 s3h s4 s1w s2w"}
 IDLE_COUNTS=${IDLE_COUNTS:-"1000 10000"}
 PLAIN_COUNTS=${PLAIN_COUNTS:-10000}
 CHAT_USERS=${CHAT_USERS:-1000}
@@ -34,6 +35,9 @@ RUN=${RUN:-$ROOT/bench/runs/$(date +%Y%m%d-%H%M%S)}
 BENCH=$ROOT/target/release/xmppd-bench
 XMPPD=$ROOT/target/release/xmppd
 declare -A PORT=([xmppd]=25222 [prosody]=25223 [ejabberd]=25224)
+# HTTP, for XMPP over WebSocket (s1w, s2w).
+declare -A HTTP=([xmppd]=25280 [prosody]=25281 [ejabberd]=25282)
+WS_PATH=/xmpp-websocket
 
 log() { echo "[compare $(date +%H:%M:%S)] $*" >&2; }
 
@@ -66,7 +70,7 @@ cat "$RUN/certs/localhost.key" "$RUN/certs/localhost.crt" >"$RUN/certs/localhost
 
 # --- starting and stopping ---------------------------------------------------------------
 # TLSREQ=false (s1p) starts a server with TLS offered but not required.
-fill() { sed "s#DIR#$2#g; s#PORT#$3#g; s#TLSREQ#${TLSREQ:-true}#g" "$1"; }
+fill() { sed "s#DIR#$2#g; s#\bHTTPPORT\b#$4#g; s#\bPORT\b#$3#g; s#TLSREQ#${TLSREQ:-true}#g" "$1"; }
 
 wait_port() {
     for _ in $(seq 1 120); do
@@ -77,22 +81,22 @@ wait_port() {
 }
 
 start() { # server → prints its PID
-    local s=$1 dir=$RUN/$1 port=${PORT[$1]}
+    local s=$1 dir=$RUN/$1 port=${PORT[$1]} http=${HTTP[$1]}
     mkdir -p "$dir/data"
     case $s in
     xmppd)
-        fill "$ROOT/bench/xmppd.toml" "$dir" "$port" >"$dir/xmppd.toml"
+        fill "$ROOT/bench/xmppd.toml" "$dir" "$port" "$http" >"$dir/xmppd.toml"
         "$XMPPD" -c "$dir/xmppd.toml" serve >>"$dir/out.log" 2>&1 &
         echo $! >"$dir/pid" ;;
     prosody)
         mkdir -p "$dir/certs" && cp "$RUN"/certs/* "$dir/certs/"
-        fill "$ROOT/bench/prosody.cfg.lua" "$dir" "$port" >"$dir/prosody.cfg.lua"
+        fill "$ROOT/bench/prosody.cfg.lua" "$dir" "$port" "$http" >"$dir/prosody.cfg.lua"
         prosody --config "$dir/prosody.cfg.lua" -F >>"$dir/out.log" 2>&1 &
         echo $! >"$dir/pid" ;;
     ejabberd)
         mkdir -p "$dir/certs" "$dir/spool" "$dir/logs" && cp "$RUN"/certs/* "$dir/certs/"
-        fill "$ROOT/bench/ejabberd.yml" "$dir" "$port" >"$dir/ejabberd.yml"
-        fill "$ROOT/bench/ejabberdctl.cfg" "$dir" "$port" >"$dir/ejabberdctl.cfg"
+        fill "$ROOT/bench/ejabberd.yml" "$dir" "$port" "$http" >"$dir/ejabberd.yml"
+        fill "$ROOT/bench/ejabberdctl.cfg" "$dir" "$port" "$http" >"$dir/ejabberdctl.cfg"
         cp /etc/ejabberd/inetrc "$dir/" 2>/dev/null || true
         chown -R ejabberd "$dir" 2>/dev/null || true
         su ejabberd -s /bin/sh -c "ulimit -n $(ulimit -n); exec ejabberdctl --config-dir '$dir' \
@@ -102,6 +106,7 @@ start() { # server → prints its PID
         pgrep -f "beam.smp.*bench@localhost" | head -1 >"$dir/pid" ;;
     esac
     wait_port "$port"
+    wait_port "$http"
     cat "$dir/pid"
 }
 
@@ -116,7 +121,11 @@ stop() {
 bench() { # server pid rep label args… → appends figures to results.tsv; a non-empty label
     local s=$1 pid=$2 rep=$3 label=$4; shift 4 # replaces the figures' prefix (s1. → s1_1000.)
     log "$s rep $rep: $*"
-    timeout 1800 "$BENCH" --port "${PORT[$s]}" --mech "$MECH" --server-pid "$pid" --sources 8 "$@" \
+    # WS=1: the sessions run over WebSocket on the server's HTTP port.
+    local port=${PORT[$s]} ws=()
+    [ -n "${WS:-}" ] && port=${HTTP[$s]} ws=(--tls none --ws "$WS_PATH")
+    timeout 1800 "$BENCH" --port "$port" "${ws[@]}" --mech "$MECH" --server-pid "$pid" \
+        --sources 8 "$@" \
         2>>"$RUN/$s/bench.log" | tee -a "$RUN/$s/figures.log" |
         awk -v s="$s" -v r="$rep" -v l="$label" '$1 == "figure" { n = $2;
             if (l != "") sub(/^[^.]*/, l, n); print r "\t" s "\t" n "\t" $3 "\t" $4 }' >>"$RESULTS" ||
@@ -175,6 +184,13 @@ for rep in $(seq 1 "$REPS"); do
                     stop "$s"
                 done ;;
             s2) pid=$(start "$s"); bench "$s" "$pid" "$rep" "" chat --users "$CHAT_USERS" \
+                    --step "$CHAT_STEP" --latency-at "$LATENCY_AT"; stop "$s" ;;
+            s1w) for n in $IDLE_COUNTS; do
+                    pid=$(start "$s"); sleep 2
+                    WS=1 bench "$s" "$pid" "$rep" "s1ws_$n" idle --count "$n" --hold 5
+                    stop "$s"
+                done ;;
+            s2w) pid=$(start "$s"); WS=1 bench "$s" "$pid" "$rep" s2ws chat --users "$CHAT_USERS" \
                     --step "$CHAT_STEP" --latency-at "$LATENCY_AT"; stop "$s" ;;
             s3) pid=$(start "$s"); bench "$s" "$pid" "$rep" "" fanout --users "$FANOUT_USERS" \
                     --contacts "$FANOUT_CONTACTS" --waves 3; stop "$s" ;;

@@ -1,5 +1,6 @@
 -- Prosody as bench/compare.sh runs it: Debian's Prosody with the modules that match what xmppd
--- does by default (roster, presence, offline, carbons, blocking, ping, version, disco), SCRAM
+-- does by default (roster, presence, offline, carbons, blocking, ping, version, disco,
+-- WebSocket on loopback HTTP), SCRAM
 -- with hashed passwords, TLS required, in-band registration open, no rate limits (mod_limits
 -- is not loaded), registration throttling off. Placeholders are filled in by compare.sh.
 run_as_root = true
@@ -13,12 +14,16 @@ c2s_interfaces = { "127.0.0.1" }
 legacy_ssl_ports = { }
 s2s_ports = { }
 component_ports = { }
-http_ports = { }
+http_ports = { HTTPPORT }
+http_interfaces = { "127.0.0.1" }
 https_ports = { }
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "carbons"; "blocklist"; "ping"; "register";
-	"version"; "offline";
+	"version"; "offline"; "websocket";
 }
+-- XMPP over WebSocket on loopback (the s1w/s2w scenarios), as xmppd treats a loopback
+-- connection: private, so SASL is allowed on ws://.
+consider_websocket_secure = true
 modules_disabled = { "s2s" }
 authentication = "internal_hashed"
 c2s_require_encryption = TLSREQ

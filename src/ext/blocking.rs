@@ -232,7 +232,7 @@ impl Blocking {
             if let Some(info) = router.registry.info(&from) {
                 router
                     .registry
-                    .set_flag(&from, info.handle.id, Flag::Blocklist, true);
+                    .set_flag(&from, info.handle.id, pushes(), true);
             }
             let mut list = Element::new("blocklist", NS);
             let Ok(current) = cache.list(ctx, &me).await else {
@@ -306,7 +306,7 @@ fn push(router: &Router, me: &BareJid, what: &str, jids: &[String]) {
         .registry
         .sessions(me)
         .into_iter()
-        .filter(|s| s.blocklist)
+        .filter(|s| s.has(pushes()))
     {
         let iq = Element::new("iq", NS_CLIENT)
             .with_attr("type", "set")
@@ -349,6 +349,12 @@ impl IqHandler for Handler {
 }
 
 /// Registers the handler and the feature.
+/// Sessions that requested the blocklist get blocklist pushes (XEP-0191 §3.3).
+pub(crate) fn pushes() -> Flag {
+    static FLAG: std::sync::OnceLock<Flag> = std::sync::OnceLock::new();
+    *FLAG.get_or_init(|| Flag::named("blocking"))
+}
+
 pub fn register(r: &mut Registrar) {
     r.iq(NS, Arc::new(Handler));
     r.feature(NS);

@@ -51,7 +51,7 @@ pub fn sent(router: &Router, session: &SessionHandle, m: &Element) {
     }
     let targets = router
         .registry
-        .carbon_targets(bare_str(&session.jid), &[session.id]);
+        .flagged(bare_str(&session.jid), enabled(), &[session.id]);
     if targets.is_empty() {
         return;
     }
@@ -67,7 +67,7 @@ pub fn received(router: &Router, m: &Element, to: &BareJid, delivered: &[u64]) {
     if !eligible(m) {
         return;
     }
-    for h in router.registry.carbon_targets(to.as_str(), delivered) {
+    for h in router.registry.flagged(to.as_str(), enabled(), delivered) {
         router.deliver(&h, wrap("received", to, &h, m));
     }
 }
@@ -88,7 +88,7 @@ impl IqHandler for Carbons {
             if let Some(info) = router.registry.info(&from) {
                 router
                     .registry
-                    .set_flag(&from, info.handle.id, Flag::Carbons, on);
+                    .set_flag(&from, info.handle.id, enabled(), on);
             }
             iq_result(iq)
         })
@@ -96,6 +96,12 @@ impl IqHandler for Carbons {
 }
 
 /// Registers the handler and the feature.
+/// Sessions that enabled carbons (XEP-0280 §4).
+pub(crate) fn enabled() -> Flag {
+    static FLAG: std::sync::OnceLock<Flag> = std::sync::OnceLock::new();
+    *FLAG.get_or_init(|| Flag::named("carbons"))
+}
+
 pub fn register(r: &mut Registrar) {
     r.iq(NS, Arc::new(Carbons));
     r.feature(NS);

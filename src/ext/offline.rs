@@ -5,6 +5,7 @@
 //! to its sender as an error: nothing is lost silently.
 
 use crate::ext::hooks::{Flow, HookFut, PresenceOut, Unrouted};
+use crate::session::Flag;
 use jid::BareJid;
 
 use super::{Ctx, Registrar, account};
@@ -169,7 +170,7 @@ pub async fn deliver(ctx: &Ctx, router: &Router, session: &SessionHandle) {
     let acks = router
         .registry
         .info(&session.jid)
-        .is_some_and(|i| i.handle.id == session.id && i.acks);
+        .is_some_and(|i| i.handle.id == session.id && i.has(Flag::ACKS));
     let rows = if acks {
         ctx.storage.offline.claim_all(host, user).await
     } else {

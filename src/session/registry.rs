@@ -110,14 +110,8 @@ struct Entry {
     /// The last available broadcast presence (RFC 6121 §4.2); `None` while unavailable.
     presence: Option<Arc<Element>>,
     priority: i8,
-    /// Requested the roster, so it gets roster pushes (RFC 6121 §2.1.6).
-    interested: bool,
-    /// Enabled message carbons (XEP-0280).
-    carbons: bool,
-    /// Requested the blocklist, so it gets blocklist pushes (XEP-0191).
-    blocklist: bool,
-    /// Enabled stream management (XEP-0198): it acknowledges what it receives.
-    acks: bool,
+    /// The flags modules set on it ([`Flag`]).
+    flags: u32,
     /// Full or bare JIDs this session sent directed presence to (RFC 6121 §4.6), at most
     /// `im.max_directed_presences`; shared with snapshots, copied only when it changes.
     directed: Arc<HashSet<String>>,
@@ -132,16 +126,17 @@ pub struct SessionInfo {
     pub presence: Option<Arc<Element>>,
     /// Its priority.
     pub priority: i8,
-    /// Gets roster pushes.
-    pub interested: bool,
-    /// Gets carbons.
-    pub carbons: bool,
-    /// Gets blocklist pushes.
-    pub blocklist: bool,
-    /// Acknowledges what it receives (XEP-0198).
-    pub acks: bool,
+    /// The flags modules set on it.
+    pub flags: u32,
     /// Where it sent directed presence.
     pub directed: Arc<HashSet<String>>,
+}
+
+impl SessionInfo {
+    /// Whether `flag` is set.
+    pub fn has(&self, flag: Flag) -> bool {
+        self.flags & flag.0 != 0
+    }
 }
 
 impl Entry {
@@ -150,26 +145,36 @@ impl Entry {
             handle: self.handle.clone(),
             presence: self.presence.clone(),
             priority: self.priority,
-            interested: self.interested,
-            carbons: self.carbons,
-            blocklist: self.blocklist,
-            acks: self.acks,
+            flags: self.flags,
             directed: self.directed.clone(),
         }
     }
 }
 
-/// A per-session flag.
-#[derive(Debug, Clone, Copy)]
-pub enum Flag {
-    /// Roster pushes.
-    Interested,
-    /// Message carbons.
-    Carbons,
-    /// Blocklist pushes (XEP-0191 §3.3).
-    Blocklist,
-    /// Stream management enabled (XEP-0198).
-    Acks,
+/// A per-session mark that a module owns (roster pushes wanted, carbons on, …): modules name
+/// their flags ([`Flag::named`], once), the registry keeps them as bits of one word, so a new
+/// module adds no field here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag(u32);
+
+impl Flag {
+    /// Stream management enabled (XEP-0198): the session acknowledges what it receives.
+    pub const ACKS: Flag = Flag(1);
+
+    /// The flag called `name` (the same for every call with that name); at most 31 names
+    /// (a 32nd and later share the last bit, which only costs precision).
+    pub fn named(name: &'static str) -> Flag {
+        static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+        let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+        let i = match names.iter().position(|n| *n == name) {
+            Some(i) => i,
+            None => {
+                names.push(name);
+                names.len() - 1
+            }
+        };
+        Flag(1 << (i + 1).min(31))
+    }
 }
 
 /// Result of binding a resource.
@@ -248,10 +253,7 @@ impl Registry {
             handle: handle.clone(),
             presence: None,
             priority: 0,
-            interested: false,
-            carbons: false,
-            blocklist: false,
-            acks: false,
+            flags: 0,
             directed: Arc::default(),
         });
         BindOutcome::Bound { handle, replaced }
@@ -302,11 +304,9 @@ impl Registry {
 
     /// Sets a per-session flag.
     pub fn set_flag(&self, jid: &FullJid, id: u64, flag: Flag, on: bool) {
-        self.with_entry(jid, id, |e| match flag {
-            Flag::Interested => e.interested = on,
-            Flag::Carbons => e.carbons = on,
-            Flag::Blocklist => e.blocklist = on,
-            Flag::Acks => e.acks = on,
+        self.with_entry(jid, id, |e| match on {
+            true => e.flags |= flag.0,
+            false => e.flags &= !flag.0,
         });
     }
 
@@ -384,15 +384,15 @@ impl Registry {
             .unwrap_or_default()
     }
 
-    /// Sessions of `bare` (a normalised bare JID) with message carbons on (XEP-0280), other
-    /// than the ones numbered in `except`: carbons look at every message, so this copies no
-    /// more than the handles.
-    pub fn carbon_targets(&self, bare: &str, except: &[u64]) -> Vec<SessionHandle> {
+    /// Sessions of `bare` (a normalised bare JID) with `flag` set (message carbons on,
+    /// XEP-0280), other than the ones numbered in `except`: carbons look at every message, so
+    /// this copies no more than the handles.
+    pub fn flagged(&self, bare: &str, flag: Flag, except: &[u64]) -> Vec<SessionHandle> {
         let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
         map.get(bare)
             .map(|v| {
                 v.iter()
-                    .filter(|e| e.carbons && !except.contains(&e.handle.id))
+                    .filter(|e| e.flags & flag.0 != 0 && !except.contains(&e.handle.id))
                     .map(|e| e.handle.clone())
                     .collect()
             })
@@ -421,73 +421,4 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn jid(s: &str) -> FullJid {
-        FullJid::new(s).unwrap()
-    }
-
-    #[test]
-    fn conflict_policies() {
-        let r = Registry::new();
-        let (tx, _rx) = crate::session::queue::inbox(4, 1 << 20);
-        let BindOutcome::Bound { handle: a, .. } =
-            r.bind(jid("u@h/r"), tx.clone(), ResourceConflict::KickOld)
-        else {
-            panic!()
-        };
-        assert!(matches!(
-            r.bind(jid("u@h/r"), tx.clone(), ResourceConflict::Refuse),
-            BindOutcome::Conflict
-        ));
-        let BindOutcome::Bound { handle: c, .. } =
-            r.bind(jid("u@h/r"), tx.clone(), ResourceConflict::Random)
-        else {
-            panic!()
-        };
-        assert_ne!(c.jid, a.jid);
-        let BindOutcome::Bound {
-            handle: b,
-            replaced,
-        } = r.bind(jid("u@h/r"), tx, ResourceConflict::KickOld)
-        else {
-            panic!()
-        };
-        assert_eq!(replaced.unwrap().id, a.id);
-        assert_eq!(r.get(&jid("u@h/r")).unwrap().id, b.id);
-        assert_eq!(r.len(), 2);
-        // The kicked session's late unbind must not remove its successor.
-        r.unbind(&jid("u@h/r"), a.id);
-        assert_eq!(r.get(&jid("u@h/r")).unwrap().id, b.id);
-    }
-
-    #[test]
-    fn availability_and_priority() {
-        let r = Registry::new();
-        let (tx, _rx) = crate::session::queue::inbox(4, 1 << 20);
-        let BindOutcome::Bound { handle: a, .. } =
-            r.bind(jid("u@h/a"), tx.clone(), ResourceConflict::KickOld)
-        else {
-            panic!()
-        };
-        let BindOutcome::Bound { handle: b, .. } =
-            r.bind(jid("u@h/b"), tx, ResourceConflict::KickOld)
-        else {
-            panic!()
-        };
-        let bare = a.jid.to_bare();
-        assert!(r.available(&bare).is_empty());
-        let p = Element::new("presence", "jabber:client");
-        assert_eq!(r.set_presence(&a.jid, a.id, Some(p.clone()), 5), None);
-        assert_eq!(
-            r.set_presence(&a.jid, a.id, Some(p.clone()), 5),
-            Some(5),
-            "an update, not initial"
-        );
-        r.set_presence(&b.jid, b.id, Some(p), -1);
-        let av = r.available(&bare);
-        assert_eq!(av.len(), 1);
-        assert_eq!(av[0].0.id, a.id);
-    }
-}
+mod tests;

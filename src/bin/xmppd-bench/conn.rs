@@ -58,6 +58,8 @@ pub struct Target {
     pub addr: SocketAddr,
     pub domain: String,
     pub tls: TlsMode,
+    /// WebSocket path, when the sessions run over WebSocket.
+    pub ws: Option<String>,
     pub mech: Mech,
     pub user_pattern: String,
     pub password: String,
@@ -254,10 +256,17 @@ async fn connect(target: &Target, index: usize) -> Result<(Negotiating, Element)
     tcp.set_nodelay(true)?;
     let name = ServerName::try_from(target.domain.clone())?;
     let connector = TlsConnector::from(target.tls_config.clone());
-    let io: Box<dyn Io> = match target.tls {
+    let mut io: Box<dyn Io> = match target.tls {
         TlsMode::Direct => Box::new(connector.connect(name.clone(), tcp).await?),
         _ => Box::new(tcp),
     };
+    if let Some(path) = &target.ws {
+        if target.tls == TlsMode::Starttls {
+            bail!("a WebSocket has no STARTTLS: use --tls none or --tls direct");
+        }
+        let host = format!("{}:{}", target.domain, target.addr.port());
+        io = Box::new(crate::ws::connect(io, &host, path).await?);
+    }
     let mut n = Negotiating {
         reader: Reader::new(io),
     };

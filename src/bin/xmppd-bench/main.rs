@@ -15,6 +15,7 @@ mod conn;
 mod presence;
 mod scenarios;
 mod stats;
+mod ws;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,10 @@ struct Cli {
     domain: String,
     #[arg(long, value_enum, default_value_t = TlsMode::Starttls)]
     tls: TlsMode,
+    /// XMPP over WebSocket at this path (e.g. /xmpp-websocket) of `--port`, with `--tls none`
+    /// (ws://) or `--tls direct` (wss://).
+    #[arg(long)]
+    ws: Option<String>,
     #[arg(long, value_enum, default_value_t = Mech::Auto)]
     mech: Mech,
     /// Account name pattern; `{}` is the user number.
@@ -155,6 +160,7 @@ async fn run(cli: Cli) -> Result<()> {
         addr: SocketAddr::new(cli.host, cli.port),
         domain: cli.domain,
         tls: cli.tls,
+        ws: cli.ws,
         mech: cli.mech,
         user_pattern: cli.user,
         password: cli.password,

@@ -73,7 +73,7 @@ impl IqHandler for Roster {
                     if let Some(info) = router.registry.info(&from) {
                         router
                             .registry
-                            .set_flag(&from, info.handle.id, Flag::Interested, true);
+                            .set_flag(&from, info.handle.id, interested(), true);
                     }
                     let (ver, items) = match ctx.storage.rosters.items(host, user).await {
                         Ok(x) => x,
@@ -192,6 +192,12 @@ async fn set(ctx: &Ctx, router: &Router, iq: &Element, query: &Element, me: &Bar
 }
 
 /// Registers the roster handler.
+/// Sessions that requested the roster get roster pushes (RFC 6121 §2.1.6).
+pub(crate) fn interested() -> Flag {
+    static FLAG: std::sync::OnceLock<Flag> = std::sync::OnceLock::new();
+    *FLAG.get_or_init(|| Flag::named("roster"))
+}
+
 pub fn register(r: &mut Registrar) {
     r.iq(NS, Arc::new(Roster));
     // Roster versioning (RFC 6121 §2.6.1).

@@ -25,7 +25,7 @@ pub fn push(
         .with_attr("ver", ver.to_string())
         .with_child(el);
     for s in router.registry.sessions(user) {
-        if !s.interested {
+        if !s.has(super::interested()) {
             continue;
         }
         let iq = Element::new("iq", NS_CLIENT)

@@ -150,7 +150,7 @@ impl C2s {
         self.shared.router.registry.set_flag(
             &b.handle.jid,
             b.handle.id,
-            crate::session::Flag::Acks,
+            crate::session::Flag::ACKS,
             true,
         );
         self.write(&enabled);
