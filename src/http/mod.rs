@@ -154,6 +154,9 @@ pub async fn serve(
                 continue;
             }
         };
+        // As on client connections: a WebSocket or BOSH answer goes out at once (Nagle's
+        // algorithm with delayed acks held small writes up to 40 ms).
+        let _ = tcp.set_nodelay(true);
         let conn = Arc::new(Conn {
             peer,
             tls: tls.is_some(),

@@ -7,6 +7,7 @@
 //! Nothing is dropped silently except what the RFC says to ignore.
 
 pub mod hooks;
+pub mod origin;
 pub mod routes;
 
 use std::sync::{Arc, OnceLock};
@@ -14,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use jid::{BareJid, FullJid, Jid};
 
 pub use hooks::{HookFuture, Hooks, NoHooks, StanzaFuture};
+pub use origin::Origin;
 pub use routes::{Route, Routes, Service};
 
 use crate::session::{Batch, DeliveryError, Registry, SessionHandle, SessionMsg};

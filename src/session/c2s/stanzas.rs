@@ -1,13 +1,11 @@
-//! Stanzas of a bound c2s session: `from` checked and stamped (RFC 6120 §8.1.2.1), the session's
-//! own presence recorded (RFC 6121 §4.2, §4.7.2.3), then routed. And the session's end.
-
-use jid::Jid;
+//! Stanzas of a bound c2s session: nonzas (CSI) handled here, stanzas handed to the router as
+//! the client's (`router::origin` checks and stamps `from`, RFC 6120 §8.1.2.1). And the
+//! session's end: every stanza it still holds re-routed.
 
 use super::{C2s, Flow, Phase};
 use crate::router::Router;
-use crate::session::SessionHandle;
-use crate::stanza::{ErrorCondition, check_iq, iq_result, is_stanza};
-use crate::stream::{Condition, NS_BIND, NS_SESSION, StreamError};
+use crate::stanza::is_stanza;
+use crate::stream::{Condition, StreamError};
 use crate::xml::Element;
 
 /// `urn:xmpp:carbons:2`: copies are not re-routed.
@@ -30,12 +28,11 @@ impl C2s {
         flow
     }
 
-    async fn on_bound_stanza(&mut self, mut el: Element) -> Flow {
+    async fn on_bound_stanza(&mut self, el: Element) -> Flow {
         let Phase::Bound(b) = &self.phase else {
             return Flow::Continue;
         };
         let handle = b.handle.clone();
-        let me = handle.jid.clone();
         if el.ns() == super::csi::NS && matches!(el.name(), "active" | "inactive") {
             self.on_csi(&el);
             return Flow::Continue;
@@ -49,50 +46,12 @@ impl C2s {
                 format!("unexpected <{}/> in {}", el.name(), el.ns()),
             ));
         }
-        // RFC 6120 §8.1.2.1: a `from` must be the session's full JID or its bare JID.
-        if let Some(from) = el.attr("from") {
-            let ok = match Jid::new(from) {
-                Ok(j) => {
-                    j.to_bare() == me.to_bare() && j.resource().is_none_or(|r| r == me.resource())
-                }
-                Err(_) => false,
-            };
-            if !ok {
-                return Flow::Close(StreamError::with_text(
-                    Condition::InvalidFrom,
-                    "'from' is not this session",
-                ));
-            }
+        // The rules of a client's stanzas are the router's (`router::origin`).
+        let origin = crate::router::Origin::Client(&handle);
+        match self.shared.router.route_from(origin, el).await {
+            Ok(()) => Flow::Continue,
+            Err(e) => Flow::Close(e),
         }
-        el.set_attr("from", me.to_string());
-        match el.name() {
-            "iq" => {
-                if let Err(c) = check_iq(&el) {
-                    return self.reply_error(&el, c);
-                }
-                let to_me = el.attr("to").is_none_or(|t| t == self.host);
-                if to_me && el.get_child("session", NS_SESSION).is_some() {
-                    // The legacy session iq (RFC 3921 §3) is a no-op now.
-                    let reply = iq_result(&el);
-                    self.send(reply);
-                    return Flow::Continue;
-                }
-                if el.get_child("bind", NS_BIND).is_some() {
-                    // One resource per stream (RFC 6120 §7.1), refused as §7.6.2.2 says.
-                    return self.reply_error(&el, ErrorCondition::NotAllowed);
-                }
-            }
-            "presence" => {
-                let router = &self.shared.router;
-                router.hooks().presence_out(router, &handle, el).await;
-                return Flow::Continue;
-            }
-            _ => show_to_own_resources(&self.shared.router, &handle, &el),
-        }
-        let start = std::time::Instant::now();
-        self.shared.router.route(el).await;
-        crate::metrics::routed(start.elapsed());
-        Flow::Continue
     }
 
     /// The session ends: unbind, then re-route what the client did not acknowledge (XEP-0198
@@ -171,12 +130,5 @@ async fn reroute(router: &Router, el: Element) {
             .any(|c| c.ns() == CARBONS && matches!(c.name(), "received" | "sent"));
     if !carbon {
         router.route(el).await;
-    }
-}
-
-/// Messages a session sends are shown to its account's other resources (carbons) first.
-fn show_to_own_resources(router: &Router, session: &SessionHandle, el: &Element) {
-    if el.name() == "message" {
-        router.hooks().message_sent(router, session, el);
     }
 }
