@@ -14,7 +14,7 @@ use crate::stream::NS_CLIENT;
 use crate::xml::Element;
 
 /// `urn:xmpp:carbons:2`
-pub const NS: &str = "urn:xmpp:carbons:2";
+pub use crate::stanza::NS_CARBONS as NS;
 /// XEP-0297 Stanza Forwarding.
 pub const NS_FORWARD: &str = "urn:xmpp:forward:0";
 

@@ -213,6 +213,10 @@ pub const NS_DELAY: &str = "urn:xmpp:delay";
 
 /// `jabber:iq:register` (XEP-0077), before login (c2s) and after (ext).
 pub const NS_REGISTER: &str = "jabber:iq:register";
+/// `urn:xmpp:carbons:2` (XEP-0280): the session core needs it too (a copy is not re-routed).
+pub const NS_CARBONS: &str = "urn:xmpp:carbons:2";
+/// `http://jabber.org/features/iq-register` (XEP-0077 stream feature).
+pub const NS_REGISTER_FEATURE: &str = "http://jabber.org/features/iq-register";
 
 /// A XEP-0203 `<delay/>` stamped by `from` at `ms` (milliseconds since the epoch): offline
 /// messages and stanzas resent after a resumption carry one.

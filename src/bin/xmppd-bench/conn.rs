@@ -23,11 +23,9 @@ use xmppd::stream::sasl::scram_client::{SaltCache, ScramClient};
 use xmppd::xml::Element;
 use xmppd::xml::parser::{Limits, StreamEvent, StreamParser};
 
-const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
-const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
-const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
-const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
-const NS_REGISTER_FEATURE: &str = "http://jabber.org/features/iq-register";
+use xmppd::stanza::{NS_REGISTER_FEATURE, NS_STANZAS as STANZAS};
+use xmppd::stream::sasl::NS as NS_SASL;
+use xmppd::stream::{NS_BIND, NS_SESSION, NS_STREAMS as STREAMS, NS_TLS};
 
 /// How TLS is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -209,8 +207,6 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         }
     }
 }
-
-const STREAMS: &str = "http://etherx.jabber.org/streams";
 
 /// A connection during negotiation: one object that reads and writes.
 struct Negotiating {
@@ -459,8 +455,6 @@ pub async fn register(target: &Target, index: usize) -> Result<()> {
         ),
     }
 }
-
-const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 /// Writes a whole string.
 pub async fn send<W: AsyncWrite + Unpin>(w: &mut W, s: &str) -> Result<()> {

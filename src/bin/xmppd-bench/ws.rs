@@ -20,7 +20,7 @@ use xmppd::xml::parser::{Limits, StreamEvent, StreamParser};
 
 use crate::conn::Io;
 
-const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
+use xmppd::session::c2s::NS_FRAMING as FRAMING;
 /// What an `<open/>` from the server becomes for the scenarios' stream parser.
 const HEADER: &[u8] = b"<stream:stream xmlns='jabber:client' \
     xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";

@@ -12,7 +12,7 @@ use crate::xml::Element;
 /// `jabber:iq:register`
 pub use crate::stanza::NS_REGISTER as NS;
 /// The stream feature advertising it.
-pub const NS_FEATURE: &str = "http://jabber.org/features/iq-register";
+pub use crate::stanza::NS_REGISTER_FEATURE as NS_FEATURE;
 
 impl C2s {
     /// Whether a pre-login registration may be attempted on this stream now.

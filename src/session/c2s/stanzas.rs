@@ -8,8 +8,7 @@ use crate::stanza::is_stanza;
 use crate::stream::{Condition, StreamError};
 use crate::xml::Element;
 
-/// `urn:xmpp:carbons:2`: copies are not re-routed.
-const CARBONS: &str = "urn:xmpp:carbons:2";
+use crate::stanza::NS_CARBONS as CARBONS;
 
 impl C2s {
     pub(super) async fn on_bound_element(&mut self, el: Element) -> Flow {
