@@ -131,6 +131,9 @@ impl Server {
             let _ = crate::metrics::handle();
         }
         let web = !config.http.listen.is_empty() || !config.http.tls_listen.is_empty();
+        if config.upload.enabled && !web {
+            warn!("file upload is enabled but no HTTP listener is configured: upload is off");
+        }
         let uploads = (config.upload.enabled && web)
             .then(|| crate::http::upload::Uploads::new(server.storage.clone(), config.clone()));
         let http = Arc::new(crate::http::HttpState {

@@ -276,3 +276,20 @@ async fn a_client_that_never_polls_holds_a_bounded_pool_and_loses_nothing() {
         "every message once: delivered {got:?}, bounced {bounced:?}"
     );
 }
+
+#[tokio::test]
+async fn a_polling_client_may_not_spin() {
+    let t = TestServer::start(|_| {}).await;
+    // hold='0': every request is answered at once, so empty ones must be `polling` apart.
+    let (mut b, created) = Bosh::create(http(&t), 10, 0).await;
+    assert!(
+        created.contains("hold='0'") && created.contains("polling='2'"),
+        "{created}"
+    );
+    let first = b.send("").await;
+    assert!(!first.contains("terminate"), "{first}");
+    let second = b.send("").await;
+    assert!(second.contains("condition='policy-violation'"), "{second}");
+    let after = b.send("").await;
+    assert!(after.contains("condition='item-not-found'"), "{after}");
+}

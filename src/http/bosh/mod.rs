@@ -35,6 +35,8 @@ pub use session::{Bosh, Request};
 pub const NS_HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
 /// `urn:xmpp:xbosh` (XEP-0206)
 pub const NS_XBOSH: &str = "urn:xmpp:xbosh";
+/// Shortest time between two empty requests of a polling session (`hold='0'`), in seconds.
+const POLLING_SECS: u64 = 2;
 
 /// The sessions by `sid`.
 #[derive(Default)]
@@ -95,7 +97,7 @@ impl Settings {
             ("hold", self.hold.to_string()),
             ("requests", self.requests.to_string()),
             ("inactivity", self.inactivity.to_string()),
-            ("polling", "2".into()),
+            ("polling", POLLING_SECS.to_string()),
             ("ver", "1.11".into()),
             ("from", self.host.clone()),
             ("secure", self.secure.to_string()),

@@ -61,6 +61,8 @@ pub struct Bosh {
     terminate: Option<&'static str>,
     /// When the last request came (inactivity counts from the last answer after it).
     last_request: Instant,
+    /// When the last empty request was taken (the polling rule of a session with hold 0).
+    last_empty: Option<Instant>,
 }
 
 impl Bosh {
@@ -89,6 +91,7 @@ impl Bosh {
             awaiting_restart: false,
             terminate: None,
             last_request: Instant::now(),
+            last_empty: None,
         }
     }
 
@@ -128,6 +131,28 @@ impl Bosh {
     async fn take_turn(&mut self, s: &mut C2s, req: Request) -> Flow {
         self.next_rid += 1;
         let body = req.body;
+        // §11: a polling client (hold 0, answered at once) may not send empty requests faster
+        // than `polling` seconds apart; it would spin the server.
+        let empty = body.children.is_empty() && !body.restart && !body.terminate;
+        if empty && self.settings.hold == 0 && self.created {
+            let now = Instant::now();
+            let polling = Duration::from_secs(super::POLLING_SECS);
+            if self
+                .last_empty
+                .is_some_and(|t| now.duration_since(t) < polling)
+            {
+                let _ = req.reply.send(Arc::new(write_body(
+                    &[
+                        ("type", "terminate".into()),
+                        ("condition", "policy-violation".into()),
+                    ],
+                    &[],
+                )));
+                self.terminate = Some("policy-violation");
+                return Flow::End;
+            }
+            self.last_empty = Some(now);
+        }
         if let Some(ack) = body.ack {
             self.answers.retain(|(rid, _)| *rid > ack);
         }
