@@ -191,6 +191,47 @@ fn parse(data: &[u8], limits: Limits) -> Option<Body> {
     })
 }
 
+/// Whether `sid` names a session that has authenticated.
+fn authenticated(state: &HttpState, sid: Option<&str>) -> bool {
+    sid.and_then(|s| state.bosh.get(s))
+        .is_some_and(|e| e.authenticated.load(Ordering::Relaxed))
+}
+
+/// Reads a request's body: at most the pre-authentication size
+/// (`c2s.max_stanza_size_before_auth`), unless its `<body sid='…'>`, which comes first, names a
+/// session that has authenticated; then at most `c2s.max_stanza_size`. An anonymous peer so
+/// makes the server hold no more than on TCP before authentication.
+async fn read_body(state: &HttpState, body: HttpBody) -> Result<Vec<u8>, &'static str> {
+    use futures_util::StreamExt;
+    let c = &state.c2s.config.c2s;
+    let small = c.max_stanza_size_before_auth.min(c.max_stanza_size);
+    let mut limit = small;
+    let mut data = Vec::new();
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        data.extend_from_slice(&chunk.map_err(|_| "bad-request")?);
+        if data.len() > limit {
+            if limit == small && authenticated(state, sid_of(&data).as_deref()) {
+                limit = c.max_stanza_size;
+            }
+            if data.len() > limit {
+                return Err("policy-violation");
+            }
+        }
+    }
+    Ok(data)
+}
+
+/// The `sid` of a request body's start tag, once it is complete.
+fn sid_of(data: &[u8]) -> Option<String> {
+    let mut p = StreamParser::new(Limits::default());
+    let mut input = data;
+    match p.next(&mut input).ok()?? {
+        StreamEvent::Header(h) => h.attr("sid").map(str::to_string),
+        _ => None,
+    }
+}
+
 /// The CORS headers for `origin`, if it may use BOSH.
 fn cors(state: &HttpState, headers: &HeaderMap) -> Option<Vec<(header::HeaderName, HeaderValue)>> {
     let allowed = &state.c2s.config.http.bosh_origins;
@@ -256,9 +297,9 @@ pub async fn request(
     let Some(cors) = cors(&state, &headers) else {
         return (StatusCode::FORBIDDEN, "this Origin may not use BOSH\n").into_response();
     };
-    let data = match axum::body::to_bytes(body, config.c2s.max_stanza_size).await {
+    let data = match read_body(&state, body).await {
         Ok(d) => d,
-        Err(_) => return xml_response(cors, terminate("policy-violation")),
+        Err(condition) => return xml_response(cors, terminate(condition)),
     };
     // Parsed with the pre-authentication limits first (a new session's, or one before SASL);
     // an authenticated session's body is parsed again with its own when they refused it. A
@@ -269,14 +310,7 @@ pub async fn request(
     let body = match parse(&data, small) {
         Some(b) => b,
         None => match parse(&data, big) {
-            Some(b)
-                if b.sid
-                    .as_deref()
-                    .and_then(|s| state.bosh.get(s))
-                    .is_some_and(|e| e.authenticated.load(Ordering::Relaxed)) =>
-            {
-                b
-            }
+            Some(b) if authenticated(&state, b.sid.as_deref()) => b,
             _ => return xml_response(cors, terminate("bad-request")),
         },
     };
