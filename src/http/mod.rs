@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router as Routes;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -67,6 +66,13 @@ pub struct Conn {
     pub tls: bool,
     /// The connection's slot in the limits, taken by a session the connection turns into.
     guard: Mutex<Option<ConnGuard>>,
+}
+
+impl Conn {
+    /// Takes the connection's slot (a WebSocket session holds it from now on).
+    pub fn take_guard(&self) -> Option<ConnGuard> {
+        self.guard.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 impl Conn {
@@ -218,27 +224,9 @@ async fn serve_conn<IO>(
 async fn ws(
     State(s): State<Arc<HttpState>>,
     Extension(conn): Extension<Arc<Conn>>,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    req: Request,
 ) -> Response {
-    let client = conn.client(&s.proxies, &headers);
-    // The session takes over the connection's slot; behind a proxy, its client's too.
-    let mut guard = conn.guard.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if s.proxies.trusts(conn.peer.ip()) {
-        match s.c2s.limits.admit_forwarded(client.addr.ip()) {
-            Ok(g) => {
-                guard = Some(match guard {
-                    Some(c) => c.join(g),
-                    None => g,
-                })
-            }
-            Err(why) => {
-                tracing::debug!(client = %client.addr, ?why, "WebSocket refused by limits");
-                return (StatusCode::TOO_MANY_REQUESTS, "too many connections\n").into_response();
-            }
-        }
-    }
-    websocket::upgrade(s.clone(), client, guard, &headers, upgrade).await
+    websocket::upgrade(s, conn, req).await
 }
 
 /// `POST /http-bind`: a BOSH request.
