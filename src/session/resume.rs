@@ -7,12 +7,18 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use jid::BareJid;
 use tokio::sync::{mpsc, oneshot};
 
 /// Expired sessions whose `h` is remembered.
 const EXPIRED_KEPT: usize = 10_000;
+/// Time a new connection waits for the owner to hand a session over.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where an owner receives resumption requests.
+pub type Requests<T> = mpsc::Receiver<ResumeRequest<T>>;
 
 /// Why a resumption was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +78,23 @@ impl<T> Resumptions<T> {
         live.get(id)
             .filter(|l| &l.bare == bare)
             .map(|l| l.tx.clone())
+    }
+
+    /// Asks the owner of `id` (if `bare` owns it) to hand its session over, with the client's
+    /// `h`; waits (bounded) for the answer. `None`: no owner answered.
+    pub async fn take_over(&self, id: &str, bare: &BareJid, h: u32) -> Option<Result<T, Refusal>> {
+        let owner = self.lookup(id, bare)?;
+        let (reply, answer) = oneshot::channel();
+        let req = ResumeRequest {
+            bare: bare.clone(),
+            h,
+            reply,
+        };
+        owner.send(req).await.ok()?;
+        tokio::time::timeout(HANDOVER_TIMEOUT, answer)
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     /// The session ended: it can no longer be resumed; its final `h` is remembered for a while.

@@ -12,9 +12,15 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::sm::{self, Wires};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::sm::{Takeover, now_ms};
 use super::wake::{Wake, count_buffer, notified, recv, recv_inbox};
-use super::{C2s, Flow};
+use super::{C2s, Flow, Phase};
+use crate::session::SessionMsg;
+use crate::session::resume::Requests;
 use crate::stream::{Condition, StreamError};
 
 /// Time without input after which a session frees its read and parser buffers.
@@ -85,7 +91,8 @@ pub async fn drive<W: Wire>(mut s: C2s, mut wire: W, mut shutdown: watch::Receiv
             false => deadline,
         };
         let quiet_at = wire.holds_buffer().then(|| last_read + QUIET);
-        let tick_at = match (s.ack_due(), quiet_at) {
+        let ack_at = s.ack_due().map(Instant::from_std);
+        let tick_at = match (ack_at, quiet_at) {
             (Some(a), Some(q)) => Some(a.min(q)),
             (a, q) => a.or(q),
         };
@@ -143,7 +150,7 @@ pub async fn drive<W: Wire>(mut s: C2s, mut wire: W, mut shutdown: watch::Receiv
                 ))
             }
             Wake::Resume(Some(req)) => {
-                if s.hand_over(req, &mut wires) {
+                if s.hand_over(req, &mut wires.inbox, &mut wires.resume) {
                     Flow::Close(StreamError::with_text(
                         Condition::Conflict,
                         "the session was resumed on another connection",
@@ -240,13 +247,91 @@ pub async fn drive<W: Wire>(mut s: C2s, mut wire: W, mut shutdown: watch::Receiv
     drop(wire);
     if lost
         && s.resumable()
-        && let sm::Parked::Resumed = Box::pin(s.park(&mut wires, &mut shutdown)).await
+        && let Parked::Resumed = Box::pin(park(&mut s, &mut wires, &mut shutdown)).await
     {
         debug!("handed over");
         return;
     }
     Box::pin(s.close(wires.inbox.take())).await;
     debug!("disconnected");
+}
+
+/// The channels a session's task listens on, held outside [`C2s`] so `select!` can borrow
+/// them next to the socket.
+#[derive(Default)]
+pub struct Wires {
+    /// The session's inbox (after bind).
+    pub inbox: Option<crate::session::queue::Inbox>,
+    /// Signalled when a newer session took the resource.
+    pub kick: Option<Arc<Notify>>,
+    /// Resumption requests (when resumable).
+    pub resume: Option<Requests<Takeover>>,
+    /// Signalled when the inbox was found full (a slow reader).
+    pub full: Option<Arc<Notify>>,
+}
+
+impl Wires {
+    /// Takes what negotiation just set up (a bind, a resumption, an `<enable/>`).
+    pub(super) fn adopt(&mut self, s: &mut C2s) {
+        if let Some(rx) = s.inbox.take() {
+            self.inbox = Some(rx);
+            if let Phase::Bound(b) = &s.phase {
+                self.kick = Some(b.handle.kicked());
+                self.full = Some(b.handle.full());
+            }
+        }
+        if let Some(rx) = s.resume_rx.take() {
+            self.resume = Some(rx);
+        }
+    }
+}
+
+/// How a detached session's wait ended.
+enum Parked {
+    /// Handed over to a new connection: nothing more to do here.
+    Resumed,
+    /// Timed out, replaced, or the server stops: end the session.
+    Expired,
+}
+
+/// Waits detached for a `<resume/>` until the timeout (XEP-0198 §5). Stanzas for the session
+/// join the unacknowledged queue, within `c2s.max_unacked`.
+async fn park(s: &mut C2s, wires: &mut Wires, shutdown: &mut watch::Receiver<bool>) -> Parked {
+    let timeout = Duration::from_secs(s.shared.config.c2s.resume_timeout_secs);
+    let until = Instant::now() + timeout;
+    debug!("connection lost; waiting {timeout:?} for a resumption");
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => return Parked::Expired,
+            _ = shutdown.changed() => return Parked::Expired,
+            _ = notified(&wires.kick) => return Parked::Expired,
+            req = recv(&mut wires.resume) => match req {
+                Some(req) => if s.hand_over(req, &mut wires.inbox, &mut wires.resume) { return Parked::Resumed },
+                None => return Parked::Expired,
+            },
+            m = recv_inbox(&mut wires.inbox) => match (m, s.sm.as_mut()) {
+                (Some(SessionMsg::Batch(b)), Some(sm)) if !b.claimed.is_empty() => {
+                    for (el, id) in b.stanzas.into_iter().zip(b.claimed) {
+                        sm.sent_claimed(el, now_ms(), Some(id));
+                    }
+                    if s.unacked_over_limit() {
+                        debug!("too many stanzas for a detached session");
+                        return Parked::Expired;
+                    }
+                }
+                (Some(m), Some(sm)) if !matches!(m, SessionMsg::Close(_)) => {
+                    for el in m.into_stanzas() {
+                        sm.sent(el, now_ms());
+                    }
+                    if s.unacked_over_limit() {
+                        debug!("too many stanzas for a detached session");
+                        return Parked::Expired;
+                    }
+                }
+                _ => return Parked::Expired,
+            },
+        }
+    }
 }
 
 /// Resolves when the session's queue overflowed: a write stalled on a slow reader gives up.

@@ -1,16 +1,19 @@
 //! The client-to-server session core (RFC 6120 §4–§7), the same for every transport.
 //!
-//! [`C2s`] owns no socket: a transport's driver ([`driver::Wire`]: TCP in `tcp.rs`,
-//! WebSocket in `crate::http::websocket`) turns what it reads into events (a stream header, an
-//! element, the end of the stream) and writes the [`Output`] that handling them leaves. The
-//! transport describes itself once ([`Link`]: secure or not, channel binding, whether it can
-//! offer STARTTLS or compression) and performs the steps the core asks for ([`Flow`]: start
-//! TLS, start compression, restart the stream, close). Negotiation (`negotiate.rs`), SASL,
-//! binding, stream management (`sm.rs`), CSI (`csi.rs`) and the stanza rules (`stanzas.rs`)
-//! live here; the loop that waits on the transport, the inbox and the timers is `driver.rs`.
+//! [`C2s`] owns no socket and names no runtime: a transport's driver ([`driver::Wire`]: TCP in
+//! `tcp.rs`, WebSocket in `crate::http::websocket`, BOSH in `crate::http::bosh`, in-memory in
+//! `memory.rs`) turns what it reads into events (a stream header, an element, the end of the
+//! stream) and writes the [`Output`] that handling them leaves. The transport describes itself
+//! once ([`Link`]: secure or not, channel binding, whether it can offer STARTTLS or compression)
+//! and performs the steps the core asks for ([`Flow`]: start TLS, start compression, restart
+//! the stream, close). Negotiation (`negotiate.rs`), SASL, binding, stream management (`sm.rs`),
+//! CSI (`csi.rs`) and in-band registration (`register.rs`) live here; the rules of a client's
+//! stanzas are the router's (`router::origin`); the loop that waits on the transport, the inbox
+//! and the timers, and a detached session's wait for its resumption, are `driver.rs`.
 //!
-//! The core still awaits storage (credentials, registration) and the router itself, through
-//! [`Shared`]: those are the server's own services, not the transport's I/O.
+//! What the core needs from the server (credentials, account creation, routing, the
+//! resumption table, password hashing off the I/O threads) it awaits through one interface,
+//! [`Shared`] (`shared.rs`): those are the server's services, not the transport's I/O.
 
 mod csi;
 pub mod driver;
@@ -19,70 +22,23 @@ pub mod memory;
 mod negotiate;
 mod output;
 mod register;
+mod shared;
 mod sm;
 mod stanzas;
 pub mod tcp;
 mod wake;
+pub use driver::Wires;
 pub use output::{Framing, NS_FRAMING, Output, Part};
-pub use sm::{Takeover, Wires};
+pub use shared::Shared;
+pub use sm::Takeover;
 pub use tcp::run;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
-use crate::config::Config;
-use crate::router::Router;
 use crate::session::SessionHandle;
-use crate::storage::Storage;
-use crate::stream::sasl::scram::random_bytes;
 use crate::stream::{StreamError, random_id};
-use crate::transport::ConnLimits;
-use crate::transport::tls::TlsAcceptors;
 use crate::xml::{Element, StreamEvent};
-
-/// What every c2s session shares.
-pub struct Shared {
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// TLS acceptors (absent only when no certificate could be set up and TLS is not required).
-    pub tls: Option<TlsAcceptors>,
-    /// The stores.
-    pub storage: Storage,
-    /// The router (and through it the registry).
-    pub router: Arc<Router>,
-    /// Connection and authentication limits.
-    pub limits: Arc<ConnLimits>,
-    /// Key for the decoy credentials of unknown users (stable for this process).
-    pub decoy_secret: [u8; 32],
-    /// Sessions that can be resumed (XEP-0198).
-    pub resumptions: crate::session::resume::Resumptions<Takeover>,
-    /// Sessions holding a read buffer now ([`Self::read_buffers`] is shared with the server).
-    pub read_buffers: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Shared {
-    /// New shared state.
-    pub fn new(
-        config: Arc<Config>,
-        tls: Option<TlsAcceptors>,
-        storage: Storage,
-        router: Arc<Router>,
-        limits: Arc<ConnLimits>,
-    ) -> Self {
-        Shared {
-            config,
-            tls,
-            storage,
-            router,
-            limits,
-            decoy_secret: random_bytes::<32>(),
-            resumptions: Default::default(),
-            read_buffers: Default::default(),
-        }
-    }
-}
 
 /// What the transport can do and is, as the core needs to know it.
 #[derive(Debug, Clone)]
@@ -169,7 +125,7 @@ pub struct C2s {
     /// Stream management (XEP-0198), once enabled.
     sm: Option<crate::stream::sm::StreamMgmt>,
     /// Resumption requests, made at `<enable resume/>`, until the loop takes them.
-    resume_rx: Option<mpsc::Receiver<sm::Request>>,
+    resume_rx: Option<crate::session::resume::Requests<Takeover>>,
     /// Whether stream compression was started (XEP-0138: once per stream).
     compressed: bool,
     /// Stanzas written that the transport could not hand over, re-routed at close.

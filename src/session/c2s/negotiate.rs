@@ -361,10 +361,7 @@ impl C2s {
             ScramCredentials::decoy(ScramHash::Sha256, bare.as_str(), &self.shared.decoy_secret)
         });
         // PBKDF2 is CPU work: keep it off the I/O threads.
-        let ok = tokio::task::spawn_blocking(move || creds.verify_password(&msg.password))
-            .await
-            .unwrap_or(false)
-            && known;
+        let ok = self.shared.verify_password(creds, msg.password).await && known;
         if ok {
             self.authenticated(bare, &[])
         } else {

@@ -203,12 +203,7 @@ impl C2s {
                 for el in b.stanzas {
                     self.write_stanza(el);
                 }
-                let storage = self.shared.storage.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = storage.offline.delete(&b.claimed).await {
-                        tracing::error!("offline claims not deleted: {e}");
-                    }
-                });
+                self.shared.forget_claims(b.claimed);
             }
         }
     }

@@ -6,7 +6,7 @@ use jid::BareJid;
 
 use super::{C2s, Flow};
 use crate::stanza::{ErrorCondition, iq_result};
-use crate::stream::sasl::scram::{DEFAULT_ITERATIONS, ScramCredentials};
+use crate::stream::sasl::scram::DEFAULT_ITERATIONS;
 use crate::xml::Element;
 
 /// `jabber:iq:register`
@@ -58,13 +58,12 @@ impl C2s {
                 if !self.shared.limits.take_registration(self.link.peer.ip()) {
                     return self.reply_error(&iq, ErrorCondition::PolicyViolation);
                 }
-                let creds = match tokio::task::spawn_blocking(move || {
-                    ScramCredentials::new_set(&password, DEFAULT_ITERATIONS)
-                })
-                .await
-                {
-                    Ok(Ok(c)) => c,
-                    _ => return self.reply_error(&iq, ErrorCondition::NotAcceptable),
+                let Some(creds) = self
+                    .shared
+                    .new_credentials(password, DEFAULT_ITERATIONS)
+                    .await
+                else {
+                    return self.reply_error(&iq, ErrorCondition::NotAcceptable);
                 };
                 match self
                     .shared

@@ -10,17 +10,14 @@
 //! When the timeout expires the session ends like any other: unavailable presence, and every
 //! unacknowledged message re-routed (another resource, offline storage, or an error).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, mpsc, oneshot, watch};
-use tokio::time::Instant;
-use tracing::{debug, info};
+use tracing::info;
 
 use super::csi::Csi;
 use super::{Bound, C2s, Flow, Phase};
-use crate::session::resume::{Refusal, ResumeRequest};
-use crate::session::{SessionHandle, SessionMsg};
+use crate::session::SessionHandle;
+use crate::session::resume::{Refusal, Requests, ResumeRequest};
 use crate::stanza::NS_DELAY;
 use crate::stream::sm::{self, StreamMgmt, TooHigh, parse_h};
 use crate::stream::{Condition, StreamError, random_id};
@@ -31,7 +28,7 @@ use crate::xml::Element;
 pub struct Takeover {
     handle: SessionHandle,
     inbox: Option<crate::session::queue::Inbox>,
-    resume: Option<mpsc::Receiver<Request>>,
+    resume: Option<Requests<Takeover>>,
     sm: StreamMgmt,
     csi: Csi,
 }
@@ -39,49 +36,8 @@ pub struct Takeover {
 /// A resumption request as the owning task receives it.
 pub type Request = ResumeRequest<Takeover>;
 
-/// Time a new connection waits for the owner to hand a session over.
-const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Milliseconds since the epoch (the server's one clock helper).
 pub(super) use crate::storage::now_ms;
-
-/// The channels a session's task listens on, held outside [`C2s`] so `select!` can borrow
-/// them next to the socket.
-#[derive(Default)]
-pub struct Wires {
-    /// The session's inbox (after bind).
-    pub inbox: Option<crate::session::queue::Inbox>,
-    /// Signalled when a newer session took the resource.
-    pub kick: Option<Arc<Notify>>,
-    /// Resumption requests (when resumable).
-    pub resume: Option<mpsc::Receiver<Request>>,
-    /// Signalled when the inbox was found full (a slow reader).
-    pub full: Option<Arc<Notify>>,
-}
-
-impl Wires {
-    /// Takes what negotiation just set up (a bind, a resumption, an `<enable/>`).
-    pub(super) fn adopt(&mut self, s: &mut C2s) {
-        if let Some(rx) = s.inbox.take() {
-            self.inbox = Some(rx);
-            if let Phase::Bound(b) = &s.phase {
-                self.kick = Some(b.handle.kicked());
-                self.full = Some(b.handle.full());
-            }
-        }
-        if let Some(rx) = s.resume_rx.take() {
-            self.resume = Some(rx);
-        }
-    }
-}
-
-/// How a detached session's wait ended.
-pub(super) enum Parked {
-    /// Handed over to a new connection: nothing more to do here.
-    Resumed,
-    /// Timed out, replaced, or the server stops: end the session.
-    Expired,
-}
 
 impl C2s {
     /// `<enable/>`, `<r/>` and `<a/>` of a bound session.
@@ -181,24 +137,7 @@ impl C2s {
             self.write(&sm::failed("bad-request", None));
             return Flow::Continue;
         };
-        let Some(owner) = self.shared.resumptions.lookup(previd, &bare) else {
-            let h = self.shared.resumptions.expired_h(previd, &bare);
-            self.write(&sm::failed("item-not-found", h));
-            return Flow::Continue;
-        };
-        let (reply, answer) = oneshot::channel();
-        let req = ResumeRequest {
-            bare: bare.clone(),
-            h,
-            reply,
-        };
-        let got = match owner.send(req).await {
-            Ok(()) => tokio::time::timeout(HANDOVER_TIMEOUT, answer)
-                .await
-                .ok()
-                .and_then(Result::ok),
-            Err(_) => None,
-        };
+        let got = self.shared.resumptions.take_over(previd, &bare, h).await;
         let t = match got {
             Some(Ok(t)) => t,
             Some(Err(Refusal::BadAck)) => {
@@ -237,7 +176,13 @@ impl C2s {
 
     /// Answers a resumption request: hands this session over (the caller then drops its
     /// connection) or says why not.
-    pub(super) fn hand_over(&mut self, req: Request, wires: &mut Wires) -> bool {
+    /// `inbox` and `resume` are the channels the driver listens on: they go with the session.
+    pub(super) fn hand_over(
+        &mut self,
+        req: Request,
+        inbox: &mut Option<crate::session::queue::Inbox>,
+        resume: &mut Option<Requests<Takeover>>,
+    ) -> bool {
         let Phase::Bound(b) = &self.phase else {
             let _ = req.reply.send(Err(Refusal::NotFound));
             return false;
@@ -258,8 +203,8 @@ impl C2s {
         // connection's next `<a/>`.
         let t = Takeover {
             handle: b.handle.clone(),
-            inbox: wires.inbox.take(),
-            resume: wires.resume.take(),
+            inbox: inbox.take(),
+            resume: resume.take(),
             sm: std::mem::take(sm),
             csi: std::mem::take(&mut self.csi),
         };
@@ -271,8 +216,8 @@ impl C2s {
             }
             Err(Ok(t)) => {
                 // The new connection gave up waiting: keep the session.
-                wires.inbox = t.inbox;
-                wires.resume = t.resume;
+                *inbox = t.inbox;
+                *resume = t.resume;
                 self.sm = Some(t.sm);
                 self.csi = t.csi;
                 false
@@ -314,50 +259,6 @@ impl C2s {
         let after = self.shared.config.c2s.ack_request_after_secs as i64 * 1000;
         let wait = (oldest + after - now_ms()).max(0) as u64;
         Some(Instant::now() + Duration::from_millis(wait))
-    }
-
-    /// Waits detached for a `<resume/>` until the timeout (XEP-0198 §5). Stanzas for the
-    /// session join the unacknowledged queue, within `c2s.max_unacked`.
-    pub(super) async fn park(
-        &mut self,
-        wires: &mut Wires,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Parked {
-        let timeout = Duration::from_secs(self.shared.config.c2s.resume_timeout_secs);
-        let until = Instant::now() + timeout;
-        debug!("connection lost; waiting {timeout:?} for a resumption");
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => return Parked::Expired,
-                _ = shutdown.changed() => return Parked::Expired,
-                _ = super::wake::notified(&wires.kick) => return Parked::Expired,
-                req = super::wake::recv(&mut wires.resume) => match req {
-                    Some(req) => if self.hand_over(req, wires) { return Parked::Resumed },
-                    None => return Parked::Expired,
-                },
-                m = super::wake::recv_inbox(&mut wires.inbox) => match (m, self.sm.as_mut()) {
-                    (Some(SessionMsg::Batch(b)), Some(sm)) if !b.claimed.is_empty() => {
-                        for (el, id) in b.stanzas.into_iter().zip(b.claimed) {
-                            sm.sent_claimed(el, now_ms(), Some(id));
-                        }
-                        if self.unacked_over_limit() {
-                            debug!("too many stanzas for a detached session");
-                            return Parked::Expired;
-                        }
-                    }
-                    (Some(m), Some(sm)) if !matches!(m, SessionMsg::Close(_)) => {
-                        for el in m.into_stanzas() {
-                            sm.sent(el, now_ms());
-                        }
-                        if self.unacked_over_limit() {
-                            debug!("too many stanzas for a detached session");
-                            return Parked::Expired;
-                        }
-                    }
-                    _ => return Parked::Expired,
-                },
-            }
-        }
     }
 }
 
