@@ -22,6 +22,7 @@ use super::{C2s, Flow, Phase};
 use crate::session::SessionMsg;
 use crate::session::resume::Requests;
 use crate::stream::{Condition, StreamError};
+use crate::xml::StreamParser;
 
 /// Time without input after which a session frees its read and parser buffers.
 const QUIET: Duration = Duration::from_secs(1);
@@ -330,6 +331,28 @@ async fn park(s: &mut C2s, wires: &mut Wires, shutdown: &mut watch::Receiver<boo
                 }
                 _ => return Parked::Expired,
             },
+        }
+    }
+}
+
+/// Feeds the bytes of an XML stream to `parser` and each event to the core, until the bytes
+/// are used up (`Continue`) or the core asks for a step of the transport's (what is left of
+/// the bytes stays in `data`). A stream restart after SASL gets a new parser here (RFC 6120
+/// §6.4.6: the bytes after `<success/>` belong to the new stream).
+pub async fn feed_stream(parser: &mut StreamParser, s: &mut C2s, data: &mut &[u8]) -> Flow {
+    loop {
+        let ev = match parser.next(data) {
+            Ok(Some(ev)) => ev,
+            Ok(None) => return Flow::Continue,
+            Err(e) => return Flow::Close(e.into()),
+        };
+        match s.on_event(ev).await {
+            Flow::Continue => {}
+            Flow::Restart => {
+                *parser = StreamParser::new(s.parser_limits());
+                s.restart(None);
+            }
+            other => return other,
         }
     }
 }

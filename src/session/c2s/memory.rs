@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::driver::{Wire, drive};
+use super::driver::{Wire, drive, feed_stream};
 use super::{C2s, Flow, Framing, Link, Shared, Wires};
 use crate::xml::StreamParser;
 
@@ -147,22 +147,7 @@ impl Wire for Memory {
     }
 
     async fn feed(&mut self, s: &mut C2s, bytes: Vec<u8>) -> Flow {
-        let mut data = &bytes[..];
-        loop {
-            let ev = match self.parser.next(&mut data) {
-                Ok(Some(ev)) => ev,
-                Ok(None) => return Flow::Continue,
-                Err(e) => return Flow::Close(e.into()),
-            };
-            match s.on_event(ev).await {
-                Flow::Continue => {}
-                Flow::Restart => {
-                    self.parser = StreamParser::new(s.parser_limits());
-                    s.restart(None);
-                }
-                other => return other,
-            }
-        }
+        feed_stream(&mut self.parser, s, &mut &bytes[..]).await
     }
 
     async fn flush(&mut self, s: &mut C2s, _: &Wires) -> std::io::Result<()> {

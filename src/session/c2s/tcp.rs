@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info_span};
 
-use super::driver::{Wire, drive, queue_full};
+use super::driver::{Wire, drive, feed_stream, queue_full};
 use super::{C2s, Flow, Framing, Link, Shared, Wires};
 use crate::stream::compress::Zlib;
 use crate::stream::{Condition, StreamError, random_id, write_top_level};
@@ -40,36 +40,23 @@ pub struct Tcp {
 impl Tcp {
     /// Feeds bytes to the parser and the core.
     async fn on_bytes(&mut self, s: &mut C2s, mut data: &[u8]) -> Flow {
-        loop {
-            let ev = match self.parser.next(&mut data) {
-                Ok(Some(ev)) => ev,
-                Ok(None) => return Flow::Continue,
-                Err(e) => return Flow::Close(e.into()),
-            };
-            match s.on_event(ev).await {
-                Flow::Continue => {}
-                Flow::Compressed => {
-                    // `<compressed/>` goes out as it is; everything after is zlib, and the
-                    // stream restarts (XEP-0138 §5). What was read after it is inflated.
-                    self.raw_out = s.out.take();
-                    self.zlib = Some(Box::default());
-                    s.compression_started();
-                    self.parser = StreamParser::new(s.parser_limits());
-                    if data.is_empty() {
-                        return Flow::Continue;
-                    }
-                    let rest = data.to_vec();
-                    return Box::pin(self.on_input(s, &rest)).await;
+        match feed_stream(&mut self.parser, s, &mut data).await {
+            Flow::Compressed => {
+                // `<compressed/>` goes out as it is; everything after is zlib, and the stream
+                // restarts (XEP-0138 §5). What was read after it is inflated.
+                self.raw_out = s.out.take();
+                self.zlib = Some(Box::default());
+                s.compression_started();
+                self.parser = StreamParser::new(s.parser_limits());
+                if data.is_empty() {
+                    return Flow::Continue;
                 }
-                Flow::Restart => {
-                    // Bytes after <success/> belong to the new stream (RFC 6120 §6.4.6).
-                    self.parser = StreamParser::new(s.parser_limits());
-                    s.restart(None);
-                }
-                // After <proceed/>, anything the client sent in plaintext is dropped unread
-                // (STARTTLS command injection).
-                other => return other,
+                let rest = data.to_vec();
+                Box::pin(self.on_input(s, &rest)).await
             }
+            // After <proceed/>, anything the client sent in plaintext is dropped unread
+            // (STARTTLS command injection).
+            other => other,
         }
     }
 
