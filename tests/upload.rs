@@ -146,42 +146,42 @@ async fn upload_then_anyone_downloads() {
 #[tokio::test]
 async fn limits_quota_and_expiry() {
     let t = TestServer::start(|c| {
-        c.upload.max_file_size = 1000;
-        c.upload.quota_per_user = 1500;
+        c.upload.max_file_size = 6000;
+        c.upload.quota_per_user = 10_000;
     })
     .await;
     t.add_user("alice", "pw").await;
     let (mut alice, _) = t.login("alice@localhost", "pw").await;
     assert_eq!(
-        slot(&mut alice, "big.bin", 1001, "application/octet-stream")
+        slot(&mut alice, "big.bin", 6001, "application/octet-stream")
             .await
             .err()
             .as_deref(),
         Some("NotAcceptable"),
         "over max_file_size"
     );
-    let (put, auth, get) = slot(&mut alice, "a.bin", 800, "application/octet-stream")
+    let (put, auth, get) = slot(&mut alice, "a.bin", 6000, "application/octet-stream")
         .await
         .unwrap();
-    // Pending slots count: a second 800 bytes is over the 1500-byte quota.
+    // Pending slots count: a second 6,000 bytes is over the 10,000-byte quota.
     assert_eq!(
-        slot(&mut alice, "b.bin", 800, "application/octet-stream")
+        slot(&mut alice, "b.bin", 6000, "application/octet-stream")
             .await
             .err()
             .as_deref(),
         Some("ResourceConstraint")
     );
     // The body must be the announced size.
-    let short = call(&t, "PUT", &put, &[("authorization", &auth)], vec![1; 700]).await;
+    let short = call(&t, "PUT", &put, &[("authorization", &auth)], vec![1; 5000]).await;
     assert!(
         short.status == 400 || short.status == 413,
         "{}",
         short.status
     );
-    let long = call(&t, "PUT", &put, &[("authorization", &auth)], vec![1; 900]).await;
+    let long = call(&t, "PUT", &put, &[("authorization", &auth)], vec![1; 7000]).await;
     assert_eq!(long.status, 413);
     assert_eq!(call(&t, "GET", &get, &[], vec![]).await.status, 404);
-    let ok = call(&t, "PUT", &put, &[("authorization", &auth)], vec![1; 800]).await;
+    let ok = call(&t, "PUT", &put, &[("authorization", &auth)], vec![1; 6000]).await;
     assert_eq!(ok.status, 201);
     assert_eq!(call(&t, "GET", &get, &[], vec![]).await.status, 200);
 
@@ -202,7 +202,7 @@ async fn limits_quota_and_expiry() {
         "files deleted"
     );
     assert!(
-        slot(&mut alice, "b.bin", 800, "application/octet-stream")
+        slot(&mut alice, "b.bin", 6000, "application/octet-stream")
             .await
             .is_ok()
     );

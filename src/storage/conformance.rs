@@ -394,16 +394,19 @@ async fn upload_conformance(s: &Storage) {
     let u = s.uploads.clone();
     let mut tasks = Vec::new();
     for _ in 0..12 {
-        let (u, sl) = (u.clone(), slot("alice", 100, 1000));
-        tasks.push(tokio::spawn(async move { u.reserve(&sl, 350).await }));
+        let (u, sl) = (u.clone(), slot("alice", 10_000, 1000));
+        tasks.push(tokio::spawn(async move { u.reserve(&sl, 35_000).await }));
     }
     let mut granted = 0;
     for t in tasks {
         granted += usize::from(t.await.unwrap().unwrap());
     }
-    assert_eq!(granted, 3, "3 of 100 bytes fit in 350");
+    assert_eq!(granted, 3, "3 of 10,000 bytes fit in 35,000");
+    // Tiny uploads are charged 4 KiB each: 2 fit in 10,000 bytes, not 1,000.
     let a = slot("bob", 10, 1000);
-    assert!(u.reserve(&a, 350).await.unwrap());
+    assert!(u.reserve(&a, 10_000).await.unwrap());
+    assert!(u.reserve(&slot("bob", 10, 1000), 10_000).await.unwrap());
+    assert!(!u.reserve(&slot("bob", 10, 1000), 10_000).await.unwrap());
     assert_eq!(u.get(&a.id).await.unwrap(), Some(a.clone()));
     assert!(u.complete(&a.id).await.unwrap());
     assert!(!u.complete(&a.id).await.unwrap(), "once");
@@ -415,7 +418,7 @@ async fn upload_conformance(s: &Storage) {
     let new_slot = slot("carol", 1, 5000);
     let new_file = slot("carol", 1, 5000);
     for x in [&old_file, &old_slot, &new_slot, &new_file] {
-        assert!(u.reserve(x, 1000).await.unwrap());
+        assert!(u.reserve(x, 1 << 20).await.unwrap());
     }
     u.complete(&old_file.id).await.unwrap();
     u.complete(&new_file.id).await.unwrap();

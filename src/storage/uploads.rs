@@ -3,6 +3,9 @@
 
 use super::StoreFuture;
 
+/// What the quota charges at least for one upload, in bytes.
+pub const MIN_CHARGE: i64 = 4096;
+
 /// One slot (and, once `done`, its file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
@@ -26,8 +29,8 @@ pub struct Upload {
 
 /// The uploads, implemented once in `storage/sql/uploads.rs` for both databases.
 pub trait UploadStore: Send + Sync {
-    /// Records a slot if the owner's uploads (pending slots included) stay within `quota`
-    /// bytes with it; false when they would not.
+    /// Records a slot if the owner's uploads (pending slots included, each charged at least
+    /// [`MIN_CHARGE`] bytes) stay within `quota` bytes with it; false when they would not.
     fn reserve<'a>(&'a self, slot: &'a Upload, quota: u64) -> StoreFuture<'a, bool>;
     /// One upload by id.
     fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Upload>>;

@@ -19,14 +19,17 @@ macro_rules! sql_upload_store {
                     // The quota check and the insert are one statement (ordered by a lock per
                     // account where the engine runs writers side by side, as for offline
                     // messages).
+                    // Each upload is charged at least MIN_CHARGE bytes (a file takes a disk
+                    // block and a row), so tiny slots cannot pile up within a quota.
                     let size = i64::try_from(u.size).unwrap_or(i64::MAX);
+                    let charge = size.max($crate::storage::uploads::MIN_CHARGE);
                     let insert = sqlx::query(
                         "INSERT INTO uploads \
                          (id, host, username, filename, size, content_type, created_ms, done) \
                          SELECT $3, $1, $2, $4, $5, $6, $7, FALSE FROM \
-                         (SELECT COALESCE(SUM(size), 0) AS b FROM uploads \
-                          WHERE host = $1 AND username = $2) AS used \
-                         WHERE used.b + $5 <= $8",
+                         (SELECT COALESCE(SUM(CASE WHEN size < $9 THEN $9 ELSE size END), 0) \
+                          AS b FROM uploads WHERE host = $1 AND username = $2) AS used \
+                         WHERE used.b + $10 <= $8",
                     )
                     .bind(&u.host)
                     .bind(&u.username)
@@ -35,7 +38,9 @@ macro_rules! sql_upload_store {
                     .bind(size)
                     .bind(&u.content_type)
                     .bind(u.created_ms)
-                    .bind(i64::try_from(quota).unwrap_or(i64::MAX));
+                    .bind(i64::try_from(quota).unwrap_or(i64::MAX))
+                    .bind($crate::storage::uploads::MIN_CHARGE)
+                    .bind(charge);
                     let lock: Option<&'static str> = $lock;
                     let n = match lock {
                         None => insert.execute(&self.0).await?.rows_affected(),
