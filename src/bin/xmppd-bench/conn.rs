@@ -216,6 +216,8 @@ struct Negotiating {
 impl Negotiating {
     async fn send(&mut self, s: &str) -> Result<()> {
         self.reader.io.write_all(s.as_bytes()).await?;
+        // Over WebSocket a written message may wait in the library until flushed.
+        self.reader.io.flush().await?;
         Ok(())
     }
 
@@ -456,8 +458,10 @@ pub async fn register(target: &Target, index: usize) -> Result<()> {
     }
 }
 
-/// Writes a whole string.
+/// Writes a whole string, and flushes it (a no-op on TCP; over WebSocket the message may
+/// otherwise wait in the library for the next write).
 pub async fn send<W: AsyncWrite + Unpin>(w: &mut W, s: &str) -> Result<()> {
     w.write_all(s.as_bytes()).await?;
+    w.flush().await?;
     Ok(())
 }
