@@ -146,7 +146,7 @@ pub fn write_body(attrs: &[(&str, String)], children: &[u8]) -> Vec<u8> {
 }
 
 /// A terminal error for a request that reaches no session (§14.3: HTTP 200, a `condition`).
-fn terminate(condition: &str) -> Vec<u8> {
+pub(super) fn terminate(condition: &str) -> Vec<u8> {
     write_body(
         &[
             ("type", "terminate".into()),

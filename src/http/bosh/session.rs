@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{Body, Sessions, Settings, write_body};
+use super::{Body, Sessions, Settings, terminate, write_body};
 use crate::session::c2s::driver::Wire;
 use crate::session::c2s::{C2s, Flow, Part, Wires};
 use crate::stream::NS_STREAMS;
@@ -141,13 +141,7 @@ impl Bosh {
                 .last_empty
                 .is_some_and(|t| now.duration_since(t) < polling)
             {
-                let _ = req.reply.send(Arc::new(write_body(
-                    &[
-                        ("type", "terminate".into()),
-                        ("condition", "policy-violation".into()),
-                    ],
-                    &[],
-                )));
+                let _ = req.reply.send(Arc::new(terminate("policy-violation")));
                 self.terminate = Some("policy-violation");
                 return Flow::End;
             }
@@ -239,13 +233,7 @@ impl Bosh {
             return None;
         }
         // §14.3: a rid outside the window ends the session.
-        let _ = req.reply.send(Arc::new(write_body(
-            &[
-                ("type", "terminate".into()),
-                ("condition", "item-not-found".into()),
-            ],
-            &[],
-        )));
+        let _ = req.reply.send(Arc::new(terminate("item-not-found")));
         self.terminate = Some("item-not-found");
         Some(Flow::End)
     }
