@@ -81,6 +81,20 @@ impl Server {
         let registry = Arc::new(Registry::new());
         let router = Arc::new(Router::new(registry, config.server.hosts.clone()));
         router.set_hooks(Arc::new(Extensions::new(storage.clone(), config.clone())));
+        if config.muc.enabled {
+            for host in &config.server.hosts {
+                let domain = format!("{}.{host}", config.muc.subdomain);
+                let muc = crate::ext::muc::MucService::start(
+                    storage.clone(),
+                    config.clone(),
+                    &domain,
+                    &router,
+                )
+                .await;
+                router.routes.add(&domain, Arc::new(muc));
+                info!(%domain, "group chat");
+            }
+        }
         let limits = ConnLimits::new(config.limits.clone());
         let shared = Arc::new(Shared::new(
             config.clone(),

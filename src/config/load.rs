@@ -56,6 +56,7 @@ pub fn parse_str(text: &str) -> Result<Config, Vec<ConfigError>> {
             "limits" => section_into(section, value, &mut config.limits, &mut errors),
             "im" => section_into(section, value, &mut config.im, &mut errors),
             "upload" => section_into(section, value, &mut config.upload, &mut errors),
+            "muc" => section_into(section, value, &mut config.muc, &mut errors),
             "http" => section_into(section, value, &mut config.http, &mut errors),
             _ => errors.push(err(section, "unknown section")),
         }
@@ -194,6 +195,18 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
             "must not exceed c2s.max_unacked_bytes (offline messages are delivered at once)",
         ));
     }
+    if c.muc.default_max_users > c.muc.max_occupants {
+        errors.push(err(
+            "muc.default_max_users",
+            "must not exceed muc.max_occupants",
+        ));
+    }
+    if c.muc.default_history > c.muc.max_history {
+        errors.push(err(
+            "muc.default_history",
+            "must not exceed muc.max_history",
+        ));
+    }
     if !(2..=1000).contains(&c.c2s.max_depth) {
         errors.push(err("c2s.max_depth", "must be between 2 and 1000"));
     }
@@ -205,6 +218,11 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
         ("http.bosh_max_hold", u64::from(c.http.bosh_max_hold)),
         ("upload.max_file_size", c.upload.max_file_size),
         ("upload.expire_after_days", c.upload.expire_after_days),
+        ("muc.max_occupants", c.muc.max_occupants as u64),
+        ("muc.default_max_users", c.muc.default_max_users as u64),
+        ("muc.room_queue", c.muc.room_queue as u64),
+        ("muc.room_queue_bytes", c.muc.room_queue_bytes as u64),
+        ("muc.max_nick_length", c.muc.max_nick_length as u64),
         ("c2s.max_auth_attempts", u64::from(c.c2s.max_auth_attempts)),
         ("c2s.session_queue", c.c2s.session_queue as u64),
         ("c2s.idle_timeout_secs", c.c2s.idle_timeout_secs),

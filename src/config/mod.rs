@@ -5,12 +5,14 @@
 //! default: domain `localhost`, SQLite under `./data`, a self-signed certificate.
 
 mod load;
+mod muc;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, load_file, parse_str};
+pub use muc::MucConfig;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -32,6 +34,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// HTTP File Upload (XEP-0363).
     pub upload: UploadConfig,
+    /// Group chat (XEP-0045).
+    pub muc: MucConfig,
 }
 
 /// `[http]`

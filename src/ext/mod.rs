@@ -13,6 +13,7 @@ pub mod carbons;
 pub mod disco;
 pub mod documents;
 pub mod hooks;
+pub mod muc;
 pub mod offline;
 pub mod ping;
 pub mod register;

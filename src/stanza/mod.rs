@@ -1,6 +1,8 @@
 //! Stanza helpers: kinds, stanza errors (RFC 6120 §8.3) and error replies.
 //! A stanza error never closes the stream, and an error is never answered with an error.
 
+pub mod form;
+pub mod rsm;
 pub mod shared;
 
 use crate::stream::NS_CLIENT;
@@ -36,6 +38,8 @@ pub enum ErrorCondition {
     PolicyViolation,
     /// wait
     RecipientUnavailable,
+    /// auth
+    RegistrationRequired,
     /// cancel
     RemoteServerNotFound,
     /// wait
@@ -63,6 +67,7 @@ impl ErrorCondition {
             NotAuthorized => ("not-authorized", "auth"),
             PolicyViolation => ("policy-violation", "modify"),
             RecipientUnavailable => ("recipient-unavailable", "wait"),
+            RegistrationRequired => ("registration-required", "auth"),
             RemoteServerNotFound => ("remote-server-not-found", "cancel"),
             ResourceConstraint => ("resource-constraint", "wait"),
             ServiceUnavailable => ("service-unavailable", "cancel"),
@@ -249,8 +254,89 @@ pub fn datetime(ms: i64) -> String {
     )
 }
 
+/// Milliseconds since the epoch of an XEP-0082 DateTime (`2026-11-23T23:59:59.123Z`, with an
+/// optional fraction and a `Z` or `±hh:mm` offset); `None` if it is not one.
+pub fn parse_datetime(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        let digits = &frac[..n.min(3)];
+        millis = digits.parse::<i64>().ok()? * 10i64.pow(3 - digits.len() as u32);
+        rest = &frac[n..];
+    }
+    let offset_min = match rest.as_bytes() {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let h = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
+            let mi = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
+            if ![h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            if *sign == b'+' {
+                h * 60 + mi
+            } else {
+                -(h * 60 + mi)
+            }
+        }
+        _ => return None,
+    };
+    // Days from civil (H. Hinnant's algorithm), the inverse of `datetime`.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss - offset_min * 60;
+    Some(secs * 1000 + millis)
+}
+
 #[cfg(test)]
 mod time_tests {
+    #[test]
+    fn parse_datetime() {
+        use super::parse_datetime as p;
+        assert_eq!(p("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(p("2026-11-23T23:59:59.123Z"), Some(1_795_478_399_123));
+        assert_eq!(p("2000-02-29T01:00:00+01:00"), Some(951_782_400_000));
+        assert_eq!(p("2000-02-29T00:00:00.5Z"), Some(951_782_400_500));
+        for bad in [
+            "",
+            "2000-02-29",
+            "2000-13-01T00:00:00Z",
+            "2000-02-29T00:00:00",
+            "x000-02-29T00:00:00Z",
+        ] {
+            assert_eq!(p(bad), None, "{bad}");
+        }
+    }
+
     #[test]
     fn datetime() {
         assert_eq!(super::datetime(0), "1970-01-01T00:00:00.000Z");

@@ -38,6 +38,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../schemas/sqlite/0005_uploads.sql"),
         include_str!("../../schemas/postgres/0005_uploads.sql"),
     ),
+    (
+        6,
+        "muc",
+        include_str!("../../schemas/sqlite/0006_muc.sql"),
+        include_str!("../../schemas/postgres/0006_muc.sql"),
+    ),
 ];
 
 /// Which dialect.

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod documents;
 mod migrations;
+pub mod muc;
 pub mod offline;
 pub mod postgres;
 pub mod roster;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 pub use account::AccountStore;
 pub use documents::DocumentStore;
+pub use muc::MucStore;
 pub use offline::{OfflineMessage, OfflineQuota, OfflineStore};
 pub use roster::{RosterItem, RosterStore, Subscription};
 pub use uploads::{Upload, UploadStore};
@@ -57,6 +59,8 @@ pub struct Storage {
     pub documents: Arc<dyn DocumentStore>,
     /// HTTP File Upload slots and files.
     pub uploads: Arc<dyn UploadStore>,
+    /// Group-chat rooms, their affiliations and messages.
+    pub muc: Arc<dyn MucStore>,
 }
 
 /// Milliseconds since the epoch.

@@ -189,8 +189,15 @@ impl Element {
 
     /// Removes every child element `name` in `ns`.
     pub fn remove_children(&mut self, name: &str, ns: &str) {
-        self.children
-            .retain(|n| !matches!(n, Node::Element(e) if e.is(name, ns)));
+        self.retain_children(|e| !e.is(name, ns));
+    }
+
+    /// Keeps the child elements for which `keep` is true (and all text).
+    pub fn retain_children(&mut self, keep: impl Fn(&Element) -> bool) {
+        self.children.retain(|n| match n {
+            Node::Element(e) => keep(e),
+            Node::Text(_) => true,
+        });
     }
 
     /// The concatenated direct text content.

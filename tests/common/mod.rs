@@ -4,6 +4,7 @@
 
 pub mod bosh;
 pub mod im;
+pub mod muc;
 pub mod ws;
 
 use std::path::PathBuf;
@@ -168,6 +169,15 @@ impl TestServer {
     /// A raw TCP connection to the STARTTLS port.
     pub async fn raw(&self) -> Raw {
         Raw(TcpStream::connect(("127.0.0.1", self.port)).await.unwrap())
+    }
+
+    /// Stops the server and starts it again on the same data (new ports).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let server = Server::start(self.config.clone()).await.unwrap();
+        self.port = server.c2s_addrs[0].port();
+        self.tls_port = server.tls_addrs[0].port();
+        self.server = Some(server);
     }
 
     pub async fn stop(&mut self) {

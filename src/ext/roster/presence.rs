@@ -13,7 +13,7 @@ use jid::{BareJid, Jid};
 
 use super::{account, subscription};
 use crate::ext::{Ctx, account_str, blocking};
-use crate::router::{Router, is_subscription};
+use crate::router::{Route, Router, is_subscription};
 use crate::session::{SessionHandle, SessionInfo};
 use crate::stanza::shared::SharedStanza;
 use crate::stream::NS_CLIENT;
@@ -104,7 +104,7 @@ async fn broadcast(
     let was_available = before.is_some();
     if !available && !was_available {
         // Never broadcast as available: only the directed-presence recipients learn (§4.6.3).
-        send_directed(router, &stanza, &directed);
+        send_directed(router, &stanza, &directed).await;
         return Became::default();
     }
     let (host, user) = account(&me);
@@ -123,7 +123,8 @@ async fn broadcast(
         &stanza,
         &items,
         if available { &none } else { &directed },
-    );
+    )
+    .await;
     let initial = available && !was_available;
     if initial {
         probe_contacts(router, session, &items);
@@ -136,7 +137,7 @@ async fn broadcast(
 
 /// Sends `stanza` (from a full JID of `me`) to every subscriber, to `me`'s available
 /// resources, and to the extra directed-presence recipients.
-fn fan_out(
+async fn fan_out(
     router: &Router,
     me: &BareJid,
     stanza: &Element,
@@ -155,26 +156,31 @@ fn fan_out(
     }
     // The user's own available resources, the sender included (§4.2.2, §4.4.2).
     router.deliver_addressed(&shared, me.as_str());
-    send_directed(router, stanza, extra);
+    send_directed(router, stanza, extra).await;
 }
 
-/// Sends `stanza` to each directed-presence recipient (full or bare JIDs).
-fn send_directed(router: &Router, stanza: &Element, recipients: &HashSet<String>) {
+/// Sends `stanza` to each directed-presence recipient (full or bare JIDs): local accounts'
+/// sessions directly, services (a group-chat room: its occupant leaves) through their route.
+async fn send_directed(router: &Router, stanza: &Element, recipients: &HashSet<String>) {
     for d in recipients {
-        if let Ok(j) = Jid::new(d) {
-            let mut p = stanza.clone();
-            p.set_attr("to", j.to_string());
-            match j.try_into_full() {
-                Ok(full) => {
-                    if let Some(h) = router.registry.get(&full) {
-                        router.deliver(&h, p);
-                    }
+        let Ok(j) = Jid::new(d) else { continue };
+        let mut p = stanza.clone();
+        p.set_attr("to", j.to_string());
+        if let Route::Service(s) = router.route_of(j.domain().as_str()) {
+            s.handle(router, p).await;
+            continue;
+        }
+        match j.try_into_full() {
+            Ok(full) => {
+                if let Some(h) = router.registry.get(&full) {
+                    router.deliver(&h, p);
                 }
-                Err(bare) if router.is_local(bare.domain().as_str()) => {
-                    router.deliver_to_available(&p, &bare)
-                }
-                Err(_) => {}
             }
+            Err(bare) if router.is_local(bare.domain().as_str()) => {
+                router.deliver_to_available(&p, &bare)
+            }
+            // Remote entities wait for federation (s2s), which has its own issue.
+            Err(_) => {}
         }
     }
 }
@@ -242,7 +248,7 @@ async fn went_unavailable(ctx: &Ctx, router: &Router, me: &BareJid, last: Sessio
         let unavailable = Element::new("presence", NS_CLIENT)
             .with_attr("type", "unavailable")
             .with_attr("from", last.handle.jid.to_string());
-        send_directed(router, &unavailable, &last.directed);
+        send_directed(router, &unavailable, &last.directed).await;
         return;
     }
     let (host, user) = account(me);
@@ -258,7 +264,7 @@ async fn went_unavailable(ctx: &Ctx, router: &Router, me: &BareJid, last: Sessio
     let unavailable = Element::new("presence", NS_CLIENT)
         .with_attr("type", "unavailable")
         .with_attr("from", last.handle.jid.to_string());
-    fan_out(router, me, &unavailable, &items, &last.directed);
+    fan_out(router, me, &unavailable, &items, &last.directed).await;
 }
 
 /// Re-delivers the stored subscription requests to a session at its initial presence.

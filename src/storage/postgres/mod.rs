@@ -21,6 +21,7 @@ crate::sql_upload_store!(
     sqlx::Postgres,
     Some("SELECT pg_advisory_xact_lock(hashtextextended('upload/' || $1 || '/' || $2, 0))")
 );
+crate::sql_muc_store!(PgMuc, sqlx::Postgres);
 
 /// Connects to `url` and migrates the database.
 pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
@@ -34,6 +35,7 @@ pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
         rosters: Arc::new(PgRosters(pool.clone())),
         offline: Arc::new(PgOffline(pool.clone())),
         documents: Arc::new(PgDocuments(pool.clone())),
-        uploads: Arc::new(PgUploads(pool)),
+        uploads: Arc::new(PgUploads(pool.clone())),
+        muc: Arc::new(PgMuc(pool)),
     })
 }

@@ -5,6 +5,7 @@
 
 mod account;
 mod documents;
+pub(crate) mod muc;
 pub(crate) mod offline;
 mod roster;
 mod uploads;
