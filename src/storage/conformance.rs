@@ -440,6 +440,7 @@ async fn all(s: &Storage) {
     offline_quota_holds_under_concurrency(s).await;
     offline_claims(s).await;
     upload_conformance(s).await;
+    super::conformance_muc::muc_conformance(s).await;
 }
 
 #[tokio::test]

@@ -118,3 +118,5 @@ impl Storage {
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod conformance_muc;

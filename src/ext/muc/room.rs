@@ -33,7 +33,14 @@ pub(crate) struct Room {
     pub occupants: BTreeMap<String, Occupant>,
     /// Nickname of each occupant session.
     pub by_jid: HashMap<FullJid, String>,
+    /// Iqs passed to occupants, by the id the room gave them: who asked, with what id, when.
+    passed: HashMap<String, (FullJid, String, std::time::Instant)>,
 }
+
+/// Iqs passed to occupants that a room remembers at most.
+const MAX_PASSED: usize = 256;
+/// How long an unanswered passed iq is remembered (when the table is full).
+const PASSED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The actor of room `name`: loads it, handles its stanzas in order, ends when it is empty.
 pub(crate) async fn run(
@@ -81,6 +88,7 @@ impl Room {
             affiliations: HashMap::new(),
             occupants: BTreeMap::new(),
             by_jid: HashMap::new(),
+            passed: HashMap::new(),
         };
         let store = &room.shared.storage.muc;
         match store.room(room.jid.as_str()).await {
@@ -212,9 +220,23 @@ impl Room {
                 .route(iq_error(&iq, ErrorCondition::ItemNotFound, None))
                 .await;
         };
-        let id = iq.attr("id").unwrap_or_default();
+        // The id the target sees is the room's: it must not tell who asked (semi-anonymous
+        // rooms), so the room remembers it, for a while and for a bounded number of requests.
+        let now = std::time::Instant::now();
+        if self.passed.len() >= MAX_PASSED {
+            self.passed
+                .retain(|_, p| now.duration_since(p.2) < PASSED_FOR);
+        }
+        if self.passed.len() >= MAX_PASSED {
+            let e = iq_error(&iq, ErrorCondition::ResourceConstraint, None);
+            return router.route(e).await;
+        }
+        let id = crate::stream::random_id();
+        let original = iq.attr("id").unwrap_or_default().to_string();
+        self.passed
+            .insert(id.clone(), (from.clone(), original, now));
         let mut fwd = iq.clone();
-        fwd.set_attr("id", format!("muc{}\u{1}{id}", from));
+        fwd.set_attr("id", id);
         fwd.set_attr("from", format!("{}/{sender}", self.jid));
         fwd.set_attr("to", target.jid.to_string());
         router.route(fwd).await;
@@ -225,21 +247,14 @@ impl Room {
         let Some(responder) = self.by_jid.get(from).cloned() else {
             return;
         };
-        let Some((asker, id)) = iq
-            .attr("id")
-            .and_then(|i| i.strip_prefix("muc"))
-            .and_then(|i| i.split_once('\u{1}'))
-        else {
-            return;
-        };
-        let Ok(asker) = FullJid::new(asker) else {
+        let Some((asker, id, _)) = iq.attr("id").and_then(|i| self.passed.remove(i)) else {
             return;
         };
         if self.by_jid.get(&asker).map(String::as_str) != Some(nick) {
             return;
         }
         let mut back = iq.clone();
-        back.set_attr("id", id.to_string());
+        back.set_attr("id", id);
         back.set_attr("from", format!("{}/{responder}", self.jid));
         back.set_attr("to", asker.to_string());
         router.route(back).await;
