@@ -184,3 +184,115 @@ async fn every_limit_says_no_clearly() {
         .count();
     assert_eq!(history, 2, "{got:?}");
 }
+
+/// Reads a raw stream to its end in a task, counting `needle` and noting whether `flag` was
+/// seen; the count is published as it grows.
+fn count_in(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    needle: &'static str,
+    flag: &'static str,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering::Release;
+    use tokio::io::AsyncReadExt;
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (n2, seen2) = (n.clone(), seen.clone());
+    tokio::spawn(async move {
+        let (mut buf, mut tail) = (vec![0u8; 65536], String::new());
+        let mut count = 0;
+        while let Ok(k) = r.read(&mut buf).await {
+            if k == 0 {
+                break;
+            }
+            tail.push_str(&String::from_utf8_lossy(&buf[..k]));
+            count += tail.matches(needle).count();
+            if tail.contains(flag) {
+                seen2.store(true, Release);
+            }
+            n2.store(count, Release);
+            // Keep what could be the start of a needle or flag cut in two.
+            let keep = tail.len().saturating_sub(needle.len().max(flag.len()));
+            let cut = (keep..=tail.len())
+                .find(|&i| tail.is_char_boundary(i))
+                .unwrap_or(0);
+            tail.drain(..cut);
+        }
+    });
+    (n, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_occupant_that_stops_reading_is_dropped_and_the_others_get_everything() {
+    use std::sync::atomic::Ordering::Acquire;
+    const N: usize = 1500;
+    let t = TestServer::start(|c| {
+        c.c2s.require_tls = false;
+        c.c2s.write_timeout_secs = 3;
+    })
+    .await;
+    for u in ["alice", "bob", "carol"] {
+        t.add_user(u, "pw").await;
+    }
+    let mut raws = Vec::new();
+    for (user, nick, rcvbuf) in [
+        ("alice", "Alice", 0),
+        ("carol", "Carol", 0),
+        ("bob", "Bob", 4096),
+    ] {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        if rcvbuf > 0 {
+            sock.set_recv_buffer_size(rcvbuf).unwrap();
+        }
+        let tcp = sock
+            .connect(format!("127.0.0.1:{}", t.port).parse().unwrap())
+            .await
+            .unwrap();
+        let mut raw = common::Raw(tcp);
+        raw.login(user, "pw", "r").await;
+        // Without the MUC <x/>, a first join makes an instant room (groupchat 1.0 clients).
+        raw.send(&format!("<presence to='{ROOM}/{nick}'/>")).await;
+        raw.read_until("<subject").await;
+        raws.push(raw);
+    }
+    // Bob never reads again; Alice and Carol read everything.
+    let bob = raws.pop().unwrap();
+    let (carol_r, _carol_w) = raws.pop().unwrap().0.into_split();
+    let (alice_r, mut alice_w) = raws.pop().unwrap().0.into_split();
+    let _ = count_in(alice_r, "</body>", "\0");
+    let (got, bob_left) = count_in(
+        carol_r,
+        "</body>",
+        "type='unavailable' from='room@conference.localhost/Bob'",
+    );
+
+    let body = "y".repeat(4000);
+    for i in 0..N {
+        use tokio::io::AsyncWriteExt;
+        let m = format!("<message type='groupchat' to='{ROOM}'><body>{i} {body}</body></message>");
+        alice_w.write_all(m.as_bytes()).await.unwrap();
+        // Paced by Carol's reading (200 in flight), as a chat is.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while got.load(Acquire) + 200 < i {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "carol stalled at {i}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while got.load(Acquire) < N || !bob_left.load(Acquire) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "carol got {} of {N}, saw bob leave: {}",
+            got.load(Acquire),
+            bob_left.load(Acquire)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(got.load(Acquire), N);
+    drop(bob);
+}

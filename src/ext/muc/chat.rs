@@ -83,7 +83,7 @@ impl Room {
                 .await;
         }
         let shared = SharedStanza::new(out);
-        self.fan_out(router, &shared, |_| true);
+        self.fan_out(router, &shared).await;
     }
 
     /// §8.1: a new subject, from a moderator or, if the room lets them, a participant.
@@ -112,7 +112,7 @@ impl Room {
                 .await;
         }
         let shared = SharedStanza::new(self.subject_message());
-        self.fan_out(router, &shared, |_| true);
+        self.fan_out(router, &shared).await;
     }
 
     /// The subject as the room sends it: from the nickname that set it (or the room).

@@ -338,6 +338,7 @@ impl Room {
                 &without
             };
             for s in &other.sessions {
+                // A session that cannot take a presence gets the next message's 333.
                 deliver_shared(router, shared, &s.jid);
             }
         }

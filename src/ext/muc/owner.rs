@@ -314,7 +314,7 @@ impl Room {
             .with_attr("from", self.jid.to_string())
             .with_child(x);
         let shared = crate::stanza::shared::SharedStanza::new(m);
-        self.fan_out(router, &shared, |_| true);
+        self.fan_out(router, &shared).await;
     }
 
     /// §10.9: the room is destroyed; each occupant gets its unavailable presence with the

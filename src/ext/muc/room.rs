@@ -64,7 +64,9 @@ pub(crate) async fn run(
         let Some(router) = shared.router.upgrade() else {
             break;
         };
+        tracing::trace!(room = %room.jid, kind = stanza.name(), "room stanza");
         room.handle(&router, stanza).await;
+        tracing::trace!(room = %room.jid, "room stanza handled");
         if room.occupants.is_empty() && rx.is_empty() {
             if room.exists && !room.stored.config.persistent {
                 room.destroyed().await;
@@ -288,19 +290,21 @@ impl Room {
         }
     }
 
-    /// Sends one stanza serialised once to every session of every occupant (filtered by
-    /// `to_whom`); a session whose queue is closed is gone and leaves; a full one is ended by
-    /// its own driver (slow consumer) while the others get theirs.
-    pub fn fan_out(
-        &self,
-        router: &Router,
-        shared: &Arc<SharedStanza>,
-        to_whom: impl Fn(&Occupant) -> bool,
-    ) {
-        for o in self.occupants.values().filter(|o| to_whom(o)) {
+    /// Sends one stanza serialised once to every session of every occupant. A session that
+    /// could not take it (its queue full: its driver ends it as a slow consumer; or gone)
+    /// leaves the room at once with 333, so that a client resuming its stream learns it is
+    /// out and rejoins (getting the history) instead of silently missing messages.
+    pub async fn fan_out(&mut self, router: &Router, shared: &Arc<SharedStanza>) {
+        let mut failed = Vec::new();
+        for o in self.occupants.values() {
             for s in &o.sessions {
-                deliver_shared(router, shared, &s.jid);
+                if !deliver_shared(router, shared, &s.jid) {
+                    failed.push(s.jid.clone());
+                }
             }
+        }
+        for jid in failed {
+            self.leave(router, &jid, None, &[333]).await;
         }
     }
 
@@ -340,17 +344,19 @@ impl Room {
     }
 }
 
-/// Hands a shared stanza to one session (local now; federation will route remote ones).
-pub fn deliver_shared(router: &Router, shared: &Arc<SharedStanza>, to: &FullJid) {
-    if let Some(h) = router.registry.get(to) {
-        let a = Addressed {
-            shared: shared.clone(),
-            to: to.to_string(),
-        };
-        // Full: the session's driver ends it as a slow consumer; the message stays in the
-        // room's archive. Closed: the session is going, its unavailable presence follows.
-        let _ = h.try_send(SessionMsg::Shared(Box::new(a)));
-    }
+/// Hands a shared stanza to one session (local now; federation will route remote ones);
+/// false if the session could not take it.
+pub fn deliver_shared(router: &Router, shared: &Arc<SharedStanza>, to: &FullJid) -> bool {
+    let Some(h) = router.registry.get(to) else {
+        return false;
+    };
+    let a = Addressed {
+        shared: shared.clone(),
+        to: to.to_string(),
+    };
+    // Full: the session's driver ends it as a slow consumer. Closed: the session is going.
+    // Either way the stanza stays where it came from (the room's archive, the room's state).
+    h.try_send(SessionMsg::Shared(Box::new(a))).is_ok()
 }
 
 /// A new room's configuration, from `[muc]`.
