@@ -9,7 +9,8 @@
 # Scenarios: s1 (idle, TLS), s1p (idle, plain TCP: each server started with TLS not required),
 # s2 (chat), s3 (presence, rosters of 100 in groups), s3h (presence, HUBS users with rosters of
 # HUB_CONTACTS), s4 (logins); s1w and s2w are s1 and s2 over WebSocket (RFC 7395) on each
-# server's loopback HTTP port (ws://, no TLS, as behind a reverse proxy).
+# server's loopback HTTP port (ws://, no TLS, as behind a reverse proxy); r (group chat: a room
+# of each of ROOM_SIZES occupants, ROOM_SENDERS posting).
 # Sizes (environment): IDLE_COUNTS="1000 10000" PLAIN_COUNTS=10000 CHAT_USERS=1000
 # FANOUT_USERS=505 FANOUT_CONTACTS=100 HUBS=20 HUB_CONTACTS=1000 LOGINS=2000 CHAT_STEP=5
 # SERVERS="xmppd prosody ejabberd" MECH=SCRAM-SHA-1
@@ -18,7 +19,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPS=${REPS:-3}
 SERVERS=${SERVERS:-"xmppd prosody ejabberd"}
-SCENARIOS=${SCENARIOS:-"s1 s1p s2 s3 s3h s4 s1w s2w"}
+SCENARIOS=${SCENARIOS:-"s1 s1p s2 s3 s3h s4 s1w s2w r"}
 IDLE_COUNTS=${IDLE_COUNTS:-"1000 10000"}
 PLAIN_COUNTS=${PLAIN_COUNTS:-10000}
 CHAT_USERS=${CHAT_USERS:-1000}
@@ -28,6 +29,8 @@ HUBS=${HUBS:-20}
 HUB_CONTACTS=${HUB_CONTACTS:-1000}
 HUB_USER='big{}'   # the hub scenario's accounts, apart from the others' bench{}
 LOGINS=${LOGINS:-2000}
+ROOM_SIZES=${ROOM_SIZES:-"50 500"}   # occupants of the R scenario's room
+ROOM_SENDERS=${ROOM_SENDERS:-10}
 CHAT_STEP=${CHAT_STEP:-5}   # seconds per step of the S2 ramp
 LATENCY_AT=${LATENCY_AT:-1000,5000}   # S2 latency at these rates on every server
 MECH=${MECH:-SCRAM-SHA-1}   # the one mechanism all three offer with hashed storage
@@ -61,9 +64,11 @@ RESULTS=$RUN/results.tsv
 : >"$RESULTS"
 log "run folder $RUN (fd limit $(ulimit -n))"
 
-# --- one certificate for Prosody and ejabberd (xmppd makes its own on first start) --------
+# --- one certificate for all three: the same key type (ECDSA P-256, as xmppd makes its own),
+# so that logins compare the same cryptography ------------------------------------------
 mkdir -p "$RUN/certs"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$RUN/certs/localhost.key" \
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$RUN/certs/localhost.key" \
     -out "$RUN/certs/localhost.crt" -days 30 -subj /CN=localhost \
     -addext subjectAltName=DNS:localhost 2>/dev/null
 cat "$RUN/certs/localhost.key" "$RUN/certs/localhost.crt" >"$RUN/certs/localhost.pem"
@@ -85,6 +90,7 @@ start() { # server → prints its PID
     mkdir -p "$dir/data"
     case $s in
     xmppd)
+        mkdir -p "$dir/certs" && cp "$RUN"/certs/* "$dir/certs/"
         fill "$ROOT/bench/xmppd.toml" "$dir" "$port" "$http" >"$dir/xmppd.toml"
         "$XMPPD" -c "$dir/xmppd.toml" serve >>"$dir/out.log" 2>&1 &
         echo $! >"$dir/pid" ;;
@@ -134,7 +140,8 @@ bench() { # server pid rep label args… → appends figures to results.tsv; a n
 
 # --- accounts and rosters, once per server -----------------------------------------------
 max_idle=0; for n in $IDLE_COUNTS $PLAIN_COUNTS; do [ "$n" -gt "$max_idle" ] && max_idle=$n; done
-accounts=$(printf '%s\n' "$max_idle" "$CHAT_USERS" "$FANOUT_USERS" | sort -n | tail -1)
+max_room=0; for n in $ROOM_SIZES; do [ "$n" -gt "$max_room" ] && max_room=$n; done
+accounts=$(printf '%s\n' "$max_idle" "$CHAT_USERS" "$FANOUT_USERS" "$max_room" | sort -n | tail -1)
 hub_users=$((HUBS + HUB_CONTACTS))
 has() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 setup() { # server label args… → appends the set-up figures to results.tsv; a non-empty label
@@ -199,6 +206,12 @@ for rep in $(seq 1 "$REPS"); do
                  stop "$s" ;;
             s4) pid=$(start "$s"); bench "$s" "$pid" "$rep" "" logins --count "$LOGINS" \
                     --users "$CHAT_USERS"; stop "$s" ;;
+            r) for n in $ROOM_SIZES; do
+                    pid=$(start "$s"); sleep 2
+                    bench "$s" "$pid" "$rep" "room_$n" rooms --occupants "$n" \
+                        --senders "$ROOM_SENDERS" --step "$CHAT_STEP"
+                    stop "$s"
+                done ;;
             esac
         done
     done

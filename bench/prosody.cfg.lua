@@ -9,6 +9,10 @@ pidfile = "DIR/prosody.pid"
 data_path = "DIR/data"
 log = { { levels = { min = "warn" }, to = "file", filename = "DIR/prosody.log" } }
 network_backend = "epoll"
+-- Prosody's own throughput settings (server_epoll): TCP_NODELAY (nagle = false) and writes
+-- attempted at once instead of on the next loop turn, as its documentation suggests for
+-- latency; xmppd and ejabberd set TCP_NODELAY too.
+network_settings = { nagle = false; opportunistic_writes = true }
 c2s_ports = { PORT }
 c2s_interfaces = { "127.0.0.1" }
 legacy_ssl_ports = { }
@@ -32,3 +36,7 @@ min_seconds_between_registrations = 0
 certificates = "DIR/certs"
 VirtualHost "localhost"
 	ssl = { key = "DIR/certs/localhost.key"; certificate = "DIR/certs/localhost.crt" }
+-- Group chat for the R scenario: any local user creates rooms, up to 1,000 occupants.
+Component "conference.localhost" "muc"
+	max_occupants = 1000
+	restrict_room_creation = false

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::conn::{Io, Reader, Target};
 use crate::scenarios::login_all;
-use crate::stats::{Latencies, Span, figure};
+use crate::stats::{Latencies, Span, epoch, figure};
 
 /// What one step measured.
 struct Outcome {
@@ -228,11 +228,6 @@ struct Step {
     dropped: AtomicU64,
 }
 
-/// The load generator's clock: message bodies carry nanoseconds since this instant.
-fn epoch() -> &'static Instant {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(Instant::now)
-}
 
 /// Reads a chat session: counts messages of the current step and their latency.
 async fn chat_reader(mut s: Reader<tokio::io::ReadHalf<Box<dyn Io>>>, step: Arc<Step>) {

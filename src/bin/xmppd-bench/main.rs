@@ -9,10 +9,12 @@
 //!     xmppd-bench rosters --users 1010 --contacts 100 && xmppd-bench fanout --users 1010 --contacts 100
 //!     xmppd-bench --user big{} rosters --users 1020 --contacts 1000 --hubs 20
 //!     xmppd-bench --server-pid $PID logins --count 2000 --users 1000
+//!     xmppd-bench --server-pid $PID rooms --occupants 500 --senders 10
 
 mod chat;
 mod conn;
 mod presence;
+mod rooms;
 mod scenarios;
 mod stats;
 mod ws;
@@ -127,6 +129,22 @@ enum Scenario {
         #[arg(long, default_value_t = 3)]
         waves: u64,
     },
+    /// R: `occupants` users in one room, `senders` of them posting; join time and deliveries.
+    Rooms {
+        #[arg(long, default_value_t = 50)]
+        occupants: usize,
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+        /// First message rate of the ramp (all senders together).
+        #[arg(long, default_value_t = 10.0)]
+        start: f64,
+        #[arg(long, default_value_t = 5)]
+        step: u64,
+        #[arg(long, default_value_t = 3)]
+        grace: u64,
+        #[arg(long, default_value_t = 1000.0)]
+        max_p99: f64,
+    },
     /// S4: login burst (connect, TLS, SASL, bind, close).
     Logins {
         #[arg(long)]
@@ -217,6 +235,24 @@ async fn run(cli: Cli) -> Result<()> {
             users,
             concurrency,
         } => scenarios::logins(t, pid, count, users, concurrency).await,
+        Scenario::Rooms {
+            occupants,
+            senders,
+            start,
+            step,
+            grace,
+            max_p99,
+        } => {
+            let o = rooms::RoomOpts {
+                occupants,
+                senders,
+                start,
+                step_secs: step,
+                grace_secs: grace,
+                max_p99,
+            };
+            rooms::rooms(t, pid, o).await
+        }
     }
 }
 

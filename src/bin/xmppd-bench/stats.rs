@@ -78,6 +78,12 @@ impl Latencies {
     }
 }
 
+/// The load generator's clock: message bodies carry nanoseconds since this instant.
+pub fn epoch() -> &'static Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now)
+}
+
 /// Prints one figure of the summary on stdout: `figure <name> <value> <unit>`.
 pub fn figure(name: &str, value: f64, unit: &str) {
     println!("figure {name} {value:.3} {unit}");
