@@ -9,10 +9,11 @@ pidfile = "DIR/prosody.pid"
 data_path = "DIR/data"
 log = { { levels = { min = "warn" }, to = "file", filename = "DIR/prosody.log" } }
 network_backend = "epoll"
--- Prosody's own throughput settings (server_epoll): TCP_NODELAY (nagle = false) and writes
--- attempted at once instead of on the next loop turn, as its documentation suggests for
--- latency; xmppd and ejabberd set TCP_NODELAY too.
-network_settings = { nagle = false; opportunistic_writes = true }
+-- Prosody's own network setting for latency (server_epoll): TCP_NODELAY (nagle = false), as
+-- xmppd and ejabberd set it. Its other one, opportunistic_writes = true, was tried: Debian's
+-- Prosody 0.12.3 then spins at 100% CPU after the first few in-band registrations, so it
+-- stays off.
+network_settings = { nagle = false }
 c2s_ports = { PORT }
 c2s_interfaces = { "127.0.0.1" }
 legacy_ssl_ports = { }

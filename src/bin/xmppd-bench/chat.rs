@@ -228,7 +228,6 @@ struct Step {
     dropped: AtomicU64,
 }
 
-
 /// Reads a chat session: counts messages of the current step and their latency.
 async fn chat_reader(mut s: Reader<tokio::io::ReadHalf<Box<dyn Io>>>, step: Arc<Step>) {
     while let Ok(e) = s.next().await {

@@ -34,11 +34,15 @@ struct Room {
     joined: AtomicU64,
     step: AtomicU64,
     received: AtomicU64,
+    /// Room messages of any step (to tell when a backlog has drained).
+    any: AtomicU64,
     latencies: Mutex<Latencies>,
     /// Readers whose stream ended.
     dropped: AtomicU64,
+    /// Joins the room refused, with the first refusal.
+    refused: AtomicU64,
+    refusal: Mutex<Option<String>>,
 }
-
 
 /// Runs R.
 pub async fn rooms(t: Arc<Target>, pid: Option<u32>, o: RoomOpts) -> Result<()> {
@@ -65,15 +69,30 @@ pub async fn rooms(t: Arc<Target>, pid: Option<u32>, o: RoomOpts) -> Result<()> 
     }
     // The join wave: everyone else enters, at most 50 joins in flight.
     let span = Span::start(pid);
+    let mut shown = Instant::now();
     for (k, w) in writers.iter_mut().enumerate().skip(1) {
         while (k as u64).saturating_sub(state.joined.load(Ordering::Relaxed)) > 50 {
             tokio::time::sleep(Duration::from_millis(1)).await;
+            if state.refused.load(Ordering::Relaxed) > 0
+                || state.dropped.load(Ordering::Relaxed) > 0
+            {
+                break;
+            }
+            if shown.elapsed() > Duration::from_secs(5) {
+                shown = Instant::now();
+                let j = state.joined.load(Ordering::Relaxed);
+                eprintln!("[rooms] join wave: {k} sent, {j} joined");
+            }
         }
         send(w, &join(&room, k)).await?;
     }
     while state.joined.load(Ordering::Relaxed) < n as u64 {
         if state.dropped.load(Ordering::Relaxed) > 0 {
             bail!("a session ended during the join wave");
+        }
+        if state.refused.load(Ordering::Relaxed) > 0 {
+            let why = state.refusal.lock().ok().and_then(|r| r.clone());
+            bail!("the room refused a join: {}", why.unwrap_or_default());
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -117,8 +136,18 @@ pub async fn rooms(t: Arc<Target>, pid: Option<u32>, o: RoomOpts) -> Result<()> 
             .map(|mut l| std::mem::take(&mut *l))
             .unwrap_or_default();
         let (p50, p99, _) = lat.summary();
-        // Let a backlog drain before the next step.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Let a backlog drain before the next step: until nothing arrives for a second (a
+        // failed step leaves one, which would fail the steps after it too).
+        let drain_until = Instant::now() + Duration::from_secs(60);
+        let mut last = state.any.load(Ordering::Relaxed);
+        while Instant::now() < drain_until {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = state.any.load(Ordering::Relaxed);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
         let step = Step {
             rate,
             msgs,
@@ -171,7 +200,11 @@ pub async fn rooms(t: Arc<Target>, pid: Option<u32>, o: RoomOpts) -> Result<()> 
         bail!("no step delivered its offered rate");
     };
     figure("room.max_msgs", b.msgs as f64 / b.secs, "msg/s");
-    figure("room.max_deliveries", b.delivered as f64 / b.secs, "deliveries/s");
+    figure(
+        "room.max_deliveries",
+        b.delivered as f64 / b.secs,
+        "deliveries/s",
+    );
     figure(
         "room.server_cpu_per_delivery",
         b.server_cpu * 1e6 / b.delivered.max(1) as f64,
@@ -251,6 +284,14 @@ async fn create(
 async fn reader(mut r: Reader<tokio::io::ReadHalf<Box<dyn Io>>>, room: Arc<Room>, joined: bool) {
     let mut joined = joined;
     while let Ok(e) = r.next().await {
+        if !joined && e.name() == "presence" && e.attr("type") == Some("error") {
+            if room.refused.fetch_add(1, Ordering::Relaxed) == 0
+                && let Ok(mut r) = room.refusal.lock()
+            {
+                *r = Some(e.to_string_in(""));
+            }
+            continue;
+        }
         if e.name() != "message" {
             continue;
         }
@@ -264,6 +305,7 @@ async fn reader(mut r: Reader<tokio::io::ReadHalf<Box<dyn Io>>>, room: Arc<Room>
         let Some(body) = e.get_child("body", "jabber:client") else {
             continue;
         };
+        room.any.fetch_add(1, Ordering::Relaxed);
         let text = body.text();
         let mut parts = text.split(' ');
         let (Some(Ok(k)), Some(Ok(ns))) = (
