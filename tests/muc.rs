@@ -7,15 +7,6 @@ mod common;
 use common::TestServer;
 use common::muc::*;
 
-async fn users(t: &TestServer, names: &[&str]) -> Vec<tokio_xmpp::Client> {
-    let mut v = Vec::new();
-    for n in names {
-        t.add_user(n, "pw").await;
-        v.push(t.login(&format!("{n}@localhost"), "pw").await.0);
-    }
-    v
-}
-
 #[tokio::test]
 async fn the_service_is_listed_and_describes_itself() {
     let t = TestServer::start(|_| {}).await;

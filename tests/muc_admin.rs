@@ -7,15 +7,6 @@ mod common;
 use common::TestServer;
 use common::muc::*;
 
-async fn users(t: &TestServer, names: &[&str]) -> Vec<tokio_xmpp::Client> {
-    let mut v = Vec::new();
-    for n in names {
-        t.add_user(n, "pw").await;
-        v.push(t.login(&format!("{n}@localhost"), "pw").await.0);
-    }
-    v
-}
-
 fn unavailable_from(e: &minidom::Element, from: &str) -> bool {
     presence_from(e, from) && e.attr("type") == Some("unavailable")
 }

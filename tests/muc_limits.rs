@@ -7,15 +7,6 @@ mod common;
 use common::TestServer;
 use common::muc::*;
 
-async fn users(t: &TestServer, names: &[&str]) -> Vec<tokio_xmpp::Client> {
-    let mut v = Vec::new();
-    for n in names {
-        t.add_user(n, "pw").await;
-        v.push(t.login(&format!("{n}@localhost"), "pw").await.0);
-    }
-    v
-}
-
 #[tokio::test]
 async fn a_large_room_stops_pushing_joins_and_lists_its_occupants() {
     let t = TestServer::start(|c| c.muc.large_room_threshold = 2).await;

@@ -6,7 +6,7 @@ use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::parsers::presence::Presence;
 use tokio_xmpp::{Client, Stanza};
 
-use super::{WAIT, next_stanza};
+use super::{TestServer, WAIT, next_stanza};
 
 pub const MUC: &str = "http://jabber.org/protocol/muc";
 pub const USER: &str = "http://jabber.org/protocol/muc#user";
@@ -160,4 +160,14 @@ pub async fn configure(c: &mut Client, room: &str, fields: &[(&str, &str)]) -> m
         ),
     )
     .await
+}
+
+/// Creates accounts `names` (password `pw`) and logs each in.
+pub async fn users(t: &TestServer, names: &[&str]) -> Vec<Client> {
+    let mut v = Vec::new();
+    for n in names {
+        t.add_user(n, "pw").await;
+        v.push(t.login(&format!("{n}@localhost"), "pw").await.0);
+    }
+    v
 }

@@ -18,7 +18,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::config::Config;
 use crate::router::{HookFuture, Router, Service};
-use crate::stanza::{ErrorCondition, error_reply_with, iq_error, iq_result, is_stanza};
+use crate::stanza::{ErrorCondition, error_reply_with, form, iq_error, iq_result, is_stanza};
 use crate::storage::{Storage, Upload};
 use crate::xml::Element;
 
@@ -26,8 +26,6 @@ use crate::xml::Element;
 pub const NS: &str = "urn:xmpp:http:upload:0";
 const NS_INFO: &str = crate::ext::disco::NS_INFO;
 const NS_ITEMS: &str = crate::ext::disco::NS_ITEMS;
-/// `jabber:x:data`
-const NS_DATA: &str = "jabber:x:data";
 /// Longest file name kept, in bytes.
 const MAX_NAME: usize = 200;
 
@@ -87,19 +85,8 @@ impl UploadService {
 
     fn disco_info(&self, iq: &Element) -> Element {
         let max = self.uploads.config.upload.max_file_size.to_string();
-        let form = Element::new("x", NS_DATA)
-            .with_attr("type", "result")
-            .with_child(
-                Element::new("field", NS_DATA)
-                    .with_attr("var", "FORM_TYPE")
-                    .with_attr("type", "hidden")
-                    .with_child(Element::new("value", NS_DATA).with_text(NS)),
-            )
-            .with_child(
-                Element::new("field", NS_DATA)
-                    .with_attr("var", "max-file-size")
-                    .with_child(Element::new("value", NS_DATA).with_text(max)),
-            );
+        let form =
+            form::new("result", NS).with_child(form::field("max-file-size", None, None, &[&max]));
         let query = Element::new("query", NS_INFO)
             .with_child(
                 Element::new("identity", NS_INFO)
