@@ -356,3 +356,34 @@ async fn private_messages_invitations_and_pings() {
     assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
     assert_eq!(r.attr("from"), Some(format!("{ROOM}/Carol").as_str()));
 }
+
+#[tokio::test]
+async fn a_visitor_asks_for_voice_and_a_moderator_grants_it() {
+    let t = TestServer::start(|_| {}).await;
+    let mut u = users(&t, &["alice", "bob"]).await;
+    let (mut bob, mut alice) = (u.pop().unwrap(), u.pop().unwrap());
+    join(&mut alice, ROOM, "Alice", "").await;
+    configure(&mut alice, ROOM, &[("muc#roomconfig_moderatedroom", "1")]).await;
+    let got = join(&mut bob, ROOM, "Bob", "").await;
+    assert_eq!(item(&own(&got)).attr("role"), Some("visitor"));
+    const REQUEST: &str = "http://jabber.org/protocol/muc#request";
+    send(&mut bob, &format!("<message to='{ROOM}'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>{REQUEST}</value></field><field var='muc#role' type='list-single'><value>participant</value></field></x></message>")).await;
+    // The moderator gets a form to approve, naming Bob.
+    let ask = wait(&mut alice, "the voice request", |e| {
+        e.name() == "message" && e.get_child("x", "jabber:x:data").is_some()
+    })
+    .await;
+    let x = ask.get_child("x", "jabber:x:data").unwrap();
+    let nick = x
+        .children()
+        .find(|f| f.attr("var") == Some("muc#roomnick"))
+        .and_then(|f| f.children().next())
+        .map(|v| v.text());
+    assert_eq!(nick.as_deref(), Some("Bob"));
+    send(&mut alice, &format!("<message to='{ROOM}'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>{REQUEST}</value></field><field var='muc#role'><value>participant</value></field><field var='muc#roomnick'><value>Bob</value></field><field var='muc#request_allow'><value>true</value></field></x></message>")).await;
+    let p = wait(&mut bob, "voice", |e| {
+        presence_from(e, &format!("{ROOM}/Bob"))
+    })
+    .await;
+    assert_eq!(item(&p).attr("role"), Some("participant"));
+}

@@ -222,7 +222,7 @@ impl Room {
     }
 
     /// Gives occupant `nick` a role; `none` kicks it (307).
-    async fn apply_role(&mut self, router: &Router, nick: &str, role: Role) {
+    pub(super) async fn apply_role(&mut self, router: &Router, nick: &str, role: Role) {
         if role == Role::None {
             return self.remove(router, nick, &[307]).await;
         }

@@ -26,6 +26,10 @@ impl Room {
                 return self.decline(router, &from, d.clone()).await;
             }
         }
+        if let Some(x) = super::voice::request_form(&m) {
+            let x = x.clone();
+            return self.voice(router, &from, &m, &x).await;
+        }
         if m.attr("type") != Some("groupchat") {
             return self.refuse(router, &m, ErrorCondition::BadRequest).await;
         }

@@ -16,7 +16,8 @@
 //! Files: `room.rs` (state, loading, the actor loop, dispatch), `occupants.rs` (join, leave,
 //! nick change, presence broadcast), `chat.rs` (groupchat and private messages, subject,
 //! invitations, history), `admin.rs` (roles and affiliations, §8–§10), `owner.rs` (room
-//! configuration, destruction, the room's disco), `types.rs` (roles, affiliations, occupants).
+//! configuration, destruction, the room's disco), `voice.rs` (voice requests), `types.rs`
+//! (roles, affiliations, occupants).
 //! Storage: `storage/muc.rs`, `storage/sql/muc.rs`, migration `0006_muc`.
 
 mod admin;
@@ -25,6 +26,7 @@ mod occupants;
 mod owner;
 mod room;
 mod types;
+mod voice;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
