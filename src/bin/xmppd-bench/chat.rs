@@ -171,10 +171,17 @@ pub async fn chat(t: Arc<Target>, pid: Option<u32>, o: ChatOpts) -> Result<()> {
             }
             rate *= 2.0;
         }
-        if let (Some(b), Some(_)) = (&best, failed) {
-            let o = run(b.offered * 1.5).await;
-            if o.held(max_p99) {
-                best = Some(o);
+        // Bisect between the last step that held and the first that failed, to within 10%
+        // (a ramp alone knows a server's limit only within a factor of two).
+        while let (Some(b), Some(f)) = (&best, failed) {
+            if f <= b.offered * 1.1 {
+                break;
+            }
+            let mid = (b.offered + f) / 2.0;
+            let o = run(mid).await;
+            match o.held(max_p99) {
+                true => best = Some(o),
+                false => failed = Some(mid),
             }
         }
     } else {
@@ -211,6 +218,12 @@ pub async fn chat(t: Arc<Target>, pid: Option<u32>, o: ChatOpts) -> Result<()> {
         let mut o = run(r).await;
         let (_, p99, _) = o.lat.summary();
         figure(&format!("s2.p99_at_{r:.0}"), p99, "ms");
+        // CPU per message at a rate every server is asked to carry, next to the one at its max.
+        figure(
+            &format!("s2.server_cpu_per_msg_at_{r:.0}"),
+            o.server_cpu * 1e6 / o.received.max(1) as f64,
+            "us",
+        );
         figure(&format!("s2.loss_at_{r:.0}"), o.loss() * 100.0, "%");
     }
     figure("s2.max", max, "ms");
