@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::conn::{Io, Reader, Target};
 use crate::scenarios::login_all;
-use crate::stats::{Latencies, Span, epoch, figure};
+use crate::stats::{Latencies, Span, epoch, figure, since, stamp};
 
 /// What one step measured.
 struct Outcome {
@@ -251,21 +251,15 @@ async fn chat_reader(mut s: Reader<tokio::io::ReadHalf<Box<dyn Io>>>, step: Arc<
         let Some(body) = e.get_child("body", "jabber:client") else {
             continue;
         };
-        let text = body.text();
-        let mut parts = text.split(' ');
-        let (Some(Ok(k)), Some(Ok(ns))) = (
-            parts.next().map(str::parse::<u64>),
-            parts.next().map(str::parse::<u64>),
-        ) else {
+        let Some((k, ns)) = stamp(&body.text()) else {
             continue;
         };
         if k != step.id.load(Ordering::Relaxed) {
             continue;
         }
         step.received.fetch_add(1, Ordering::Relaxed);
-        let now = epoch().elapsed().as_nanos() as u64;
         if let Ok(mut l) = step.latencies.lock() {
-            l.push(Duration::from_nanos(now.saturating_sub(ns)));
+            l.push(since(ns));
         }
     }
     step.dropped.fetch_add(1, Ordering::Relaxed);

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::conn::{Io, Reader, Target, send};
 use crate::scenarios::login_all;
-use crate::stats::{Latencies, Span, epoch, figure};
+use crate::stats::{Latencies, Span, epoch, figure, since, stamp};
 
 /// The parameters of R.
 pub struct RoomOpts {
@@ -306,21 +306,15 @@ async fn reader(mut r: Reader<tokio::io::ReadHalf<Box<dyn Io>>>, room: Arc<Room>
             continue;
         };
         room.any.fetch_add(1, Ordering::Relaxed);
-        let text = body.text();
-        let mut parts = text.split(' ');
-        let (Some(Ok(k)), Some(Ok(ns))) = (
-            parts.next().map(str::parse::<u64>),
-            parts.next().map(str::parse::<u64>),
-        ) else {
+        let Some((k, ns)) = stamp(&body.text()) else {
             continue;
         };
         if k != room.step.load(Ordering::Relaxed) {
             continue;
         }
         room.received.fetch_add(1, Ordering::Relaxed);
-        let now = epoch().elapsed().as_nanos() as u64;
         if let Ok(mut l) = room.latencies.lock() {
-            l.push(Duration::from_nanos(now.saturating_sub(ns)));
+            l.push(since(ns));
         }
     }
     room.dropped.fetch_add(1, Ordering::Relaxed);

@@ -84,6 +84,18 @@ pub fn epoch() -> &'static Instant {
     EPOCH.get_or_init(Instant::now)
 }
 
+/// The step and the send time (nanoseconds since [`epoch`]) that a scenario's message body
+/// carries (`"<step> <ns>"`), if the body is one of ours.
+pub fn stamp(body: &str) -> Option<(u64, u64)> {
+    let mut parts = body.split(' ');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// How long ago a stamp's send time was.
+pub fn since(ns: u64) -> Duration {
+    Duration::from_nanos((epoch().elapsed().as_nanos() as u64).saturating_sub(ns))
+}
+
 /// Prints one figure of the summary on stdout: `figure <name> <value> <unit>`.
 pub fn figure(name: &str, value: f64, unit: &str) {
     println!("figure {name} {value:.3} {unit}");
