@@ -38,6 +38,11 @@ impl SharedStanza {
     pub fn stanza(&self) -> &Element {
         &self.stanza
     }
+
+    /// Its serialisation (without `to`, inside a `jabber:client` stream), e.g. to store it.
+    pub fn wire(&self) -> &[u8] {
+        &self.wire
+    }
 }
 
 /// The shared stanza for one recipient.

@@ -66,13 +66,15 @@ impl Room {
                 .with_attr("id", id.clone())
                 .with_attr("by", room_jid),
         );
-        // Stored once, before anyone sees it: what was sent is in the archive.
+        // Serialised once, stored as serialised before anyone sees it (what was sent is in
+        // the archive), then the same bytes go to every occupant.
+        let shared = SharedStanza::new(out);
         let stored = RoomMessage {
             stanza_id: id,
             nick,
             sender: bare.to_string(),
             ts_ms: crate::storage::now_ms(),
-            xml: out.to_string_in(NS_CLIENT),
+            xml: String::from_utf8_lossy(shared.wire()).into_owned(),
         };
         if let Err(e) = self
             .shared
@@ -86,7 +88,6 @@ impl Room {
                 .refuse(router, &m, ErrorCondition::InternalServerError)
                 .await;
         }
-        let shared = SharedStanza::new(out);
         self.fan_out(router, &shared).await;
     }
 
@@ -202,15 +203,21 @@ impl Room {
         let Some(Ok(to)) = invite.attr("to").map(jid::BareJid::new) else {
             return self.refuse(router, m, ErrorCondition::JidMalformed).await;
         };
-        if self.stored.config.members_only
-            && self.affiliation(&to) == Affiliation::None
-            && !self
+        if self.stored.config.members_only && self.affiliation(&to) == Affiliation::None {
+            // The membership an invitation grants counts against the room's bound too.
+            if self.affiliations.len() >= self.shared.config.muc.max_affiliations {
+                return self
+                    .refuse(router, m, ErrorCondition::PolicyViolation)
+                    .await;
+            }
+            if !self
                 .set_affiliation(&to, Affiliation::Member, "invited")
                 .await
-        {
-            return self
-                .refuse(router, m, ErrorCondition::InternalServerError)
-                .await;
+            {
+                return self
+                    .refuse(router, m, ErrorCondition::InternalServerError)
+                    .await;
+            }
         }
         let mut inv = Element::new("invite", NS_USER).with_attr("from", from.to_string());
         if let Some(r) = invite.get_child("reason", NS_USER) {
