@@ -76,6 +76,13 @@ pub fn offline_store(took: Duration, stored: bool) {
     }
 }
 
+/// One group commit of the archive writer: how long it took and how many messages it held.
+pub fn archive_commit(took: Duration, messages: u64) {
+    histogram!("xmppd_storage_seconds", "op" => "archive_commit").record(took.as_secs_f64());
+    counter!("xmppd_archive_commits_total").increment(1);
+    counter!("xmppd_archived_total").increment(messages);
+}
+
 /// Offline messages handed to a session.
 pub fn offline_delivered(n: u64) {
     counter!("xmppd_offline_delivered_total").increment(n);

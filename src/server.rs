@@ -118,6 +118,12 @@ impl Server {
             done,
             timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
         };
+        // Rooms' messages are kept within the same bounds even with the accounts' archive off.
+        tokio::spawn(crate::ext::archive::retention::purge_loop(
+            server.storage.clone(),
+            config.archive.clone(),
+            server.shutdown.subscribe(),
+        ));
         for (list, direct) in [(&config.c2s.listen, false), (&config.c2s.tls_listen, true)] {
             for addr in list {
                 let l = TcpListener::bind(addr)

@@ -39,22 +39,9 @@ fn serve(config: &std::path::Path) -> (Child, u16) {
     (child, port)
 }
 
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut esc = false;
-    for c in s.chars() {
-        match (esc, c) {
-            (false, '\x1b') => esc = true,
-            (true, 'm') => esc = false,
-            (true, _) => {}
-            (false, c) => out.push(c),
-        }
-    }
-    out
-}
-
-#[tokio::test]
-async fn acknowledged_offline_messages_survive_kill_9() {
+/// A data folder with a configuration (plain TCP on port 0, no HTTP) and the accounts alice
+/// and bob (password `pw`), made with the CLI; the folder lives as long as the first value.
+fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("xmppd.toml");
     std::fs::write(
@@ -72,7 +59,11 @@ async fn acknowledged_offline_messages_survive_kill_9() {
             .unwrap();
         assert!(o.status.success(), "{o:?}");
     }
-    let (mut server, port) = serve(&cfg);
+    (dir, cfg)
+}
+
+/// Alice (stream management on) sends bob k1…k5 and the server acknowledges all five.
+async fn alice_sends_k1_to_k5(port: u16) {
     let mut alice = Raw(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
     alice.login("alice", "pw", "pc").await;
     alice.send("<enable xmlns='urn:xmpp:sm:3'/>").await;
@@ -87,6 +78,27 @@ async fn acknowledged_offline_messages_survive_kill_9() {
     alice.send("<r xmlns='urn:xmpp:sm:3'/>").await;
     let a = alice.read_tag("a").await;
     assert_eq!(attr_of(&a, "a", "h").as_deref(), Some("5"), "{a}");
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut esc = false;
+    for c in s.chars() {
+        match (esc, c) {
+            (false, '\x1b') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn acknowledged_offline_messages_survive_kill_9() {
+    let (_dir, cfg) = setup();
+    let (mut server, port) = serve(&cfg);
+    alice_sends_k1_to_k5(port).await;
     // Acknowledged: now the crash.
     server.kill().unwrap();
     server.wait().unwrap();
@@ -137,6 +149,52 @@ async fn acknowledged_offline_messages_survive_kill_9() {
     );
     bob.expect_silence(std::time::Duration::from_millis(500))
         .await;
+    server.kill().unwrap();
+    let _ = server.wait();
+}
+
+#[tokio::test]
+async fn acknowledged_messages_are_in_the_archive_after_kill_9() {
+    let (_dir, cfg) = setup();
+    let (mut server, port) = serve(&cfg);
+    let mut bob = Raw(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    bob.login("bob", "pw", "phone").await;
+    bob.send("<presence/>").await;
+    alice_sends_k1_to_k5(port).await;
+    let delivered = bob.read_until_n("</body>", 5).await;
+    // Acknowledged to Alice and delivered to Bob with ids: now the crash.
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let (mut server, port) = serve(&cfg);
+    let query = "<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2'/></iq>";
+    for (user, text) in [("alice", None), ("bob", Some(&delivered))] {
+        let mut c = Raw(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+        c.login(user, "pw", "laptop").await;
+        c.send(query).await;
+        let got = c.read_until("id='q'").await;
+        for i in 1..=5 {
+            assert_eq!(
+                got.matches(&format!(">k{i}</body>")).count(),
+                1,
+                "{user}: {got}"
+            );
+        }
+        // Every id Bob was given names a message of his archive.
+        if let Some(text) = text {
+            for part in text.split("<stanza-id").skip(1) {
+                let id = part
+                    .split("id='")
+                    .nth(1)
+                    .unwrap()
+                    .split('\'')
+                    .next()
+                    .unwrap();
+                assert!(got.contains(&format!("id='{id}'")), "{id} archived: {got}");
+            }
+            assert_eq!(text.matches("<stanza-id").count(), 5);
+        }
+    }
     server.kill().unwrap();
     let _ = server.wait();
 }

@@ -57,6 +57,7 @@ pub fn parse_str(text: &str) -> Result<Config, Vec<ConfigError>> {
             "im" => section_into(section, value, &mut config.im, &mut errors),
             "upload" => section_into(section, value, &mut config.upload, &mut errors),
             "muc" => section_into(section, value, &mut config.muc, &mut errors),
+            "archive" => section_into(section, value, &mut config.archive, &mut errors),
             "http" => section_into(section, value, &mut config.http, &mut errors),
             _ => errors.push(err(section, "unknown section")),
         }
@@ -195,6 +196,12 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
             "must not exceed c2s.max_unacked_bytes (offline messages are delivered at once)",
         ));
     }
+    if c.c2s.stream_management && c.archive.max_page_bytes > c.c2s.max_unacked_bytes {
+        errors.push(err(
+            "archive.max_page_bytes",
+            "must not exceed c2s.max_unacked_bytes (a page is sent at once)",
+        ));
+    }
     if c.muc.default_max_users > c.muc.max_occupants {
         errors.push(err(
             "muc.default_max_users",
@@ -205,6 +212,12 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
         errors.push(err(
             "muc.default_history",
             "must not exceed muc.max_history",
+        ));
+    }
+    if crate::storage::archive::Mode::parse(&c.archive.default_mode).is_none() {
+        errors.push(err(
+            "archive.default_mode",
+            "must be \"always\", \"roster\" or \"never\"",
         ));
     }
     if !(2..=1000).contains(&c.c2s.max_depth) {
@@ -223,6 +236,11 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
         ("muc.room_queue", c.muc.room_queue as u64),
         ("muc.room_queue_bytes", c.muc.room_queue_bytes as u64),
         ("muc.max_nick_length", c.muc.max_nick_length as u64),
+        ("archive.max_page", c.archive.max_page as u64),
+        ("archive.max_page_bytes", c.archive.max_page_bytes as u64),
+        ("archive.purge_interval_secs", c.archive.purge_interval_secs),
+        ("archive.write_queue", c.archive.write_queue as u64),
+        ("archive.write_batch", c.archive.write_batch as u64),
         ("c2s.max_auth_attempts", u64::from(c.c2s.max_auth_attempts)),
         ("c2s.session_queue", c.c2s.session_queue as u64),
         ("c2s.idle_timeout_secs", c.c2s.idle_timeout_secs),

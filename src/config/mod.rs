@@ -4,6 +4,7 @@
 //! `config/xmppd.toml` documents every option; an empty file (or none) gives the embedded
 //! default: domain `localhost`, SQLite under `./data`, a self-signed certificate.
 
+mod archive;
 mod load;
 mod muc;
 
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use archive::ArchiveConfig;
 pub use load::{ConfigError, load_file, parse_str};
 pub use muc::MucConfig;
 
@@ -36,6 +38,8 @@ pub struct Config {
     pub upload: UploadConfig,
     /// Group chat (XEP-0045).
     pub muc: MucConfig,
+    /// Message archive (XEP-0313).
+    pub archive: ArchiveConfig,
 }
 
 /// `[http]`

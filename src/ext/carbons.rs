@@ -16,7 +16,7 @@ use crate::xml::Element;
 /// `urn:xmpp:carbons:2`
 pub use crate::stanza::NS_CARBONS as NS;
 /// XEP-0297 Stanza Forwarding.
-pub const NS_FORWARD: &str = "urn:xmpp:forward:0";
+pub use crate::stanza::NS_FORWARD;
 
 /// Whether a message is copied (XEP-0280 §6): chat, or normal with a body; not private, not
 /// `<no-copy/>`, not already a carbon.

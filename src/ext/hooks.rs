@@ -211,7 +211,7 @@ mod tests {
         config.server.data_dir = dir.path().to_path_buf();
         let config = Arc::new(config);
         let storage = crate::storage::Storage::open(&config).await.unwrap();
-        let mut r = Registrar::with_defaults();
+        let mut r = Registrar::with_defaults(&config);
         r.hooks.delivering.add(0, "archive", stamp);
         r.hooks.routing.add(50, "spam", no_spam);
         let router = Router::new(Arc::new(Registry::new()), vec!["localhost".into()]);

@@ -8,6 +8,7 @@
 //!
 //! Everything not handled is answered with `service-unavailable` (RFC 6120 §8.4).
 
+pub mod archive;
 pub mod blocking;
 pub mod carbons;
 pub mod disco;
@@ -87,9 +88,12 @@ pub struct Registrar {
 }
 
 impl Registrar {
-    /// The extensions this build enables; `blocks` is shared with the routing check.
-    pub fn with_defaults() -> Self {
+    /// The extensions this build enables, as `config` turns them on.
+    pub fn with_defaults(config: &Config) -> Self {
         let mut r = Registrar::default();
+        if config.archive.enabled {
+            archive::register(&mut r);
+        }
         ping::register(&mut r);
         blocking::register(&mut r);
         roster::register(&mut r);
@@ -137,7 +141,7 @@ pub struct Extensions {
 impl Extensions {
     /// The default extensions over `storage`.
     pub fn new(storage: Storage, config: Arc<Config>) -> Self {
-        Self::with(Registrar::with_defaults(), storage, config)
+        Self::with(Registrar::with_defaults(&config), storage, config)
     }
 
     /// The extensions `registrar` holds.

@@ -19,7 +19,7 @@ use crate::xml::{Element, Limits, parse_fragment};
 /// XEP-0203 Delayed Delivery.
 pub use crate::stanza::NS_DELAY;
 /// XEP-0334 Message Processing Hints.
-pub const NS_HINTS: &str = "urn:xmpp:hints";
+pub use crate::stanza::NS_HINTS;
 
 /// Stores `stanza` for `to`, or bounces it when it may not or cannot be stored.
 ///

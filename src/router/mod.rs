@@ -23,6 +23,11 @@ use crate::stanza::shared::{Addressed, SharedStanza};
 use crate::stanza::{ErrorCondition, error_reply};
 use crate::xml::Element;
 
+tokio::task_local! {
+    /// Set while a stanza is routed again.
+    static REROUTED: ();
+}
+
 /// Routes stanzas between sessions and the server.
 pub struct Router {
     /// Bound sessions.
@@ -71,6 +76,18 @@ impl Router {
             Some(s) => Route::Service(s),
             None => Route::Remote,
         }
+    }
+
+    /// Routes again a stanza that was routed once and could not be written (its session
+    /// ended): the modules that act once per stanza (the archive, which stored and stamped it
+    /// the first time) see [`Router::rerouted`] and leave it as it is.
+    pub async fn route_again(&self, stanza: Element) {
+        REROUTED.scope((), self.route(stanza)).await
+    }
+
+    /// Whether the stanza being routed now is routed again ([`Router::route_again`]).
+    pub fn rerouted() -> bool {
+        REROUTED.try_with(|_| ()).is_ok()
     }
 
     /// Routes a stanza whose `from` is already stamped.

@@ -216,6 +216,15 @@ mod tests {
 /// `urn:xmpp:delay` (XEP-0203)
 pub const NS_DELAY: &str = "urn:xmpp:delay";
 
+/// `urn:xmpp:sid:0` (XEP-0359): archives (an account's, a room's) stamp their ids with it.
+pub const NS_SID: &str = "urn:xmpp:sid:0";
+/// `urn:xmpp:forward:0` (XEP-0297): carbons and archive results wrap messages in it.
+pub const NS_FORWARD: &str = "urn:xmpp:forward:0";
+/// `urn:xmpp:hints` (XEP-0334): offline storage and the archive read them.
+pub const NS_HINTS: &str = "urn:xmpp:hints";
+/// `urn:xmpp:mam:2` (XEP-0313): the accounts' and the rooms' archives answer it.
+pub const NS_MAM: &str = "urn:xmpp:mam:2";
+
 /// `jabber:iq:register` (XEP-0077), before login (c2s) and after (ext).
 pub const NS_REGISTER: &str = "jabber:iq:register";
 /// `urn:xmpp:carbons:2` (XEP-0280): the session core needs it too (a copy is not re-routed).

@@ -39,8 +39,13 @@ pub fn request(query: &Element) -> Result<Option<Request>, ErrorCondition> {
     }))
 }
 
-/// The `<set/>` answering a page of `count` items in all, from `first` (at `index`) to `last`.
-pub fn answer(first_last: Option<(&str, &str)>, index: Option<usize>, count: u64) -> Element {
+/// The `<set/>` answering a page from `first` (at `index`) to `last`, of `count` items in all
+/// when the server counts them (an archive does not: counting is a scan).
+pub fn answer(
+    first_last: Option<(&str, &str)>,
+    index: Option<usize>,
+    count: Option<u64>,
+) -> Element {
     let mut set = Element::new("set", NS);
     if let Some((first, last)) = first_last {
         let mut f = Element::new("first", NS).with_text(first);
@@ -50,6 +55,8 @@ pub fn answer(first_last: Option<(&str, &str)>, index: Option<usize>, count: u64
         set.append_child(f);
         set.append_child(Element::new("last", NS).with_text(last));
     }
-    set.append_child(Element::new("count", NS).with_text(count.to_string()));
+    if let Some(n) = count {
+        set.append_child(Element::new("count", NS).with_text(n.to_string()));
+    }
     set
 }

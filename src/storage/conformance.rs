@@ -441,6 +441,7 @@ async fn all(s: &Storage) {
     offline_claims(s).await;
     upload_conformance(s).await;
     super::conformance_muc::muc_conformance(s).await;
+    super::conformance_archive::archive_conformance(s).await;
 }
 
 #[tokio::test]

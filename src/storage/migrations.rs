@@ -44,6 +44,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../schemas/sqlite/0006_muc.sql"),
         include_str!("../../schemas/postgres/0006_muc.sql"),
     ),
+    (
+        7,
+        "archive",
+        include_str!("../../schemas/sqlite/0007_archive.sql"),
+        include_str!("../../schemas/postgres/0007_archive.sql"),
+    ),
 ];
 
 /// Which dialect.

@@ -2,6 +2,8 @@
 //! This is the only place SQL lives; migrations come from `schemas/{sqlite,postgres}/`.
 
 pub mod account;
+pub mod archive;
+pub mod archive_writer;
 pub mod documents;
 mod migrations;
 pub mod muc;
@@ -18,6 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use account::AccountStore;
+pub use archive::ArchiveStore;
 pub use documents::DocumentStore;
 pub use muc::MucStore;
 pub use offline::{OfflineMessage, OfflineQuota, OfflineStore};
@@ -61,6 +64,8 @@ pub struct Storage {
     pub uploads: Arc<dyn UploadStore>,
     /// Group-chat rooms, their affiliations and messages.
     pub muc: Arc<dyn MucStore>,
+    /// Message archives (XEP-0313) of accounts and rooms, and archiving preferences.
+    pub archive: Arc<dyn ArchiveStore>,
 }
 
 /// Milliseconds since the epoch.
@@ -72,10 +77,17 @@ pub fn now_ms() -> i64 {
 }
 
 impl Storage {
-    /// Opens the configured database and applies pending migrations; rosters are cached
-    /// (`storage.roster_cache`).
+    /// Opens the configured database and applies pending migrations; rosters and archiving
+    /// preferences are cached (`storage.roster_cache`), archive writes are group-committed.
     pub async fn open(config: &Config) -> Result<Storage, StoreError> {
         let mut s = Self::open_uncached(config).await?;
+        let a = &config.archive;
+        s.archive = Arc::new(archive_writer::Batched::new(
+            s.archive,
+            a.write_queue,
+            a.write_batch,
+            config.storage.roster_cache,
+        ));
         if config.storage.roster_cache > 0 {
             s.rosters = Arc::new(roster_cache::CachedRosters::new(
                 s.rosters,
@@ -118,5 +130,7 @@ impl Storage {
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod conformance_archive;
 #[cfg(test)]
 mod conformance_muc;

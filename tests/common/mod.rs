@@ -2,6 +2,7 @@
 //! a test CA, real clients (tokio-xmpp), and a raw socket for input no client library would send.
 #![allow(dead_code)]
 
+pub mod archive;
 pub mod bosh;
 pub mod im;
 pub mod muc;

@@ -57,6 +57,11 @@ pub async fn wait(
         .unwrap_or_else(|_| panic!("no {what}"))
 }
 
+/// Whether `e` is a message with body `text`.
+pub fn body_is(e: &minidom::Element, text: &str) -> bool {
+    e.name() == "message" && e.children().any(|c| c.name() == "body" && c.text() == text)
+}
+
 /// The status codes in a stanza's `muc#user` payload.
 pub fn codes(el: &minidom::Element) -> Vec<String> {
     el.get_child("x", USER)

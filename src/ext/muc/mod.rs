@@ -21,6 +21,7 @@
 //! Storage: `storage/muc.rs`, `storage/sql/muc.rs`, migration `0006_muc`.
 
 mod admin;
+mod archive;
 mod chat;
 mod occupants;
 mod owner;
@@ -52,7 +53,7 @@ pub const NS_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
 /// `http://jabber.org/protocol/muc#owner`
 pub const NS_OWNER: &str = "http://jabber.org/protocol/muc#owner";
 /// `urn:xmpp:sid:0` (XEP-0359 unique and stable stanza ids)
-pub const NS_SID: &str = "urn:xmpp:sid:0";
+pub use crate::stanza::NS_SID;
 const NS_INFO: &str = crate::ext::disco::NS_INFO;
 const NS_ITEMS: &str = crate::ext::disco::NS_ITEMS;
 /// Rooms listed per disco#items page at most.
@@ -68,6 +69,8 @@ pub(crate) struct Shared {
     pub router: Weak<Router>,
     /// Live rooms by name (the node of their JID).
     rooms: Mutex<HashMap<String, Inbox>>,
+    /// Archive queries answered at once (`archive.room_queries`).
+    pub archive_queries: Arc<tokio::sync::Semaphore>,
 }
 
 /// The sending side of a room's inbox, bounded in stanzas and bytes.
@@ -95,6 +98,7 @@ impl MucService {
             Ok(n) => tracing::info!(%domain, "removed {n} temporary rooms of the previous run"),
             Err(e) => tracing::error!(%domain, "temporary rooms of the previous run: {e}"),
         }
+        let room_queries = config.archive.room_queries;
         MucService {
             shared: Arc::new(Shared {
                 storage,
@@ -102,6 +106,7 @@ impl MucService {
                 domain: domain.to_string(),
                 router: Arc::downgrade(router),
                 rooms: Mutex::new(HashMap::new()),
+                archive_queries: Arc::new(tokio::sync::Semaphore::new(room_queries)),
             }),
         }
     }
@@ -203,7 +208,7 @@ impl MucService {
                 .first()
                 .zip(rooms.last())
                 .map(|(f, l)| (f.0.as_str(), l.0.as_str()));
-            query.append_child(rsm::answer(fl, None, count));
+            query.append_child(rsm::answer(fl, None, Some(count)));
         }
         iq_result(iq).with_child(query)
     }

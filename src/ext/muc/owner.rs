@@ -383,6 +383,11 @@ impl Room {
         ] {
             q.append_child(Element::new("feature", NS_INFO).with_attr("var", f));
         }
+        if self.shared.config.archive.enabled {
+            for f in [crate::stanza::NS_MAM, crate::ext::archive::NS_EXTENDED] {
+                q.append_child(Element::new("feature", NS_INFO).with_attr("var", f));
+            }
+        }
         let occupants = self.occupants.len().to_string();
         let x = form::new("result", INFO)
             .with_child(form::field(
@@ -447,7 +452,7 @@ impl Room {
                 .first()
                 .zip(page.last())
                 .map(|(f, l)| (f.as_str(), l.as_str()));
-            q.append_child(rsm::answer(fl, None, self.occupants.len() as u64));
+            q.append_child(rsm::answer(fl, None, Some(self.occupants.len() as u64)));
         }
         iq_result(iq).with_child(q)
     }

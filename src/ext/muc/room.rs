@@ -193,6 +193,10 @@ impl Room {
                 iq_result(&iq)
             }
             (crate::ext::ping::NS, _) => iq_error(&iq, ErrorCondition::NotAcceptable, None),
+            (crate::stanza::NS_MAM, _) => match self.archive_iq(&from, &iq) {
+                Some(r) => r,
+                None => return,
+            },
             _ => iq_error(&iq, ErrorCondition::ServiceUnavailable, None),
         };
         router.route(reply).await;

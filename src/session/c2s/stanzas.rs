@@ -128,6 +128,6 @@ async fn reroute(router: &Router, el: Element) {
             .children()
             .any(|c| c.ns() == CARBONS && matches!(c.name(), "received" | "sent"));
     if !carbon {
-        router.route(el).await;
+        router.route_again(el).await;
     }
 }

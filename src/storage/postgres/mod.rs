@@ -22,6 +22,7 @@ crate::sql_upload_store!(
     Some("SELECT pg_advisory_xact_lock(hashtextextended('upload/' || $1 || '/' || $2, 0))")
 );
 crate::sql_muc_store!(PgMuc, sqlx::Postgres);
+crate::sql_archive_store!(PgArchive, sqlx::Postgres);
 
 /// Connects to `url` and migrates the database.
 pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
@@ -36,6 +37,7 @@ pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
         offline: Arc::new(PgOffline(pool.clone())),
         documents: Arc::new(PgDocuments(pool.clone())),
         uploads: Arc::new(PgUploads(pool.clone())),
-        muc: Arc::new(PgMuc(pool)),
+        muc: Arc::new(PgMuc(pool.clone())),
+        archive: Arc::new(PgArchive(pool)),
     })
 }

@@ -80,6 +80,8 @@ macro_rules! sql_account_store {
                         "DELETE FROM presence_pending WHERE host = $1 AND username = $2",
                         "DELETE FROM offline_messages WHERE host = $1 AND username = $2",
                         "DELETE FROM user_documents WHERE host = $1 AND username = $2",
+                        "DELETE FROM mam_messages WHERE host = $1 AND username = $2",
+                        "DELETE FROM mam_prefs WHERE host = $1 AND username = $2",
                     ] {
                         sqlx::query(table).bind(host).bind(user).execute(&mut *tx).await?;
                     }

@@ -4,6 +4,7 @@
 //! `RETURNING`). Dialect differences live in the paired migrations under `schemas/`.
 
 mod account;
+pub(crate) mod archive;
 mod documents;
 pub(crate) mod muc;
 pub(crate) mod offline;

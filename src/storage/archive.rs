@@ -1,0 +1,166 @@
+//! Message archives (XEP-0313): an account's archive (`mam_messages`, one row per message and
+//! account involved) and a room's (`muc_messages`, the group-chat store's table: one row per
+//! room message, read diffusion), queried the same way; and each account's archiving
+//! preferences. Rows are ordered by their row id; clients name them by their stanza id.
+
+use super::StoreFuture;
+
+/// Whose archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    /// An account: (host, user).
+    Account(&'a str, &'a str),
+    /// A room, by its bare JID.
+    Room(&'a str),
+}
+
+/// A message to archive for an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveEntry {
+    /// The account's host.
+    pub host: String,
+    /// The account's user.
+    pub user: String,
+    /// The archive's id of it (XEP-0359 `<stanza-id/>`).
+    pub stanza_id: String,
+    /// The other party's bare JID.
+    pub with: String,
+    /// When it was archived.
+    pub ts_ms: i64,
+    /// Sent by the account (else received).
+    pub outgoing: bool,
+    /// The message as routed.
+    pub xml: String,
+}
+
+/// Which page of the matching messages (XEP-0059 as XEP-0313 §4.1.2 uses it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Page {
+    /// The oldest ones, after this stanza id if given.
+    After(Option<String>),
+    /// The newest ones, before this stanza id if given (`<before/>`: the last page).
+    Before(Option<String>),
+}
+
+/// What a query asks (XEP-0313 §4.1, with `#extended`'s `before-id`, `after-id` and `ids`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveQuery {
+    /// Only messages with this bare JID (a room: this occupant's nick).
+    pub with: Option<String>,
+    /// Only messages at or after this time.
+    pub start_ms: Option<i64>,
+    /// Only messages at or before this time.
+    pub end_ms: Option<i64>,
+    /// Only messages after this one.
+    pub after_id: Option<String>,
+    /// Only messages before this one.
+    pub before_id: Option<String>,
+    /// Only these messages (empty: no such filter).
+    pub ids: Vec<String>,
+    /// The page.
+    pub page: Page,
+    /// Messages at most.
+    pub max: usize,
+}
+
+impl ArchiveQuery {
+    /// No filter: page `page` of at most `max` messages.
+    pub fn page(page: Page, max: usize) -> ArchiveQuery {
+        ArchiveQuery {
+            with: None,
+            start_ms: None,
+            end_ms: None,
+            after_id: None,
+            before_id: None,
+            ids: Vec::new(),
+            page,
+            max,
+        }
+    }
+}
+
+/// An archived message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archived {
+    /// Its stanza id.
+    pub stanza_id: String,
+    /// When it was archived.
+    pub ts_ms: i64,
+    /// The message.
+    pub xml: String,
+}
+
+/// One page of a query's answer, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivePage {
+    /// The messages.
+    pub items: Vec<Archived>,
+    /// No more messages match beyond this page (in the page's direction).
+    pub complete: bool,
+}
+
+/// How an account's messages are archived by default (XEP-0313 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every message.
+    Always,
+    /// None (unless its JID is in `always`).
+    Never,
+    /// Messages with contacts in the roster.
+    Roster,
+}
+
+impl Mode {
+    /// Its name in `<prefs default=…>` and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Always => "always",
+            Mode::Never => "never",
+            Mode::Roster => "roster",
+        }
+    }
+
+    /// The mode named `s`.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "always" => Some(Mode::Always),
+            "never" => Some(Mode::Never),
+            "roster" => Some(Mode::Roster),
+            _ => None,
+        }
+    }
+}
+
+/// An account's archiving preferences.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefs {
+    /// The default.
+    pub default: Mode,
+    /// Bare JIDs always archived.
+    pub always: Vec<String>,
+    /// Bare JIDs never archived.
+    pub never: Vec<String>,
+}
+
+/// The archives, implemented once in `storage/sql/archive.rs`.
+pub trait ArchiveStore: Send + Sync {
+    /// Appends messages to accounts' archives, all or none (one transaction).
+    fn append<'a>(&'a self, entries: &'a [ArchiveEntry]) -> StoreFuture<'a, ()>;
+    /// Whether `owner`'s archive holds the message `stanza_id`.
+    fn contains<'a>(&'a self, owner: Owner<'a>, stanza_id: &'a str) -> StoreFuture<'a, bool>;
+    /// A page of `owner`'s archive; `None` when an id the query names is not in it.
+    fn query<'a>(
+        &'a self,
+        owner: Owner<'a>,
+        q: &'a ArchiveQuery,
+    ) -> StoreFuture<'a, Option<ArchivePage>>;
+    /// The oldest and newest message of `owner`'s archive (XEP-0313 §7.1 metadata).
+    fn bounds<'a>(&'a self, owner: Owner<'a>) -> StoreFuture<'a, Option<(Archived, Archived)>>;
+    /// An account's preferences, if it set any.
+    fn prefs<'a>(&'a self, host: &'a str, user: &'a str) -> StoreFuture<'a, Option<Prefs>>;
+    /// Sets an account's preferences.
+    fn set_prefs<'a>(&'a self, host: &'a str, user: &'a str, p: &'a Prefs) -> StoreFuture<'a, ()>;
+    /// Retention: removes messages (of accounts and rooms) archived before `before_ms`, and
+    /// the oldest beyond `keep` per archive (0: no count limit); returns how many went.
+    fn purge<'a>(&'a self, before_ms: i64, keep: u64) -> StoreFuture<'a, u64>;
+}

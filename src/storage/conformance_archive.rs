@@ -1,0 +1,167 @@
+//! The archive store's part of the conformance suite (`conformance.rs` runs it on every
+//! backend): appends, every filter and page direction, unknown ids, bounds, preferences,
+//! retention, account deletion, and the group-commit writer in front of it.
+
+use std::sync::Arc;
+
+use super::Storage;
+use super::archive::{ArchiveEntry, ArchiveQuery, ArchiveStore, Mode, Owner, Page, Prefs};
+use super::archive_writer::Batched;
+use crate::stream::random_id;
+
+fn entry(host: &str, user: &str, with: &str, ts_ms: i64, body: &str) -> ArchiveEntry {
+    ArchiveEntry {
+        host: host.into(),
+        user: user.into(),
+        stanza_id: random_id(),
+        with: with.into(),
+        ts_ms,
+        outgoing: false,
+        xml: format!("<message><body>{body}</body></message>"),
+    }
+}
+
+fn q(page: Page, max: usize) -> ArchiveQuery {
+    ArchiveQuery::page(page, max)
+}
+
+async fn bodies(
+    a: &dyn ArchiveStore,
+    owner: Owner<'_>,
+    query: &ArchiveQuery,
+) -> (Vec<String>, bool) {
+    let p = a.query(owner, query).await.unwrap().expect("ids known");
+    let b = p
+        .items
+        .iter()
+        .map(|m| {
+            m.xml
+                .replace("<message><body>", "")
+                .replace("</body></message>", "")
+        })
+        .collect();
+    (b, p.complete)
+}
+
+pub(super) async fn archive_conformance(s: &Storage) {
+    // A fresh host per run, so a shared PostgreSQL database needs no cleaning.
+    let host = format!("{}.test", random_id().to_lowercase());
+    let a = s.archive.as_ref();
+    let es: Vec<ArchiveEntry> = (0..6)
+        .map(|i| {
+            let with = if i % 2 == 0 { "x@y" } else { "z@y" };
+            entry(&host, "u", with, 1_000 * (i + 1), &format!("m{i}"))
+        })
+        .collect();
+    a.append(&es).await.unwrap();
+    a.append(&[entry(&host, "other", "x@y", 1, "theirs")])
+        .await
+        .unwrap();
+    let me = Owner::Account(&host, "u");
+
+    assert_eq!(
+        bodies(a, me, &q(Page::After(None), 10)).await,
+        ((0..6).map(|i| format!("m{i}")).collect(), true)
+    );
+    let mut f = q(Page::After(None), 10);
+    f.with = Some("x@y".into());
+    assert_eq!(bodies(a, me, &f).await.0, ["m0", "m2", "m4"]);
+    let mut f = q(Page::After(None), 10);
+    f.start_ms = Some(2_000);
+    f.end_ms = Some(4_000);
+    assert_eq!(bodies(a, me, &f).await.0, ["m1", "m2", "m3"]);
+    assert_eq!(
+        bodies(a, me, &q(Page::After(Some(es[1].stanza_id.clone())), 2)).await,
+        (vec!["m2".to_string(), "m3".to_string()], false)
+    );
+    assert_eq!(
+        bodies(a, me, &q(Page::Before(None), 2)).await,
+        (vec!["m4".to_string(), "m5".to_string()], false)
+    );
+    assert_eq!(
+        bodies(a, me, &q(Page::Before(Some(es[2].stanza_id.clone())), 5)).await,
+        (vec!["m0".to_string(), "m1".to_string()], true)
+    );
+    let mut f = q(Page::After(None), 10);
+    f.after_id = Some(es[0].stanza_id.clone());
+    f.before_id = Some(es[3].stanza_id.clone());
+    assert_eq!(bodies(a, me, &f).await.0, ["m1", "m2"]);
+    let mut f = q(Page::After(None), 10);
+    f.ids = vec![es[4].stanza_id.clone(), es[1].stanza_id.clone()];
+    assert_eq!(bodies(a, me, &f).await.0, ["m1", "m4"]);
+    // Another account's id is unknown here.
+    let mut f = q(Page::After(None), 10);
+    f.after_id = Some("nope".into());
+    assert_eq!(a.query(me, &f).await.unwrap(), None);
+    assert!(a.contains(me, &es[0].stanza_id).await.unwrap());
+    assert!(
+        !a.contains(Owner::Account(&host, "other"), &es[0].stanza_id)
+            .await
+            .unwrap()
+    );
+    let (first, last) = a.bounds(me).await.unwrap().unwrap();
+    assert_eq!(
+        (first.stanza_id, last.ts_ms),
+        (es[0].stanza_id.clone(), 6_000)
+    );
+    assert_eq!(a.bounds(Owner::Account(&host, "none")).await.unwrap(), None);
+
+    // Preferences.
+    assert_eq!(a.prefs(&host, "u").await.unwrap(), None);
+    let p = Prefs {
+        default: Mode::Roster,
+        always: vec!["a@b".into(), "c@d".into()],
+        never: vec![],
+    };
+    a.set_prefs(&host, "u", &p).await.unwrap();
+    assert_eq!(a.prefs(&host, "u").await.unwrap(), Some(p));
+
+    // Retention: older than 2.5 s go (m0, m1, and "theirs"); then each archive keeps 2.
+    let gone = a.purge(2_500, 0).await.unwrap();
+    assert!(gone >= 3, "{gone}");
+    assert_eq!(
+        bodies(a, me, &q(Page::After(None), 10)).await.0,
+        ["m2", "m3", "m4", "m5"]
+    );
+    a.purge(0, 2).await.unwrap();
+    assert_eq!(
+        bodies(a, me, &q(Page::After(None), 10)).await.0,
+        ["m4", "m5"]
+    );
+
+    // The group-commit writer: concurrent appends all land, each once.
+    let batched = Arc::new(Batched::new(s.archive.clone(), 16, 8, 100));
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let b = batched.clone();
+        let e = entry(&host, "w", "x@y", 10_000 + i, &format!("w{i}"));
+        tasks.push(tokio::spawn(async move { b.append(&[e]).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let (got, complete) = bodies(
+        batched.as_ref(),
+        Owner::Account(&host, "w"),
+        &q(Page::After(None), 100),
+    )
+    .await;
+    assert!(complete);
+    assert_eq!(got.len(), 40);
+    let unique: std::collections::HashSet<_> = got.iter().collect();
+    assert_eq!(unique.len(), 40);
+    // Its preference cache follows writes.
+    let p2 = Prefs {
+        default: Mode::Never,
+        always: vec![],
+        never: vec!["e@f".into()],
+    };
+    assert_eq!(batched.prefs(&host, "w").await.unwrap(), None);
+    batched.set_prefs(&host, "w", &p2).await.unwrap();
+    assert_eq!(batched.prefs(&host, "w").await.unwrap(), Some(p2));
+
+    // Deleting the account deletes its archive and preferences.
+    s.accounts.delete(&host, "u").await.unwrap();
+    assert_eq!(a.prefs(&host, "u").await.unwrap(), None);
+    assert_eq!(a.bounds(me).await.unwrap(), None);
+}
