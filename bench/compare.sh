@@ -9,7 +9,8 @@
 # Scenarios: s1 (idle, TLS), s1p (idle, plain TCP: each server started with TLS not required),
 # s2 (chat), s3 (presence, rosters of 100 in groups), s3h (presence, HUBS users with rosters of
 # HUB_CONTACTS), s4 (logins); s1w and s2w are s1 and s2 over WebSocket (RFC 7395) on each
-# server's loopback HTTP port (ws://, no TLS, as behind a reverse proxy); r (group chat: a room
+# server's loopback HTTP port (ws://, no TLS, as behind a reverse proxy); s2m is s2 with each
+# server's message archive on (xmppd's [archive], mod_mam on SQLite for the others); r (group chat: a room
 # of each of ROOM_SIZES occupants, ROOM_SENDERS posting).
 # Sizes (environment): IDLE_COUNTS="1000 10000" PLAIN_COUNTS=10000 CHAT_USERS=1000
 # FANOUT_USERS=505 FANOUT_CONTACTS=100 HUBS=20 HUB_CONTACTS=1000 LOGINS=2000 CHAT_STEP=5
@@ -19,7 +20,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPS=${REPS:-3}
 SERVERS=${SERVERS:-"xmppd prosody ejabberd"}
-SCENARIOS=${SCENARIOS:-"s1 s1p s2 s3 s3h s4 s1w s2w r"}
+SCENARIOS=${SCENARIOS:-"s1 s1p s2 s2m s3 s3h s4 s1w s2w r"}
 IDLE_COUNTS=${IDLE_COUNTS:-"1000 10000"}
 PLAIN_COUNTS=${PLAIN_COUNTS:-10000}
 CHAT_USERS=${CHAT_USERS:-1000}
@@ -49,6 +50,10 @@ need=()
 command -v prosody >/dev/null || need+=(prosody)
 command -v ejabberdctl >/dev/null || need+=(ejabberd)
 command -v openssl >/dev/null || need+=(openssl)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+# The archive (s2m) on SQL storage: SQLite drivers for ejabberd and for Prosody's LuaDBI.
+ls -d /usr/lib/erlang/lib/p1_sqlite3-* >/dev/null 2>&1 || need+=(erlang-p1-sqlite3)
+dpkg -s lua-dbi-sqlite3 >/dev/null 2>&1 || need+=(lua-dbi-sqlite3)
 if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]} from Debian"
     apt-get update -qq
@@ -75,7 +80,14 @@ cat "$RUN/certs/localhost.key" "$RUN/certs/localhost.crt" >"$RUN/certs/localhost
 
 # --- starting and stopping ---------------------------------------------------------------
 # TLSREQ=false (s1p) starts a server with TLS offered but not required.
-fill() { sed "s#DIR#$2#g; s#\bHTTPPORT\b#$4#g; s#\bPORT\b#$3#g; s#TLSREQ#${TLSREQ:-true}#g" "$1"; }
+# ARCHIVE=true (s2m) turns the message archive on: xmppd's [archive], and the lines marked MAM
+# in Prosody's and ejabberd's configurations.
+fill() {
+    local mam='s@^\(--\|#\)MAM @@'
+    [ "${ARCHIVE:-false}" = true ] || mam='\@^\(--\|#\)MAM @d'
+    sed "s#DIR#$2#g; s#\bHTTPPORT\b#$4#g; s#\bPORT\b#$3#g; s#TLSREQ#${TLSREQ:-true}#g
+         s#ARCHIVE#${ARCHIVE:-false}#g; $mam" "$1"
+}
 
 wait_port() {
     for _ in $(seq 1 120); do
@@ -138,6 +150,21 @@ bench() { # server pid rep label args… → appends figures to results.tsv; a n
         log "$s: '$*' failed (see $RUN/$s/bench.log)"
 }
 
+# The rows each server's archive holds after s2m (that it archived at all), as a figure; the
+# archive is then emptied for the next repetition.
+archived() { # server rep
+    local db table
+    case $1 in
+    xmppd) db=$RUN/xmppd/data/xmppd.sqlite table=mam_messages ;;
+    prosody) db=$RUN/prosody/data/archive.sqlite table=prosodyarchive ;;
+    ejabberd) db=$RUN/ejabberd/ejabberd-archive.db table=archive ;;
+    esac
+    local n; n=$(sqlite3 "$db" "SELECT COUNT(*) FROM $table" 2>/dev/null || echo 0)
+    printf '%s\t%s\ts2mam.archived_rows\t%s\trows\n' "$2" "$1" "$n" >>"$RESULTS"
+    log "$1: $n messages archived"
+    sqlite3 "$db" "DELETE FROM $table" 2>/dev/null || true
+}
+
 # --- accounts and rosters, once per server -----------------------------------------------
 max_idle=0; for n in $IDLE_COUNTS $PLAIN_COUNTS; do [ "$n" -gt "$max_idle" ] && max_idle=$n; done
 max_room=0; for n in $ROOM_SIZES; do [ "$n" -gt "$max_room" ] && max_room=$n; done
@@ -192,6 +219,9 @@ for rep in $(seq 1 "$REPS"); do
                 done ;;
             s2) pid=$(start "$s"); bench "$s" "$pid" "$rep" "" chat --users "$CHAT_USERS" \
                     --step "$CHAT_STEP" --latency-at "$LATENCY_AT"; stop "$s" ;;
+            s2m) pid=$(ARCHIVE=true start "$s"); bench "$s" "$pid" "$rep" s2mam chat \
+                    --users "$CHAT_USERS" --step "$CHAT_STEP" --latency-at "$LATENCY_AT"
+                 stop "$s"; archived "$s" "$rep" ;;
             s1w) for n in $IDLE_COUNTS; do
                     pid=$(start "$s"); sleep 2
                     WS=1 bench "$s" "$pid" "$rep" "s1ws_$n" idle --count "$n" --hold 5

@@ -37,6 +37,13 @@ min_seconds_between_registrations = 0
 certificates = "DIR/certs"
 VirtualHost "localhost"
 	ssl = { key = "DIR/certs/localhost.key"; certificate = "DIR/certs/localhost.crt" }
+	-- The message archive (the s2m scenario; compare.sh uncomments these lines): mod_mam on
+	-- SQL storage (SQLite through LuaDBI), every message archived, nothing expired.
+--MAM 	modules_enabled = { "mam" }
+--MAM 	storage = { archive = "sql" }
+--MAM 	sql = { driver = "SQLite3", database = "DIR/data/archive.sqlite" }
+--MAM 	default_archive_policy = true
+--MAM 	archive_expires_after = "never"
 -- Group chat for the R scenario: any local user creates rooms, up to 1,000 occupants.
 Component "conference.localhost" "muc"
 	max_occupants = 1000

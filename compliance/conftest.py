@@ -66,11 +66,15 @@ class Session:
 
 @pytest.fixture
 async def session():
-    """Factory: `await session(jid, password)` returns a bound Session; all are closed after."""
+    """Factory: `await session(jid, password)` returns a bound Session (with `plugins`
+    registered before it connects); all are closed after."""
     made = []
 
-    async def make(jid, password, direct_tls=False, expect_ok=True):
+    async def make(jid, password, direct_tls=False, expect_ok=True, plugins=()):
         s = Session(jid, password, direct_tls)
+        # Before connecting: some plugins set up at session_bind (PEP's event stanzas).
+        for p in plugins:
+            s.xmpp.register_plugin(p)
         made.append(s)
         ok = await s.start()
         assert ok == expect_ok, f"login of {jid}: expected {expect_ok}, got {ok}"
@@ -79,3 +83,15 @@ async def session():
     yield make
     for s in made:
         await s.stop()
+
+
+def future_of(xmpp, event, pred=lambda _: True):
+    """A future for the first `event` of `xmpp` for which `pred` holds."""
+    fut = asyncio.get_running_loop().create_future()
+
+    def handler(stanza):
+        if not fut.done() and pred(stanza):
+            fut.set_result(stanza)
+
+    xmpp.add_event_handler(event, handler)
+    return fut

@@ -3,6 +3,8 @@ invitation, messages, a nick change, a kick, and the history a later occupant ge
 
 import asyncio
 
+from conftest import future_of
+
 WAIT = 20
 ROOM = "lounge@conference.localhost"
 
@@ -15,15 +17,6 @@ async def muc_session(session, jid):
     return s
 
 
-def future_of(xmpp, event, pred=lambda _: True):
-    fut = asyncio.get_running_loop().create_future()
-
-    def handler(stanza):
-        if not fut.done() and pred(stanza):
-            fut.set_result(stanza)
-
-    xmpp.add_event_handler(event, handler)
-    return fut
 
 
 async def test_create_invite_chat_rename_kick(session):

@@ -1,11 +1,12 @@
 -- Message archives (XEP-0313). An account's archive holds each chat or normal message it sent
--- or received once ('outgoing' tells which); the row id orders the archive, the stanza id
--- (XEP-0359, random and opaque) names a message to clients.
+-- or received once ('outgoing' tells which). The id is given by the server's archive writer,
+-- increasing in commit order and made from the time (milliseconds << 12, then a counter): it
+-- orders the archive, names a message to clients (its XEP-0359 stanza id, in decimal, as
+-- ejabberd's are) and bounds time ranges, so no index on a random id or on the time is needed.
 CREATE TABLE mam_messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     host TEXT NOT NULL,
     username TEXT NOT NULL,
-    stanza_id TEXT NOT NULL,
     -- the other party's bare JID
     with_jid TEXT NOT NULL,
     ts_ms BIGINT NOT NULL,
@@ -14,8 +15,6 @@ CREATE TABLE mam_messages (
 );
 CREATE INDEX mam_messages_owner ON mam_messages (host, username, id);
 CREATE INDEX mam_messages_with ON mam_messages (host, username, with_jid, id);
-CREATE UNIQUE INDEX mam_messages_sid ON mam_messages (host, username, stanza_id);
-CREATE INDEX mam_messages_ts ON mam_messages (ts_ms);
 
 -- An account's archiving preferences (XEP-0313 §6); no row: the server's default.
 CREATE TABLE mam_prefs (

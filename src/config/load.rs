@@ -58,6 +58,7 @@ pub fn parse_str(text: &str) -> Result<Config, Vec<ConfigError>> {
             "upload" => section_into(section, value, &mut config.upload, &mut errors),
             "muc" => section_into(section, value, &mut config.muc, &mut errors),
             "archive" => section_into(section, value, &mut config.archive, &mut errors),
+            "pep" => section_into(section, value, &mut config.pep, &mut errors),
             "http" => section_into(section, value, &mut config.http, &mut errors),
             _ => errors.push(err(section, "unknown section")),
         }
@@ -241,6 +242,8 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
         ("archive.purge_interval_secs", c.archive.purge_interval_secs),
         ("archive.write_queue", c.archive.write_queue as u64),
         ("archive.write_batch", c.archive.write_batch as u64),
+        ("pep.max_items", u64::from(c.pep.max_items)),
+        ("pep.max_item_size", c.pep.max_item_size as u64),
         ("c2s.max_auth_attempts", u64::from(c.c2s.max_auth_attempts)),
         ("c2s.session_queue", c.c2s.session_queue as u64),
         ("c2s.idle_timeout_secs", c.c2s.idle_timeout_secs),

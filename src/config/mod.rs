@@ -7,6 +7,7 @@
 mod archive;
 mod load;
 mod muc;
+mod pep;
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use archive::ArchiveConfig;
 pub use load::{ConfigError, load_file, parse_str};
 pub use muc::MucConfig;
+pub use pep::PepConfig;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -40,6 +42,8 @@ pub struct Config {
     pub muc: MucConfig,
     /// Message archive (XEP-0313).
     pub archive: ArchiveConfig,
+    /// Personal eventing (XEP-0163).
+    pub pep: PepConfig,
 }
 
 /// `[http]`

@@ -15,6 +15,7 @@ pub const NS_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 
 struct Disco {
     features: Vec<String>,
+    account_identities: Vec<(&'static str, &'static str)>,
 }
 
 impl IqHandler for Disco {
@@ -43,6 +44,13 @@ impl IqHandler for Disco {
                             .with_attr("category", "account")
                             .with_attr("type", "registered"),
                     );
+                    for (category, kind) in &self.account_identities {
+                        query.append_child(
+                            Element::new("identity", NS_INFO)
+                                .with_attr("category", *category)
+                                .with_attr("type", *kind),
+                        );
+                    }
                 }
                 for f in &self.features {
                     query
@@ -72,6 +80,7 @@ pub fn register(r: &mut Registrar) {
     r.feature(NS_ITEMS);
     let d = Arc::new(Disco {
         features: r.features(),
+        account_identities: r.account_identities(),
     });
     r.iq(NS_INFO, d.clone());
     r.iq(NS_ITEMS, d);

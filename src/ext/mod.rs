@@ -16,11 +16,13 @@ pub mod documents;
 pub mod hooks;
 pub mod muc;
 pub mod offline;
+pub mod pep;
 pub mod ping;
 pub mod register;
 pub mod roster;
 pub mod version;
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -41,9 +43,16 @@ pub struct Ctx {
     pub config: Arc<Config>,
     /// Blocklists (XEP-0191), cached per account; presence fan-out filters with them.
     pub blocks: Arc<blocking::Cache>,
+    /// What modules keep for themselves (a cache), one value per type, set when they register.
+    state: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
 impl Ctx {
+    /// The state of type `T` a module registered ([`Registrar::state`]).
+    pub fn state<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.state.get(&TypeId::of::<T>())?.clone().downcast().ok()
+    }
+
     /// How much one account may keep in offline storage (`im.offline_quota`, `…_bytes`).
     pub fn offline_quota(&self) -> crate::storage::OfflineQuota {
         crate::storage::OfflineQuota {
@@ -83,6 +92,9 @@ pub struct Registrar {
     iq: HashMap<String, Arc<dyn IqHandler>>,
     features: Vec<String>,
     stream_features: Vec<Element>,
+    /// Identities (category, type) an account shows in disco#info besides `account/registered`.
+    account_identities: Vec<(&'static str, &'static str)>,
+    state: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
     /// The routing events' handlers.
     pub hooks: hooks::HookTable,
 }
@@ -93,6 +105,9 @@ impl Registrar {
         let mut r = Registrar::default();
         if config.archive.enabled {
             archive::register(&mut r);
+        }
+        if config.pep.enabled {
+            pep::register(&mut r, config);
         }
         ping::register(&mut r);
         blocking::register(&mut r);
@@ -117,6 +132,21 @@ impl Registrar {
         if !self.features.iter().any(|f| f == var) {
             self.features.push(var.to_string());
         }
+    }
+
+    /// Keeps a module's state (one value per type), for its handlers through [`Ctx::state`].
+    pub fn state<T: Any + Send + Sync>(&mut self, v: Arc<T>) {
+        self.state.insert(TypeId::of::<T>(), v);
+    }
+
+    /// Adds an identity to every account's disco#info (XEP-0163: `pubsub/pep`).
+    pub fn account_identity(&mut self, category: &'static str, kind: &'static str) {
+        self.account_identities.push((category, kind));
+    }
+
+    /// The identities accounts show besides `account/registered`.
+    pub fn account_identities(&self) -> Vec<(&'static str, &'static str)> {
+        self.account_identities.clone()
     }
 
     /// Adds a stream feature offered once a client is authenticated (RFC 6120 §4.3.2).
@@ -145,14 +175,16 @@ impl Extensions {
     }
 
     /// The extensions `registrar` holds.
-    pub fn with(registrar: Registrar, storage: Storage, config: Arc<Config>) -> Self {
+    pub fn with(mut registrar: Registrar, storage: Storage, config: Arc<Config>) -> Self {
         let blocks = Arc::new(blocking::Cache::default());
+        let state = std::mem::take(&mut registrar.state);
         Extensions {
             registrar,
             ctx: Ctx {
                 storage,
                 config,
                 blocks,
+                state,
             },
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod hooks;
 pub mod origin;
+pub mod requests;
 pub mod routes;
 
 use std::sync::{Arc, OnceLock};
@@ -36,6 +37,8 @@ pub struct Router {
     hooks: OnceLock<Arc<dyn Hooks>>,
     /// Service domains.
     pub routes: Routes,
+    /// Iqs the server sent and waits to have answered.
+    pub requests: Arc<requests::Requests>,
 }
 
 impl Router {
@@ -46,6 +49,7 @@ impl Router {
             hosts,
             hooks: OnceLock::new(),
             routes: Routes::default(),
+            requests: Arc::default(),
         }
     }
 
@@ -120,6 +124,12 @@ impl Router {
     }
 
     async fn to_server(&self, stanza: Element) {
+        if stanza.name() == "iq"
+            && matches!(stanza.attr("type"), Some("result" | "error"))
+            && self.requests.answer(&stanza)
+        {
+            return;
+        }
         self.hooks().local(self, stanza).await
     }
 

@@ -80,7 +80,8 @@ pub fn value(x: &Element, var: &str) -> Option<String> {
 
 /// A boolean field's value (XEP-0004 §3.3: `1`/`true` or `0`/`false`), if present and valid.
 pub fn boolean(x: &Element, var: &str) -> Option<Result<bool, ()>> {
-    value(x, var).map(|v| match v.trim() {
+    // Case aside (some clients write "True"), as XEP-0004 spells them.
+    value(x, var).map(|v| match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" => Ok(true),
         "0" | "false" => Ok(false),
         _ => Err(()),

@@ -1,7 +1,9 @@
 //! Message archives (XEP-0313): an account's archive (`mam_messages`, one row per message and
 //! account involved) and a room's (`muc_messages`, the group-chat store's table: one row per
 //! room message, read diffusion), queried the same way; and each account's archiving
-//! preferences. Rows are ordered by their row id; clients name them by their stanza id.
+//! preferences. Rows are ordered by their id. An account's archive gives its ids itself, at
+//! commit ([`next_id`]: from the time, increasing); clients name a message by its id in
+//! decimal. A room's messages carry a random stanza id given before they are broadcast.
 
 use super::StoreFuture;
 
@@ -17,12 +19,12 @@ pub enum Owner<'a> {
 /// A message to archive for an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveEntry {
+    /// Its id in the archive, given by `append` (its XEP-0359 `<stanza-id/>` in decimal).
+    pub id: i64,
     /// The account's host.
     pub host: String,
     /// The account's user.
     pub user: String,
-    /// The archive's id of it (XEP-0359 `<stanza-id/>`).
-    pub stanza_id: String,
     /// The other party's bare JID.
     pub with: String,
     /// When it was archived.
@@ -142,10 +144,26 @@ pub struct Prefs {
     pub never: Vec<String>,
 }
 
+/// Bits of an id below the milliseconds: 4,096 ids per millisecond before the time part runs
+/// ahead of the clock (it then catches up).
+pub const ID_SHIFT: u32 = 12;
+
+/// The id after `last` for a message archived at `ts_ms`: the time's, or one more than
+/// `last` when that is not smaller (a burst, or a clock set back).
+pub fn next_id(last: i64, ts_ms: i64) -> i64 {
+    (ts_ms.max(0) << ID_SHIFT).max(last.saturating_add(1))
+}
+
+/// The smallest id of a message archived at or after `ms`.
+pub fn id_at(ms: i64) -> i64 {
+    ms.clamp(0, i64::MAX >> ID_SHIFT) << ID_SHIFT
+}
+
 /// The archives, implemented once in `storage/sql/archive.rs`.
 pub trait ArchiveStore: Send + Sync {
-    /// Appends messages to accounts' archives, all or none (one transaction).
-    fn append<'a>(&'a self, entries: &'a [ArchiveEntry]) -> StoreFuture<'a, ()>;
+    /// Appends messages to accounts' archives, all or none, giving each its id (increasing in
+    /// the order of the commits: one writer appends at a time).
+    fn append<'a>(&'a self, entries: &'a mut [ArchiveEntry]) -> StoreFuture<'a, ()>;
     /// Whether `owner`'s archive holds the message `stanza_id`.
     fn contains<'a>(&'a self, owner: Owner<'a>, stanza_id: &'a str) -> StoreFuture<'a, bool>;
     /// A page of `owner`'s archive; `None` when an id the query names is not in it.

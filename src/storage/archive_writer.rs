@@ -21,7 +21,8 @@ use super::{StoreError, StoreFuture};
 
 struct Job {
     entries: Vec<ArchiveEntry>,
-    done: oneshot::Sender<Result<(), String>>,
+    /// The ids the entries were given, in order.
+    done: oneshot::Sender<Result<Vec<i64>, String>>,
 }
 
 type PrefsCache = HashMap<(String, String), Option<Prefs>>;
@@ -90,26 +91,27 @@ async fn write_loop(inner: Arc<dyn ArchiveStore>, mut rx: mpsc::Receiver<Job>, b
                 Err(_) => break,
             }
         }
+        let mut sizes = Vec::with_capacity(jobs.len());
         for j in &mut jobs {
+            sizes.push(j.entries.len());
             entries.append(&mut j.entries);
         }
         let start = std::time::Instant::now();
-        let r = inner.append(&entries).await.map_err(|e| e.to_string());
-        if r.is_ok() {
-            crate::metrics::archive_commit(start.elapsed(), entries.len() as u64);
+        let r = inner.append(&mut entries).await.map_err(|e| e.to_string());
+        match &r {
+            Ok(()) => crate::metrics::archive_commit(start.elapsed(), entries.len() as u64),
+            Err(e) => tracing::error!(messages = entries.len(), "archive write failed: {e}"),
         }
-        if let Err(e) = &r {
-            tracing::error!(messages = entries.len(), "archive write failed: {e}");
-        }
-        entries.clear();
-        for j in jobs.drain(..) {
-            let _ = j.done.send(r.clone());
+        let mut ids = entries.drain(..).map(|e| e.id);
+        for (j, n) in jobs.drain(..).zip(sizes) {
+            let mine: Vec<i64> = ids.by_ref().take(n).collect();
+            let _ = j.done.send(r.clone().map(|()| mine));
         }
     }
 }
 
 impl ArchiveStore for Batched {
-    fn append<'a>(&'a self, entries: &'a [ArchiveEntry]) -> StoreFuture<'a, ()> {
+    fn append<'a>(&'a self, entries: &'a mut [ArchiveEntry]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let (done, answer) = oneshot::channel();
             let job = Job {
@@ -119,7 +121,12 @@ impl ArchiveStore for Batched {
             let gone = || StoreError::Io("the archive writer has stopped".into());
             self.tx.send(job).await.map_err(|_| gone())?;
             match answer.await.map_err(|_| gone())? {
-                Ok(()) => Ok(()),
+                Ok(ids) => {
+                    for (e, id) in entries.iter_mut().zip(ids) {
+                        e.id = id;
+                    }
+                    Ok(())
+                }
                 Err(e) => Err(StoreError::Io(format!("archive write: {e}"))),
             }
         })

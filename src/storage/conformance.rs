@@ -442,6 +442,7 @@ async fn all(s: &Storage) {
     upload_conformance(s).await;
     super::conformance_muc::muc_conformance(s).await;
     super::conformance_archive::archive_conformance(s).await;
+    super::conformance_pep::pep_conformance(s).await;
 }
 
 #[tokio::test]
@@ -467,6 +468,26 @@ async fn postgres_conformance() {
         );
         return;
     };
-    let s = postgres::open(&url, 2).await.unwrap();
+    // A database of its own per run: what earlier runs left (archive ids from the time of
+    // those runs, say) cannot change what this one sees.
+    use sqlx::Connection;
+    let name = format!(
+        "xmppd_conformance_{}",
+        crate::stream::random_id().to_lowercase()
+    )
+    .replace(['-', '_'], "");
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let s = postgres::open(&format!("{base}/{name}"), 2).await.unwrap();
     all(&s).await;
+    drop(s);
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await;
 }

@@ -13,7 +13,7 @@ fn entry(host: &str, user: &str, with: &str, ts_ms: i64, body: &str) -> ArchiveE
     ArchiveEntry {
         host: host.into(),
         user: user.into(),
-        stanza_id: random_id(),
+        id: 0,
         with: with.into(),
         ts_ms,
         outgoing: false,
@@ -47,16 +47,24 @@ pub(super) async fn archive_conformance(s: &Storage) {
     // A fresh host per run, so a shared PostgreSQL database needs no cleaning.
     let host = format!("{}.test", random_id().to_lowercase());
     let a = s.archive.as_ref();
-    let es: Vec<ArchiveEntry> = (0..6)
-        .map(|i| {
-            let with = if i % 2 == 0 { "x@y" } else { "z@y" };
-            entry(&host, "u", with, 1_000 * (i + 1), &format!("m{i}"))
-        })
-        .collect();
-    a.append(&es).await.unwrap();
-    a.append(&[entry(&host, "other", "x@y", 1, "theirs")])
+    // Six messages an hour apart, ten hours ago, after an older one of another account. (Ids
+    // follow the commits, which in the server come at the messages' times: so here too.)
+    const H: i64 = 3_600_000;
+    let base = super::now_ms() - 10 * H;
+    a.append(&mut [entry(&host, "other", "x@y", base - H, "theirs")])
         .await
         .unwrap();
+    let mut es: Vec<ArchiveEntry> = (0..6)
+        .map(|i| {
+            let with = if i % 2 == 0 { "x@y" } else { "z@y" };
+            entry(&host, "u", with, base + H * i, &format!("m{i}"))
+        })
+        .collect();
+    a.append(&mut es).await.unwrap();
+    // Ids are given at commit, increasing, from the time.
+    assert!(es.windows(2).all(|w| w[0].id < w[1].id), "{es:?}");
+    assert!(es[5].id >= (base + 5 * H) << super::archive::ID_SHIFT);
+    let sid = |i: usize| es[i].id.to_string();
     let me = Owner::Account(&host, "u");
 
     assert_eq!(
@@ -67,11 +75,11 @@ pub(super) async fn archive_conformance(s: &Storage) {
     f.with = Some("x@y".into());
     assert_eq!(bodies(a, me, &f).await.0, ["m0", "m2", "m4"]);
     let mut f = q(Page::After(None), 10);
-    f.start_ms = Some(2_000);
-    f.end_ms = Some(4_000);
+    f.start_ms = Some(base + H);
+    f.end_ms = Some(base + 3 * H);
     assert_eq!(bodies(a, me, &f).await.0, ["m1", "m2", "m3"]);
     assert_eq!(
-        bodies(a, me, &q(Page::After(Some(es[1].stanza_id.clone())), 2)).await,
+        bodies(a, me, &q(Page::After(Some(sid(1))), 2)).await,
         (vec!["m2".to_string(), "m3".to_string()], false)
     );
     assert_eq!(
@@ -79,31 +87,28 @@ pub(super) async fn archive_conformance(s: &Storage) {
         (vec!["m4".to_string(), "m5".to_string()], false)
     );
     assert_eq!(
-        bodies(a, me, &q(Page::Before(Some(es[2].stanza_id.clone())), 5)).await,
+        bodies(a, me, &q(Page::Before(Some(sid(2))), 5)).await,
         (vec!["m0".to_string(), "m1".to_string()], true)
     );
     let mut f = q(Page::After(None), 10);
-    f.after_id = Some(es[0].stanza_id.clone());
-    f.before_id = Some(es[3].stanza_id.clone());
+    f.after_id = Some(sid(0));
+    f.before_id = Some(sid(3));
     assert_eq!(bodies(a, me, &f).await.0, ["m1", "m2"]);
     let mut f = q(Page::After(None), 10);
-    f.ids = vec![es[4].stanza_id.clone(), es[1].stanza_id.clone()];
+    f.ids = vec![sid(4), sid(1)];
     assert_eq!(bodies(a, me, &f).await.0, ["m1", "m4"]);
     // Another account's id is unknown here.
     let mut f = q(Page::After(None), 10);
     f.after_id = Some("nope".into());
     assert_eq!(a.query(me, &f).await.unwrap(), None);
-    assert!(a.contains(me, &es[0].stanza_id).await.unwrap());
+    assert!(a.contains(me, &sid(0)).await.unwrap());
     assert!(
-        !a.contains(Owner::Account(&host, "other"), &es[0].stanza_id)
+        !a.contains(Owner::Account(&host, "other"), &sid(0))
             .await
             .unwrap()
     );
     let (first, last) = a.bounds(me).await.unwrap().unwrap();
-    assert_eq!(
-        (first.stanza_id, last.ts_ms),
-        (es[0].stanza_id.clone(), 6_000)
-    );
+    assert_eq!((first.stanza_id, last.ts_ms), (sid(0), base + 5 * H));
     assert_eq!(a.bounds(Owner::Account(&host, "none")).await.unwrap(), None);
 
     // Preferences.
@@ -116,8 +121,8 @@ pub(super) async fn archive_conformance(s: &Storage) {
     a.set_prefs(&host, "u", &p).await.unwrap();
     assert_eq!(a.prefs(&host, "u").await.unwrap(), Some(p));
 
-    // Retention: older than 2.5 s go (m0, m1, and "theirs"); then each archive keeps 2.
-    let gone = a.purge(2_500, 0).await.unwrap();
+    // Retention: older than base + 1.5 h go (m0, m1, and "theirs"); then each archive keeps 2.
+    let gone = a.purge(base + 3 * H / 2, 0).await.unwrap();
     assert!(gone >= 3, "{gone}");
     assert_eq!(
         bodies(a, me, &q(Page::After(None), 10)).await.0,
@@ -135,7 +140,7 @@ pub(super) async fn archive_conformance(s: &Storage) {
     for i in 0..40 {
         let b = batched.clone();
         let e = entry(&host, "w", "x@y", 10_000 + i, &format!("w{i}"));
-        tasks.push(tokio::spawn(async move { b.append(&[e]).await }));
+        tasks.push(tokio::spawn(async move { b.append(&mut [e]).await }));
     }
     for t in tasks {
         t.await.unwrap().unwrap();

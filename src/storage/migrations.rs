@@ -50,6 +50,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../schemas/sqlite/0007_archive.sql"),
         include_str!("../../schemas/postgres/0007_archive.sql"),
     ),
+    (
+        8,
+        "pep",
+        include_str!("../../schemas/sqlite/0008_pep.sql"),
+        include_str!("../../schemas/postgres/0008_pep.sql"),
+    ),
 ];
 
 /// Which dialect.

@@ -8,6 +8,7 @@ pub mod documents;
 mod migrations;
 pub mod muc;
 pub mod offline;
+pub mod pep;
 pub mod postgres;
 pub mod roster;
 pub mod roster_cache;
@@ -24,6 +25,7 @@ pub use archive::ArchiveStore;
 pub use documents::DocumentStore;
 pub use muc::MucStore;
 pub use offline::{OfflineMessage, OfflineQuota, OfflineStore};
+pub use pep::PepStore;
 pub use roster::{RosterItem, RosterStore, Subscription};
 pub use uploads::{Upload, UploadStore};
 
@@ -66,6 +68,8 @@ pub struct Storage {
     pub muc: Arc<dyn MucStore>,
     /// Message archives (XEP-0313) of accounts and rooms, and archiving preferences.
     pub archive: Arc<dyn ArchiveStore>,
+    /// Personal eventing (XEP-0163) nodes and items.
+    pub pep: Arc<dyn PepStore>,
 }
 
 /// Milliseconds since the epoch.
@@ -134,3 +138,5 @@ mod conformance;
 mod conformance_archive;
 #[cfg(test)]
 mod conformance_muc;
+#[cfg(test)]
+mod conformance_pep;

@@ -6,6 +6,7 @@ pub mod archive;
 pub mod bosh;
 pub mod im;
 pub mod muc;
+pub mod pep;
 pub mod ws;
 
 use std::path::PathBuf;

@@ -162,14 +162,24 @@ pub async fn chat(t: Arc<Target>, pid: Option<u32>, o: ChatOpts) -> Result<()> {
     };
     let mut best: Option<Outcome> = None;
     if rates.is_empty() {
-        let (mut rate, mut failed) = (start, None);
-        while failed.is_none() {
+        // Up by doubling until a step fails; if the first fails, down by halving until one
+        // holds (a server that cannot take the start rate still gets its figure).
+        let (mut rate, mut failed) = (start, None::<f64>);
+        loop {
             let o = run(rate).await;
-            match o.held(max_p99) {
-                true => best = Some(o),
-                false => failed = Some(rate),
+            if o.held(max_p99) {
+                best = Some(o);
+                if failed.is_some() {
+                    break;
+                }
+                rate *= 2.0;
+            } else {
+                failed = Some(failed.map_or(rate, |f| f.min(rate)));
+                if best.is_some() || rate < start / 64.0 {
+                    break;
+                }
+                rate /= 2.0;
             }
-            rate *= 2.0;
         }
         // Bisect between the last step that held and the first that failed, to within 10%
         // (a ramp alone knows a server's limit only within a factor of two).

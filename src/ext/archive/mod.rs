@@ -87,39 +87,40 @@ async fn wanted(ctx: &Ctx, owner: &BareJid, with: &BareJid) -> bool {
     }
 }
 
-/// Archives `m` for `owner`; its archive id, or `None` when it could not be stored.
-async fn archive(
-    ctx: &Ctx,
-    owner: &BareJid,
-    with: &BareJid,
-    outgoing: bool,
-    m: &Element,
-) -> Option<String> {
+/// `m` (serialised as `xml`) as an entry of `owner`'s archive.
+fn entry(owner: &BareJid, with: &BareJid, outgoing: bool, xml: &str) -> ArchiveEntry {
     let (host, user) = account(owner);
-    let entry = ArchiveEntry {
+    ArchiveEntry {
         host: host.to_string(),
         user: user.to_string(),
-        stanza_id: crate::stream::random_id(),
+        id: 0,
         with: with.to_string(),
         ts_ms: crate::storage::now_ms(),
         outgoing,
-        xml: m.to_string_in(NS_CLIENT),
-    };
-    match ctx
-        .storage
-        .archive
-        .append(std::slice::from_ref(&entry))
-        .await
-    {
-        Ok(()) => Some(entry.stanza_id),
+        xml: xml.to_string(),
+    }
+}
+
+/// Writes `entries` (one commit); whether they are stored.
+async fn archive(ctx: &Ctx, entries: &mut [ArchiveEntry]) -> bool {
+    match ctx.storage.archive.append(entries).await {
+        Ok(()) => true,
         Err(e) => {
-            tracing::error!("message of {owner} not archived: {e}");
-            None
+            let owner = &entries[0];
+            tracing::error!(host = %owner.host, user = %owner.user, "message not archived: {e}");
+            false
         }
     }
 }
 
-/// A message a local account sends: archived for the sender, before it is routed.
+/// Whether `j` is an account of this server.
+fn local_account(router: &Router, j: &BareJid) -> bool {
+    j.node().is_some() && router.is_local(j.domain().as_str())
+}
+
+/// A message a local account sends to anyone but a local account (a room's occupant, later
+/// a remote contact): archived for the sender before it is routed. One to a local account is
+/// archived for both sides at once when it is delivered ([`incoming`]): one commit, not two.
 fn outgoing<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Routing) -> HookFut<'a> {
     Box::pin(async move {
         let m = &e.stanza;
@@ -129,20 +130,23 @@ fn outgoing<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Routing) -> HookFut
         let (Some(from), Some(to)) = (bare_of(m.attr("from")), bare_of(m.attr("to"))) else {
             return Flow::Next;
         };
-        // A message to oneself is archived once, as received.
-        if from.node().is_none() || !router.is_local(from.domain().as_str()) || from == to {
+        if !local_account(router, &from) || local_account(router, &to) {
             return Flow::Next;
         }
         if wanted(ctx, &from, &to).await {
-            archive(ctx, &from, &to, true, m).await;
+            archive(
+                ctx,
+                &mut [entry(&from, &to, true, &m.to_string_in(NS_CLIENT))],
+            )
+            .await;
         }
         Flow::Next
     })
 }
 
-/// A message about to be delivered to (or stored for) a local account: archived for it and
-/// stamped with the archive's id.
-fn incoming<'a>(ctx: &'a Ctx, _router: &'a Router, e: &'a mut Delivering) -> HookFut<'a> {
+/// A message about to be delivered to (or stored for) a local account: archived for it (and
+/// for its sender, when that is a local account too) and stamped with the archive's id.
+fn incoming<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Delivering) -> HookFut<'a> {
     Box::pin(async move {
         if e.stanza.name() != "message" || Router::rerouted() {
             return Flow::Next;
@@ -153,16 +157,28 @@ fn incoming<'a>(ctx: &'a Ctx, _router: &'a Router, e: &'a mut Delivering) -> Hoo
         if !archivable(&e.stanza) {
             return Flow::Next;
         }
-        let Some(with) = bare_of(e.stanza.attr("from")) else {
+        let Some(from) = bare_of(e.stanza.attr("from")) else {
             return Flow::Next;
         };
-        if !wanted(ctx, &e.to, &with).await {
+        // A message to oneself is archived once, as received.
+        let sender =
+            local_account(router, &from) && from != e.to && wanted(ctx, &from, &e.to).await;
+        let recipient = wanted(ctx, &e.to, &from).await;
+        if !sender && !recipient {
             return Flow::Next;
         }
-        if let Some(id) = archive(ctx, &e.to, &with, false, &e.stanza).await {
+        let xml = e.stanza.to_string_in(NS_CLIENT);
+        let mut entries = Vec::with_capacity(2);
+        if recipient {
+            entries.push(entry(&e.to, &from, false, &xml));
+        }
+        if sender {
+            entries.push(entry(&from, &e.to, true, &xml));
+        }
+        if archive(ctx, &mut entries).await && recipient {
             e.stanza.append_child(
                 Element::new("stanza-id", NS_SID)
-                    .with_attr("id", id)
+                    .with_attr("id", entries[0].id.to_string())
                     .with_attr("by", e.to.to_string()),
             );
         }

@@ -23,6 +23,7 @@ crate::sql_upload_store!(
 );
 crate::sql_muc_store!(PgMuc, sqlx::Postgres);
 crate::sql_archive_store!(PgArchive, sqlx::Postgres);
+crate::sql_pep_store!(PgPep, sqlx::Postgres);
 
 /// Connects to `url` and migrates the database.
 pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
@@ -38,6 +39,7 @@ pub async fn open(url: &str, pool_size: u32) -> Result<Storage, StoreError> {
         documents: Arc::new(PgDocuments(pool.clone())),
         uploads: Arc::new(PgUploads(pool.clone())),
         muc: Arc::new(PgMuc(pool.clone())),
-        archive: Arc::new(PgArchive(pool)),
+        archive: Arc::new(PgArchive::new(pool.clone())),
+        pep: Arc::new(PgPep(pool)),
     })
 }

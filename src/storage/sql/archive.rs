@@ -1,27 +1,55 @@
 //! `ArchiveStore` in SQL. Queries are built with sqlx's `QueryBuilder` (its placeholders suit
 //! each database): filters are optional, and a fixed statement with `$N IS NULL OR …` for each
 //! would keep the planner from the (owner, with, id) index.
+//!
+//! The two archives differ in their ids: an account's message is named by its row id (given
+//! here at commit, from the time), so a time range is an id range and no other index is
+//! needed; a room's by the random stanza id it was broadcast with (`muc_messages.stanza_id`).
+
+use crate::storage::archive::Owner;
 
 /// Rows per INSERT statement (SQLite allows 32,766 bound values; 7 per row).
 pub const APPEND_CHUNK: usize = 500;
 
-/// (table, owner columns, column `with` filters on) of an archive.
-pub fn table_of(owner: crate::storage::archive::Owner<'_>) -> (&'static str, &'static str) {
+/// (table, column `with` filters on, column naming a message) of an archive.
+pub fn table_of(owner: Owner<'_>) -> (&'static str, &'static str, &'static str) {
     match owner {
-        crate::storage::archive::Owner::Account(..) => ("mam_messages", "with_jid"),
-        crate::storage::archive::Owner::Room(_) => ("muc_messages", "nick"),
+        Owner::Account(..) => ("mam_messages", "with_jid", "id"),
+        Owner::Room(_) => ("muc_messages", "nick", "stanza_id"),
     }
 }
 
-/// Implements `ArchiveStore` for `$ty(pub Pool<$db>)`.
+/// What the writer keeps: its connection and the last id it gave.
+pub struct Writer<C> {
+    /// A pooled connection of its own.
+    pub conn: Option<C>,
+    /// The last id given (read from the table when the writer starts).
+    pub last: Option<i64>,
+}
+
+/// Implements `ArchiveStore` for `$ty`, over a `Pool<$db>`.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! sql_archive_store {
     ($ty:ident, $db:ty) => {
-        /// Message archives in this database.
-        pub struct $ty(pub sqlx::Pool<$db>);
+        /// Message archives in this database. Appends (one writer task calls them, one at a
+        /// time) keep one pooled connection of their own: on SQLite a connection that another
+        /// one wrote behind its back starts over with a cold page cache, and taking any
+        /// connection of the pool for each commit made every append read its pages again.
+        pub struct $ty(
+            pub sqlx::Pool<$db>,
+            tokio::sync::Mutex<
+                $crate::storage::sql::archive::Writer<sqlx::pool::PoolConnection<$db>>,
+            >,
+        );
 
         impl $ty {
+            /// The archive of the database behind `pool`.
+            pub fn new(pool: sqlx::Pool<$db>) -> Self {
+                let w = $crate::storage::sql::archive::Writer { conn: None, last: None };
+                $ty(pool, tokio::sync::Mutex::new(w))
+            }
+
             /// Appends ` <owner columns> ` to a WHERE clause.
             fn owner_where(
                 b: &mut sqlx::QueryBuilder<$db>,
@@ -31,13 +59,13 @@ macro_rules! sql_archive_store {
                 match owner {
                     Owner::Account(host, user) => {
                         b.push(" host = ");
-                        b.push_bind(host);
+                        b.push_bind(host.to_string());
                         b.push(" AND username = ");
-                        b.push_bind(user);
+                        b.push_bind(user.to_string());
                     }
                     Owner::Room(room) => {
                         b.push(" room = ");
-                        b.push_bind(room);
+                        b.push_bind(room.to_string());
                     }
                 }
             }
@@ -49,22 +77,37 @@ macro_rules! sql_archive_store {
                 sid: &str,
             ) -> Result<Option<i64>, sqlx::Error> {
                 use sqlx::Row;
-                let (table, _) = $crate::storage::sql::archive::table_of(owner);
-                let mut b = sqlx::QueryBuilder::<$db>::new(format!("SELECT id FROM {table} WHERE"));
-                Self::owner_where(&mut b, owner);
-                b.push(" AND stanza_id = ");
-                b.push_bind(sid.to_string());
+                use $crate::storage::archive::Owner;
+                let mut b = match owner {
+                    Owner::Account(..) => {
+                        // An account's ids are the row ids: one that is not a number is unknown.
+                        let Ok(id) = sid.parse::<i64>() else { return Ok(None) };
+                        let mut b = sqlx::QueryBuilder::<$db>::new("SELECT id FROM mam_messages WHERE");
+                        Self::owner_where(&mut b, owner);
+                        b.push(" AND id = ");
+                        b.push_bind(id);
+                        b
+                    }
+                    Owner::Room(_) => {
+                        let mut b = sqlx::QueryBuilder::<$db>::new("SELECT id FROM muc_messages WHERE");
+                        Self::owner_where(&mut b, owner);
+                        b.push(" AND stanza_id = ");
+                        b.push_bind(sid.to_string());
+                        b
+                    }
+                };
                 let row = b.build().fetch_optional(&self.0).await?;
                 row.map(|r| r.try_get::<i64, _>(0)).transpose()
             }
 
-            /// Row ids of the ids a query names; `None` if one is not in the archive.
+            /// Row ids bounding a query (exclusive), from the ids it names and, for an
+            /// account's archive, its time range; `None` if a named id is not in the archive.
             async fn bounds_of(
                 &self,
                 owner: $crate::storage::archive::Owner<'_>,
                 q: &$crate::storage::archive::ArchiveQuery,
             ) -> Result<Option<(Option<i64>, Option<i64>)>, sqlx::Error> {
-                use $crate::storage::archive::Page;
+                use $crate::storage::archive::{Owner, Page, id_at};
                 let (page_after, page_before) = match &q.page {
                     Page::After(a) => (a.as_deref().filter(|s| !s.is_empty()), None),
                     Page::Before(b) => (None, b.as_deref().filter(|s| !s.is_empty())),
@@ -83,7 +126,36 @@ macro_rules! sql_archive_store {
                         None => return Ok(None),
                     }
                 }
+                if let Owner::Account(..) = owner {
+                    if let Some(t) = q.start_ms {
+                        let id = id_at(t) - 1;
+                        lower = Some(lower.map_or(id, |l| l.max(id)));
+                    }
+                    if let Some(t) = q.end_ms {
+                        let id = id_at(t.saturating_add(1));
+                        upper = Some(upper.map_or(id, |u| u.min(id)));
+                    }
+                }
                 Ok(Some((lower, upper)))
+            }
+
+            /// A message of `owner`'s archive from its row.
+            fn archived(
+                owner: $crate::storage::archive::Owner<'_>,
+                r: &<$db as sqlx::Database>::Row,
+            ) -> Result<$crate::storage::archive::Archived, sqlx::Error> {
+                use sqlx::Row;
+                let stanza_id = match owner {
+                    $crate::storage::archive::Owner::Account(..) => {
+                        r.try_get::<i64, _>("id")?.to_string()
+                    }
+                    $crate::storage::archive::Owner::Room(_) => r.try_get("stanza_id")?,
+                };
+                Ok($crate::storage::archive::Archived {
+                    stanza_id,
+                    ts_ms: r.try_get("ts_ms")?,
+                    xml: r.try_get("xml")?,
+                })
             }
 
             /// The oldest (or newest) message of an archive.
@@ -92,21 +164,16 @@ macro_rules! sql_archive_store {
                 owner: $crate::storage::archive::Owner<'_>,
                 newest: bool,
             ) -> Result<Option<$crate::storage::archive::Archived>, sqlx::Error> {
-                use sqlx::Row;
-                let (table, _) = $crate::storage::sql::archive::table_of(owner);
+                let (table, _, sid) = $crate::storage::sql::archive::table_of(owner);
                 let mut b = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT stanza_id, ts_ms, xml FROM {table} WHERE"
+                    "SELECT {sid}, ts_ms, xml FROM {table} WHERE"
                 ));
                 Self::owner_where(&mut b, owner);
                 b.push(if newest { " ORDER BY id DESC LIMIT 1" } else { " ORDER BY id ASC LIMIT 1" });
-                let Some(r) = b.build().fetch_optional(&self.0).await? else {
-                    return Ok(None);
-                };
-                Ok(Some($crate::storage::archive::Archived {
-                    stanza_id: r.try_get("stanza_id")?,
-                    ts_ms: r.try_get("ts_ms")?,
-                    xml: r.try_get("xml")?,
-                }))
+                match b.build().fetch_optional(&self.0).await? {
+                    Some(r) => Ok(Some(Self::archived(owner, &r)?)),
+                    None => Ok(None),
+                }
             }
 
             /// Removes the oldest messages of each archive of `table` (owned by `cols`) beyond
@@ -144,33 +211,77 @@ macro_rules! sql_archive_store {
                 }
                 Ok(gone)
             }
+
+            /// Gives `entries` their ids and inserts them, on the writer's connection.
+            async fn insert(
+                w: &mut $crate::storage::sql::archive::Writer<sqlx::pool::PoolConnection<$db>>,
+                pool: &sqlx::Pool<$db>,
+                entries: &mut [$crate::storage::archive::ArchiveEntry],
+            ) -> Result<(), sqlx::Error> {
+                use sqlx::Row;
+                let conn = match w.conn.as_mut() {
+                    Some(c) => c,
+                    None => w.conn.insert(pool.acquire().await?),
+                };
+                let mut last = match w.last {
+                    Some(l) => l,
+                    None => sqlx::query("SELECT COALESCE(MAX(id), 0) FROM mam_messages")
+                        .fetch_one(&mut **conn)
+                        .await?
+                        .try_get::<i64, _>(0)?,
+                };
+                for e in entries.iter_mut() {
+                    last = $crate::storage::archive::next_id(last, e.ts_ms);
+                    e.id = last;
+                }
+                let rows = |chunk: &[$crate::storage::archive::ArchiveEntry]| {
+                    let mut b = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO mam_messages (id, host, username, with_jid, ts_ms, \
+                         outgoing, xml) ",
+                    );
+                    b.push_values(chunk, |mut row, e| {
+                        row.push_bind(e.id)
+                            .push_bind(e.host.clone())
+                            .push_bind(e.user.clone())
+                            .push_bind(e.with.clone())
+                            .push_bind(e.ts_ms)
+                            .push_bind(e.outgoing)
+                            .push_bind(e.xml.clone());
+                    });
+                    b
+                };
+                let chunk = $crate::storage::sql::archive::APPEND_CHUNK;
+                // One statement is atomic by itself: no transaction (two fewer round trips per
+                // commit) unless the batch takes several.
+                if entries.len() <= chunk {
+                    rows(entries).build().execute(&mut **conn).await?;
+                } else {
+                    let mut tx = sqlx::Connection::begin(&mut **conn).await?;
+                    for c in entries.chunks(chunk) {
+                        rows(c).build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                }
+                w.last = Some(last);
+                Ok(())
+            }
         }
 
         impl $crate::storage::archive::ArchiveStore for $ty {
             fn append<'a>(
                 &'a self,
-                entries: &'a [$crate::storage::archive::ArchiveEntry],
+                entries: &'a mut [$crate::storage::archive::ArchiveEntry],
             ) -> $crate::storage::StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let mut tx = self.0.begin().await?;
-                    for chunk in entries.chunks($crate::storage::sql::archive::APPEND_CHUNK) {
-                        let mut b = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO mam_messages (host, username, stanza_id, with_jid, \
-                             ts_ms, outgoing, xml) ",
-                        );
-                        b.push_values(chunk, |mut row, e| {
-                            row.push_bind(e.host.as_str())
-                                .push_bind(e.user.as_str())
-                                .push_bind(e.stanza_id.as_str())
-                                .push_bind(e.with.as_str())
-                                .push_bind(e.ts_ms)
-                                .push_bind(e.outgoing)
-                                .push_bind(e.xml.as_str());
-                        });
-                        b.build().execute(&mut *tx).await?;
+                    let mut w = self.1.lock().await;
+                    let r = Self::insert(&mut w, &self.0, entries).await;
+                    if r.is_err() {
+                        // Not kept: a broken connection, or ids another writer took meanwhile;
+                        // the next append starts afresh from the table.
+                        w.conn = None;
+                        w.last = None;
                     }
-                    tx.commit().await?;
-                    Ok(())
+                    Ok(r?)
                 })
             }
 
@@ -189,27 +300,33 @@ macro_rules! sql_archive_store {
             ) -> $crate::storage::StoreFuture<'a, Option<$crate::storage::archive::ArchivePage>>
             {
                 Box::pin(async move {
-                    use sqlx::Row;
-                    use $crate::storage::archive::{Archived, ArchivePage, Page};
+                    use $crate::storage::archive::{ArchivePage, Owner, Page};
                     let Some((lower, upper)) = self.bounds_of(owner, q).await? else {
                         return Ok(None);
                     };
-                    let (table, with_col) = $crate::storage::sql::archive::table_of(owner);
+                    let (table, with_col, sid) = $crate::storage::sql::archive::table_of(owner);
                     let mut b = sqlx::QueryBuilder::<$db>::new(format!(
-                        "SELECT stanza_id, ts_ms, xml FROM {table} WHERE"
+                        "SELECT id, {sid}, ts_ms, xml FROM {table} WHERE"
                     ));
+                    if sid == "id" {
+                        b = sqlx::QueryBuilder::<$db>::new(format!(
+                            "SELECT id, ts_ms, xml FROM {table} WHERE"
+                        ));
+                    }
                     Self::owner_where(&mut b, owner);
                     if let Some(w) = &q.with {
                         b.push(format!(" AND {with_col} = "));
-                        b.push_bind(w.as_str());
+                        b.push_bind(w.clone());
                     }
-                    if let Some(t) = q.start_ms {
-                        b.push(" AND ts_ms >= ");
-                        b.push_bind(t);
-                    }
-                    if let Some(t) = q.end_ms {
-                        b.push(" AND ts_ms <= ");
-                        b.push_bind(t);
+                    if let Owner::Room(_) = owner {
+                        if let Some(t) = q.start_ms {
+                            b.push(" AND ts_ms >= ");
+                            b.push_bind(t);
+                        }
+                        if let Some(t) = q.end_ms {
+                            b.push(" AND ts_ms <= ");
+                            b.push_bind(t);
+                        }
                     }
                     if let Some(id) = lower {
                         b.push(" AND id > ");
@@ -220,10 +337,14 @@ macro_rules! sql_archive_store {
                         b.push_bind(id);
                     }
                     if !q.ids.is_empty() {
-                        b.push(" AND stanza_id IN (");
+                        b.push(format!(" AND {sid} IN ("));
                         let mut s = b.separated(", ");
                         for id in &q.ids {
-                            s.push_bind(id.as_str());
+                            match owner {
+                                // An id that is not a number names nothing here.
+                                Owner::Account(..) => s.push_bind(id.parse::<i64>().unwrap_or(-1)),
+                                Owner::Room(_) => s.push_bind(id.clone()),
+                            };
                         }
                         b.push(")");
                     }
@@ -236,13 +357,7 @@ macro_rules! sql_archive_store {
                     let mut items = rows
                         .iter()
                         .take(q.max)
-                        .map(|r| {
-                            Ok(Archived {
-                                stanza_id: r.try_get("stanza_id")?,
-                                ts_ms: r.try_get("ts_ms")?,
-                                xml: r.try_get("xml")?,
-                            })
-                        })
+                        .map(|r| Self::archived(owner, r))
                         .collect::<Result<Vec<_>, sqlx::Error>>()?;
                     if backwards {
                         items.reverse();
@@ -322,12 +437,19 @@ macro_rules! sql_archive_store {
             fn purge<'a>(&'a self, before_ms: i64, keep: u64) -> $crate::storage::StoreFuture<'a, u64> {
                 Box::pin(async move {
                     let mut gone = 0;
-                    for q in [
-                        "DELETE FROM mam_messages WHERE ts_ms < $1",
-                        "DELETE FROM muc_messages WHERE ts_ms < $1",
-                    ] {
-                        gone += sqlx::query(q).bind(before_ms).execute(&self.0).await?.rows_affected();
-                    }
+                    // An account's ids bound its times: the messages before `before_ms` are
+                    // those with smaller ids.
+                    let before_id = $crate::storage::archive::id_at(before_ms);
+                    gone += sqlx::query("DELETE FROM mam_messages WHERE id < $1")
+                        .bind(before_id)
+                        .execute(&self.0)
+                        .await?
+                        .rows_affected();
+                    gone += sqlx::query("DELETE FROM muc_messages WHERE ts_ms < $1")
+                        .bind(before_ms)
+                        .execute(&self.0)
+                        .await?
+                        .rows_affected();
                     if keep > 0 {
                         gone += self.trim("mam_messages", &["host", "username"], keep).await?;
                         gone += self.trim("muc_messages", &["room"], keep).await?;

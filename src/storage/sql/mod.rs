@@ -8,5 +8,6 @@ pub(crate) mod archive;
 mod documents;
 pub(crate) mod muc;
 pub(crate) mod offline;
+pub(crate) mod pep;
 mod roster;
 mod uploads;

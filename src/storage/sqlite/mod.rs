@@ -17,6 +17,7 @@ crate::sql_document_store!(SqliteDocuments, sqlx::Sqlite);
 crate::sql_upload_store!(SqliteUploads, sqlx::Sqlite, None);
 crate::sql_muc_store!(SqliteMuc, sqlx::Sqlite);
 crate::sql_archive_store!(SqliteArchive, sqlx::Sqlite);
+crate::sql_pep_store!(SqlitePep, sqlx::Sqlite);
 
 /// How every pooled connection is opened.
 fn options(url: &str, cache_kib: u32) -> Result<SqliteConnectOptions, StoreError> {
@@ -51,7 +52,8 @@ pub async fn open(url: &str, pool_size: u32, cache_kib: u32) -> Result<Storage, 
         documents: Arc::new(SqliteDocuments(pool.clone())),
         uploads: Arc::new(SqliteUploads(pool.clone())),
         muc: Arc::new(SqliteMuc(pool.clone())),
-        archive: Arc::new(SqliteArchive(pool)),
+        archive: Arc::new(SqliteArchive::new(pool.clone())),
+        pep: Arc::new(SqlitePep(pool)),
     })
 }
 

@@ -1,0 +1,38 @@
+//! `[pep]`: personal eventing (XEP-0163): avatars, nicknames, bookmarks, OMEMO keys and the
+//! other data clients publish on their account.
+
+use serde::{Deserialize, Serialize};
+
+/// `[pep]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PepConfig {
+    /// PEP on every account.
+    pub enabled: bool,
+    /// Nodes one account may have.
+    pub max_nodes: usize,
+    /// The largest `pubsub#max_items` a node may be given.
+    pub max_items: u32,
+    /// Bytes of one item's payload, at most.
+    pub max_item_size: usize,
+    /// Bytes of items one account may keep in all.
+    pub quota_bytes: u64,
+    /// Entity-capabilities hashes (XEP-0115) remembered with the features they stand for.
+    pub caps_cache: usize,
+    /// Seconds a client has to answer the server's disco#info about its capabilities.
+    pub caps_timeout_secs: u64,
+}
+
+impl Default for PepConfig {
+    fn default() -> Self {
+        PepConfig {
+            enabled: true,
+            max_nodes: 100,
+            max_items: 256,
+            max_item_size: 128 * 1024,
+            quota_bytes: 4 * 1024 * 1024,
+            caps_cache: 10_000,
+            caps_timeout_secs: 10,
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Who hears of a node (XEP-0163 §4, §6): the owner's own resources and, unless the node is
+//! the owner's alone (`whitelist`), the resources of contacts subscribed to the owner's
+//! presence; of those, only the sessions whose entity capabilities say `<node>+notify`. An
+//! event is serialised once for all of them. When a session comes online it gets the last
+//! item of each node it may see and wants, its own account's and its contacts'.
+
+use std::sync::Arc;
+
+use jid::{BareJid, FullJid};
+
+use super::NS_EVENT;
+use super::caps::Caps;
+use crate::ext::{Ctx, account, blocking};
+use crate::router::Router;
+use crate::session::{Registry, SessionMsg};
+use crate::stanza::shared::{Addressed, SharedStanza};
+use crate::storage::Storage;
+use crate::storage::pep::{Access, PepItem};
+use crate::xml::{Element, Limits, parse_fragment};
+
+/// `<message from=owner type=headline><event>inner</event></message>`.
+pub fn event(owner: &str, inner: Element) -> Element {
+    Element::new("message", crate::stream::NS_CLIENT)
+        .with_attr("from", owner)
+        .with_attr("type", "headline")
+        .with_child(Element::new("event", NS_EVENT).with_child(inner))
+}
+
+/// `<items node><item id publisher>payload</item></items>` for one item.
+pub fn items_event(node: &str, item: &PepItem) -> Element {
+    let mut it = Element::new("item", NS_EVENT).with_attr("id", item.id.clone());
+    if !item.publisher.is_empty() {
+        it.set_attr("publisher", item.publisher.clone());
+    }
+    if let Ok(payload) = parse_fragment(&item.xml, Limits::stored()) {
+        it.append_child(payload);
+    }
+    Element::new("items", NS_EVENT)
+        .with_attr("node", node)
+        .with_child(it)
+}
+
+/// Sends `msg` to the sessions of `accounts` that are available and want `node`.
+fn send(registry: &Registry, caps: &Caps, accounts: &[BareJid], node: &str, msg: Element) {
+    let shared = SharedStanza::new(msg);
+    for bare in accounts {
+        for s in registry.sessions(bare) {
+            let Some(p) = &s.presence else { continue };
+            if !caps.wants(p, node) {
+                continue;
+            }
+            let a = Addressed {
+                shared: shared.clone(),
+                to: s.handle.jid.to_string(),
+            };
+            // A notification that does not fit a full queue is not retried: the node's
+            // state is what a client fetches again (XEP-0060 §7.2); the slow session's own
+            // overflow handling applies to what follows.
+            let _ = s.handle.try_send(SessionMsg::Shared(Box::new(a)));
+        }
+    }
+}
+
+/// The accounts that hear of `owner`'s node of `access`: the owner, and its local contacts
+/// subscribed to its presence that it has not blocked (nor they it).
+pub async fn audience(ctx: &Ctx, router: &Router, owner: &BareJid, access: Access) -> Vec<BareJid> {
+    let mut v = vec![owner.clone()];
+    if access == Access::Whitelist {
+        return v;
+    }
+    let (host, user) = account(owner);
+    let roster = match ctx.storage.rosters.items_shared(host, user).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("roster of {owner}: {e}");
+            return v;
+        }
+    };
+    // The blocklists are checked as for presence; a full JID of the owner stands for it.
+    let Ok(me) = FullJid::new(&format!("{owner}/pep")) else {
+        return v;
+    };
+    for item in blocking::presence_peers(ctx, router, &me, &roster.1).await {
+        let local = router.is_local(crate::ext::account_str(&item.contact).0);
+        if item.subscription.has_from()
+            && local
+            && let Ok(j) = BareJid::new(&item.contact)
+        {
+            v.push(j);
+        }
+    }
+    v
+}
+
+/// Notifies `owner`'s audience of an event on `node` (`inner` is what `<event/>` holds).
+pub async fn broadcast(
+    ctx: &Ctx,
+    router: &Router,
+    caps: &Caps,
+    owner: &BareJid,
+    node: &str,
+    access: Access,
+    inner: Element,
+) {
+    let accounts = audience(ctx, router, owner, access).await;
+    send(
+        &router.registry,
+        caps,
+        &accounts,
+        node,
+        event(owner.as_str(), inner),
+    );
+}
+
+/// What a session coming online is owed: the last item of each node of `sources` (its own
+/// account first, then the contacts whose presence it receives) that it may see and wants.
+pub struct Backlog {
+    /// The session.
+    pub session: FullJid,
+    /// Its presence (with its capabilities).
+    pub presence: Arc<Element>,
+    /// The accounts whose nodes it may see: its own, then its contacts'.
+    pub sources: Vec<BareJid>,
+}
+
+impl Backlog {
+    /// Sends the last items, once the session's capabilities are known.
+    pub async fn send(self, storage: &Storage, registry: &Registry, caps: &Caps) {
+        let Some(h) = registry.get(&self.session) else {
+            return;
+        };
+        let me = self.session.to_bare();
+        for source in &self.sources {
+            let (host, user) = account(source);
+            let last = match storage.pep.last_items(host, user).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!("last items of {source}: {e}");
+                    continue;
+                }
+            };
+            for (node, config, item) in last {
+                let allowed = source == &me || config.access != Access::Whitelist;
+                if !allowed || !caps.wants(&self.presence, &node) {
+                    continue;
+                }
+                let mut m = event(source.as_str(), items_event(&node, &item));
+                m.set_attr("to", self.session.to_string());
+                m.append_child(crate::stanza::delay(source.as_str(), item.ts_ms));
+                let _ = h.try_send(SessionMsg::Stanza(Box::new(m)));
+            }
+        }
+    }
+}

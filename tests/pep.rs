@@ -1,0 +1,281 @@
+//! Personal eventing (XEP-0163) against the real server with tokio-xmpp clients whose entity
+//! capabilities are hashed by xmpp-parsers: publishing creates a node, contacts that ask for
+//! `+notify` get the event and newcomers the last item, access models and publish-options,
+//! retract, configure, delete, purge, and every bound.
+
+mod common;
+
+use common::TestServer;
+use common::im::befriend;
+use common::muc::{ask, users, wait};
+use common::pep::*;
+
+fn nick(text: &str) -> String {
+    format!("<nick xmlns='{NICK}'>{text}</nick>")
+}
+
+fn event_of(e: &minidom::Element, node: &str) -> Option<minidom::Element> {
+    let ev = e.get_child("event", EVENT)?;
+    ev.children()
+        .find(|c| c.attr("node") == Some(node))
+        .cloned()
+}
+
+#[tokio::test]
+async fn contacts_that_want_a_node_get_its_items() {
+    let t = TestServer::start(|_| {}).await;
+    let mut u = users(&t, &["alice", "bob", "carol"]).await;
+    let (mut carol, mut bob, mut alice) = (u.pop().unwrap(), u.pop().unwrap(), u.pop().unwrap());
+    befriend(&t, "alice", "bob").await;
+    // No feature a prefix of another: xmpp-parsers 0.23, which hashes the capabilities here,
+    // sorts the features with their '<' appended, so it puts `nick+notify` before `nick`
+    // where XEP-0115 §5.1 (and Gajim, slixmpp, this server) put `nick` first. The compliance
+    // test covers that case with slixmpp.
+    let wants = [&format!("{NICK}+notify"), "urn:xmpp:ping"];
+
+    // The account is a PEP service.
+    let info = ask(
+        &mut alice,
+        "<iq type='get' id='d' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+    )
+    .await;
+    let q = info.children().next().unwrap();
+    assert!(q.children().any(|i| i.name() == "identity"
+        && i.attr("category") == Some("pubsub")
+        && i.attr("type") == Some("pep")));
+
+    online_with_caps(&mut bob, &wants, true, &wants).await;
+    online_with_caps(&mut carol, &wants, false, &wants).await;
+    let r = publish(&mut alice, NICK, "current", &nick("Ali"), &[]).await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+
+    // Bob (a contact who asked for +notify) hears of it from Alice's bare JID.
+    let ev = wait(&mut bob, "the nick event", |e| event_of(e, NICK).is_some()).await;
+    assert_eq!(ev.attr("from"), Some("alice@localhost"));
+    assert_eq!(ev.attr("type"), Some("headline"));
+    let item = event_of(&ev, NICK).unwrap();
+    let item = item.children().next().unwrap();
+    assert_eq!(item.attr("id"), Some("current"));
+    assert_eq!(item.children().next().unwrap().text(), "Ali");
+
+    // Bob may read the node; Carol, no contact, may not.
+    assert_eq!(
+        item_ids(&items(&mut bob, "alice@localhost", NICK).await),
+        ["current"]
+    );
+    let refused = items(&mut carol, "alice@localhost", NICK).await;
+    assert_eq!(
+        errors(&refused),
+        (
+            "not-authorized".into(),
+            "presence-subscription-required".into()
+        )
+    );
+
+    // Bob's second device comes online later: it gets the last item (its caps are known).
+    let (mut bob2, _) = t.login("bob@localhost/two", "pw").await;
+    online_with_caps(&mut bob2, &wants, false, &wants).await;
+    let last = wait(&mut bob2, "the last item", |e| event_of(e, NICK).is_some()).await;
+    assert!(last.get_child("delay", "urn:xmpp:delay").is_some());
+
+    // A retraction is notified; the node is then empty.
+    let r = ask(
+        &mut alice,
+        &format!("<iq type='set' id='r'><pubsub xmlns='{PUBSUB}'><retract node='{NICK}'><item id='current'/></retract></pubsub></iq>"),
+    )
+    .await;
+    assert_eq!(r.attr("type"), Some("result"));
+    let ev = wait(&mut bob, "the retraction", |e| {
+        event_of(e, NICK).is_some_and(|i| i.children().any(|c| c.name() == "retract"))
+    })
+    .await;
+    assert!(ev.attr("from").is_some());
+    assert!(item_ids(&items(&mut alice, "alice@localhost", NICK).await).is_empty());
+}
+
+#[tokio::test]
+async fn a_client_whose_capabilities_do_not_match_their_hash_gets_nothing() {
+    let t = TestServer::start(|_| {}).await;
+    let mut u = users(&t, &["alice", "bob"]).await;
+    let (mut bob, mut alice) = (u.pop().unwrap(), u.pop().unwrap());
+    befriend(&t, "alice", "bob").await;
+    let claimed = [NICK];
+    let lie = [NICK, &format!("{NICK}+notify")];
+    online_with_caps(&mut bob, &claimed, true, &lie).await;
+    publish(&mut alice, NICK, "1", &nick("A"), &[]).await;
+    // A ping to the server returns after the publication's notifications were queued.
+    let pong = ask(
+        &mut bob,
+        "<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+    )
+    .await;
+    assert_eq!(pong.attr("type"), Some("result"));
+    let r = publish(&mut alice, NICK, "2", &nick("B"), &[]).await;
+    assert_eq!(r.attr("type"), Some("result"));
+    let pong = ask(
+        &mut bob,
+        "<iq type='get' id='p2' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+    )
+    .await;
+    assert_eq!(pong.attr("type"), Some("result"));
+    // Nothing arrived between: `ask` would have skipped an event, so read what is left.
+    let none = tokio::time::timeout(
+        std::time::Duration::from_millis(400),
+        wait(&mut bob, "an event", |e| event_of(e, NICK).is_some()),
+    )
+    .await;
+    assert!(none.is_err(), "an unverified client got notifications");
+}
+
+#[tokio::test]
+async fn publish_options_access_models_and_the_owners_requests() {
+    let t = TestServer::start(|_| {}).await;
+    let mut u = users(&t, &["alice", "bob"]).await;
+    let (mut bob, mut alice) = (u.pop().unwrap(), u.pop().unwrap());
+    befriend(&t, "alice", "bob").await;
+    const BM: &str = "urn:xmpp:bookmarks:1";
+    let private = [
+        ("pubsub#access_model", "whitelist"),
+        ("pubsub#persist_items", "true"),
+        ("pubsub#max_items", "max"),
+    ];
+    let bm = |n: &str| format!("<conference xmlns='{BM}' name='{n}' autojoin='true'/>");
+    for room in ["a@conference.localhost", "b@conference.localhost"] {
+        let r = publish(&mut alice, BM, room, &bm(room), &private).await;
+        assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    }
+    assert_eq!(
+        item_ids(&items(&mut alice, "alice@localhost", BM).await),
+        ["a@conference.localhost", "b@conference.localhost"]
+    );
+    // Whitelist: not even a contact reads it.
+    let refused = items(&mut bob, "alice@localhost", BM).await;
+    assert_eq!(
+        errors(&refused),
+        ("not-allowed".into(), "closed-node".into())
+    );
+    // Different options on the existing node are a failed precondition.
+    let r = publish(
+        &mut alice,
+        BM,
+        "c",
+        &bm("c"),
+        &[("pubsub#access_model", "open")],
+    )
+    .await;
+    assert_eq!(
+        errors(&r),
+        ("conflict".into(), "precondition-not-met".into())
+    );
+    // Only the owner publishes.
+    let r = ask(
+        &mut bob,
+        &format!("<iq type='set' id='x' to='alice@localhost'><pubsub xmlns='{PUBSUB}'><publish node='{BM}'><item id='z'>{}</item></publish></pubsub></iq>", bm("z")),
+    )
+    .await;
+    assert_eq!(errors(&r).0, "forbidden");
+
+    // The owner's configuration: read, then max_items 1 keeps the newest.
+    let cfg = ask(
+        &mut alice,
+        &format!(
+            "<iq type='get' id='c'><pubsub xmlns='{OWNER}'><configure node='{BM}'/></pubsub></iq>"
+        ),
+    )
+    .await;
+    let form = String::from(&cfg);
+    assert!(form.contains("whitelist"), "{form}");
+    let set = ask(
+        &mut alice,
+        &format!("<iq type='set' id='c2'><pubsub xmlns='{OWNER}'><configure node='{BM}'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field><field var='pubsub#max_items'><value>1</value></field></x></configure></pubsub></iq>"),
+    )
+    .await;
+    assert_eq!(set.attr("type"), Some("result"), "{}", String::from(&set));
+    assert_eq!(
+        item_ids(&items(&mut alice, "alice@localhost", BM).await),
+        ["b@conference.localhost"]
+    );
+    // Purge, then delete; a deleted node is gone.
+    for (id, op) in [("pu", "purge"), ("de", "delete")] {
+        let r = ask(
+            &mut alice,
+            &format!(
+                "<iq type='set' id='{id}'><pubsub xmlns='{OWNER}'><{op} node='{BM}'/></pubsub></iq>"
+            ),
+        )
+        .await;
+        assert_eq!(r.attr("type"), Some("result"), "{op}");
+    }
+    assert_eq!(
+        errors(&items(&mut alice, "alice@localhost", BM).await).0,
+        "item-not-found"
+    );
+}
+
+#[tokio::test]
+async fn every_pep_bound_says_no_clearly() {
+    let t = TestServer::start(|c| {
+        c.pep.max_nodes = 2;
+        c.pep.max_items = 3;
+        c.pep.max_item_size = 200;
+        c.pep.quota_bytes = 300;
+    })
+    .await;
+    let mut alice = users(&t, &["alice"]).await.remove(0);
+    let big = format!("<x xmlns='urn:t'>{}</x>", "y".repeat(300));
+    let r = publish(&mut alice, "n1", "1", &big, &[]).await;
+    assert_eq!(
+        errors(&r),
+        ("not-acceptable".into(), "payload-too-big".into())
+    );
+    let r = publish(
+        &mut alice,
+        "n1",
+        "1",
+        "<x xmlns='urn:t'/>",
+        &[("pubsub#max_items", "4")],
+    )
+    .await;
+    assert_eq!(
+        errors(&r),
+        ("not-acceptable".into(), "invalid-options".into())
+    );
+    // max_items 3 ("max"): the fourth item pushes out the first.
+    for i in 0..4 {
+        let r = publish(
+            &mut alice,
+            "n1",
+            &i.to_string(),
+            "<x xmlns='urn:t'/>",
+            &[("pubsub#max_items", "max")],
+        )
+        .await;
+        assert_eq!(r.attr("type"), Some("result"));
+    }
+    assert_eq!(
+        item_ids(&items(&mut alice, "alice@localhost", "n1").await),
+        ["1", "2", "3"]
+    );
+    publish(&mut alice, "n2", "1", "<x xmlns='urn:t'/>", &[]).await;
+    let r = publish(&mut alice, "n3", "1", "<x xmlns='urn:t'/>", &[]).await;
+    assert_eq!(errors(&r).0, "resource-constraint", "max_nodes");
+    // The byte quota: items of 150 bytes, until 300 bytes would be held.
+    let mid = format!("<x xmlns='urn:t'>{}</x>", "z".repeat(130));
+    let mut refused = false;
+    for i in 0..6 {
+        let r = publish(
+            &mut alice,
+            "n1",
+            &format!("q{i}"),
+            &mid,
+            &[("pubsub#max_items", "max")],
+        )
+        .await;
+        if r.attr("type") == Some("error") {
+            assert_eq!(errors(&r).0, "resource-constraint");
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the quota was never reached");
+}
