@@ -387,3 +387,107 @@ async fn a_visitor_asks_for_voice_and_a_moderator_grants_it() {
     .await;
     assert_eq!(item(&p).attr("role"), Some("participant"));
 }
+
+/// The `jid`s of an admin list answer.
+fn listed(answer: &minidom::Element) -> Vec<String> {
+    let q = answer.children().next().unwrap();
+    let mut v: Vec<String> = q
+        .children()
+        .filter_map(|i| i.attr("jid").map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn the_form_names_owners_and_admins_and_each_message_comes_once() {
+    let t = TestServer::start(|_| {}).await;
+    let mut u = users(&t, &["alice", "bob", "carol"]).await;
+    let (mut carol, mut bob, mut alice) = (u.pop().unwrap(), u.pop().unwrap(), u.pop().unwrap());
+    join(&mut alice, ROOM, "Alice", "").await;
+    instant(&mut alice, ROOM).await;
+    // The form shows the lists; submitting them makes Bob an owner and Carol an admin.
+    let form = ask(
+        &mut alice,
+        &format!("<iq type='get' id='f' to='{ROOM}'><query xmlns='{OWNER}'/></iq>"),
+    )
+    .await;
+    assert!(String::from(&form).contains("muc#roomconfig_roomowners"));
+    let r = configure(
+        &mut alice,
+        ROOM,
+        &[
+            ("muc#roomconfig_roomowners", "alice@localhost"),
+            ("muc#roomconfig_roomowners", "bob@localhost"),
+            ("muc#roomconfig_roomadmins", "carol@localhost"),
+        ],
+    )
+    .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    let list = |a: &str| {
+        format!(
+            "<iq type='get' id='l{a}' to='{ROOM}'><query xmlns='{ADMIN}'><item affiliation='{a}'/></query></iq>"
+        )
+    };
+    assert_eq!(
+        listed(&ask(&mut alice, &list("owner")).await),
+        ["alice@localhost", "bob@localhost"]
+    );
+    assert_eq!(
+        listed(&ask(&mut alice, &list("admin")).await),
+        ["carol@localhost"]
+    );
+    // Bob, an owner now, takes Alice off the owner list; a list without owners is refused.
+    let r = configure(
+        &mut bob,
+        ROOM,
+        &[("muc#roomconfig_roomowners", "bob@localhost")],
+    )
+    .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    assert_eq!(
+        listed(&ask(&mut bob, &list("owner")).await),
+        ["bob@localhost"]
+    );
+    let r = configure(&mut bob, ROOM, &[("muc#roomconfig_roomowners", "")]).await;
+    assert_eq!(condition(&r), "not-acceptable");
+    // Alice, no longer an owner, is refused the form.
+    let r = configure(&mut alice, ROOM, &[("muc#roomconfig_roomname", "x")]).await;
+    assert_eq!(condition(&r), "forbidden");
+
+    // Exactly once: each of Carol's messages reaches Alice one time, nothing more after.
+    join(&mut carol, ROOM, "Carol", "").await;
+    for i in 0..5 {
+        send(
+            &mut carol,
+            &format!("<message type='groupchat' to='{ROOM}'><body>once {i}</body></message>"),
+        )
+        .await;
+    }
+    let ping = format!("<iq type='get' id='p' to='{ROOM}'><ping xmlns='urn:xmpp:ping'/></iq>");
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let m = wait(&mut alice, "a room message", |e| {
+            e.name() == "message" && e.children().any(|c| c.name() == "body")
+        })
+        .await;
+        seen.push(m.children().find(|c| c.name() == "body").unwrap().text());
+    }
+    assert_eq!(
+        seen,
+        (0..5).map(|i| format!("once {i}")).collect::<Vec<_>>()
+    );
+    // Alice's ping goes through the room after Carol's messages were fanned out: anything
+    // sent twice would be queued for Alice before the ping's answer.
+    send(&mut alice, &ping).await;
+    let rest = wait(&mut alice, "the ping answer", |e| {
+        e.name() == "iq" || e.name() == "message"
+    })
+    .await;
+    assert_eq!(
+        rest.name(),
+        "iq",
+        "a room message came twice: {}",
+        String::from(&rest)
+    );
+}

@@ -257,7 +257,12 @@ impl Room {
     /// The occupants of account `jid` after its affiliation changed: banned ones leave (301),
     /// those no longer members of a members-only room leave (321), the others get the role
     /// their affiliation gives and everyone sees it.
-    async fn affiliation_changed(&mut self, router: &Router, jid: &BareJid, before: Affiliation) {
+    pub(super) async fn affiliation_changed(
+        &mut self,
+        router: &Router,
+        jid: &BareJid,
+        before: Affiliation,
+    ) {
         let a = self.affiliation(jid);
         let nicks: Vec<String> = self
             .occupants

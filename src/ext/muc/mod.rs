@@ -23,6 +23,7 @@
 mod admin;
 mod archive;
 mod chat;
+mod lists;
 mod occupants;
 mod owner;
 mod room;

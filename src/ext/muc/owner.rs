@@ -138,6 +138,8 @@ impl Room {
                     ("visitor", "Visitor"),
                 ],
             ));
+        let [owners, admins] = self.list_fields();
+        let x = x.with_child(owners).with_child(admins);
         iq_result(iq).with_child(Element::new("query", NS_OWNER).with_child(x))
     }
 
@@ -179,7 +181,10 @@ impl Room {
                     .await;
             }
         }
-        let config = match self.configured(x) {
+        let (config, lists) = match self
+            .configured(x)
+            .and_then(|c| Ok((c, self.list_changes(x)?)))
+        {
             Ok(c) => c,
             Err(why) => {
                 let e = iq_error(iq, ErrorCondition::NotAcceptable, Some(why));
@@ -187,15 +192,22 @@ impl Room {
             }
         };
         let before = std::mem::replace(&mut self.stored.config, config);
-        if !self.save().await {
+        let stored = match self.save().await {
+            true => self.store_list_changes(lists).await,
+            false => None,
+        };
+        let Some(changed) = stored else {
             self.stored.config = before;
+            // The form is refused whole: its configuration goes back too.
+            let _ = self.save().await;
             return router
                 .route(iq_error(iq, ErrorCondition::InternalServerError, None))
                 .await;
-        }
+        };
         let was_locked = std::mem::replace(&mut self.locked, false);
         router.route(iq_result(iq)).await;
         self.config_changed(router, &before, was_locked).await;
+        self.lists_changed(router, changed).await;
     }
 
     /// The configuration a submitted form asks for; fields not in it keep their values.
