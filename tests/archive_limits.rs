@@ -201,3 +201,70 @@ async fn a_message_re_routed_after_its_session_ended_keeps_its_one_entry() {
     let (mut alice2, _) = t.login("alice@localhost/two", "pw").await;
     assert_eq!(query(&mut alice2, "", "", "").await.bodies(), ["u1"]);
 }
+
+#[tokio::test]
+async fn a_thousand_messages_page_both_ways_and_a_second_device_catches_up() {
+    let t = TestServer::start(|c| {
+        c.im.offline_quota = 2000;
+        c.im.offline_quota_bytes = 4 << 20;
+    })
+    .await;
+    let mut u = users(&t, &["alice", "bob"]).await;
+    // Bob's phone is connected but shows no presence: everything waits offline for him, and
+    // his archive has it all.
+    let (mut phone, mut alice) = (u.pop().unwrap(), u.pop().unwrap());
+    const N: usize = 1000;
+    for i in 0..N {
+        send(
+            &mut alice,
+            &format!("<message type='chat' to='bob@localhost'><body>{i}</body></message>"),
+        )
+        .await;
+    }
+    let pong = ask(
+        &mut alice,
+        "<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+    )
+    .await;
+    assert_eq!(pong.attr("type"), Some("result"));
+
+    let all_bodies: Vec<String> = (0..N).map(|i| i.to_string()).collect();
+    // Forwards, pages of 100.
+    let (mut got, mut ids, mut set) = (Vec::new(), Vec::new(), "<max>100</max>".to_string());
+    loop {
+        let page = query(&mut phone, "", "", &set).await;
+        got.extend(page.bodies());
+        ids.extend(page.ids());
+        if page.complete() {
+            break;
+        }
+        set = format!("<max>100</max><after>{}</after>", page.first_last().1);
+    }
+    assert_eq!(got, all_bodies);
+    // Backwards from the end, pages of 128: the same messages, newest page first.
+    let (mut back, mut set) = (Vec::new(), "<max>128</max><before/>".to_string());
+    loop {
+        let page = query(&mut phone, "", "", &set).await;
+        let mut b = page.bodies();
+        b.extend(back);
+        back = b;
+        if page.complete() {
+            break;
+        }
+        set = format!("<max>128</max><before>{}</before>", page.first_last().0);
+    }
+    assert_eq!(back, all_bodies);
+    // A second device that has everything up to message 600 asks for what came after it.
+    let (mut laptop, _) = t.login("bob@localhost/laptop", "pw").await;
+    let (mut rest, fields) = (Vec::new(), field("after-id", &ids[600]));
+    let mut set = String::new();
+    loop {
+        let page = query(&mut laptop, "", &fields, &set).await;
+        rest.extend(page.bodies());
+        if page.complete() {
+            break;
+        }
+        set = format!("<after>{}</after>", page.first_last().1);
+    }
+    assert_eq!(rest, all_bodies[601..]);
+}

@@ -65,6 +65,16 @@ async fn health_and_metrics() {
         .send_stanza(chat("nobody@localhost", "x"))
         .await
         .unwrap();
+    // Alice's stanzas are handled in order: once her ping is answered, the message is stored
+    // (Bob logging in first would get it live, and nothing would be stored).
+    let ping = minidom::Element::builder("ping", "urn:xmpp:ping").build();
+    common::im::iq(
+        &mut alice,
+        Some("localhost"),
+        tokio_xmpp::IqRequest::Get(ping),
+    )
+    .await
+    .unwrap();
     let (mut bob, _) = t.login("bob@localhost", "pw").await;
     go_online(&mut bob).await;
     assert_eq!(body(&next_message(&mut bob).await), "while you were out");

@@ -146,6 +146,9 @@ pub struct ImConfig {
     pub offline_quota: usize,
     /// Bytes of offline messages kept per account; further ones bounce with an error.
     pub offline_quota_bytes: usize,
+    /// Headline messages (notifications) for an account with no available resource are kept,
+    /// the newest of each kind only (coalesced); false: ignored, as RFC 6121 §8.5.2.2.1 has it.
+    pub offline_headlines: bool,
     /// Largest vCard or private XML document, in bytes.
     pub max_document_size: usize,
     /// Private XML namespaces (XEP-0049 documents) one account may store.
@@ -166,6 +169,7 @@ impl Default for ImConfig {
             roster_max_groups: 32,
             offline_quota: 500,
             offline_quota_bytes: 2 * 1024 * 1024,
+            offline_headlines: true,
             max_document_size: 64 * 1024,
             max_private_namespaces: 100,
             max_blocklist_items: 1000,

@@ -11,6 +11,7 @@
 pub mod archive;
 pub mod blocking;
 pub mod carbons;
+pub mod coalesce;
 pub mod disco;
 pub mod documents;
 pub mod hooks;

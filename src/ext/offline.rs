@@ -34,7 +34,7 @@ pub async fn store_or_bounce(ctx: &Ctx, router: &Router, stanza: Element, to: Ba
 
 /// After a store: hands the store to `to`'s best available resource, if one became available
 /// while the message was being stored (its initial presence had already fetched the store).
-async fn hand_over(ctx: &Ctx, router: &Router, to: &BareJid) {
+pub(super) async fn hand_over(ctx: &Ctx, router: &Router, to: &BareJid) {
     let best = router
         .registry
         .available(to)
@@ -237,8 +237,15 @@ pub fn register(r: &mut Registrar) {
 
 fn on_unrouted<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Unrouted) -> HookFut<'a> {
     Box::pin(async move {
-        if let Some(stanza) = e.stanza.take() {
-            store_or_bounce(ctx, router, stanza, e.to.clone()).await;
+        match e.stanza.take() {
+            Some(s) if s.attr("type") == Some("headline") && ctx.config.im.offline_headlines => {
+                super::coalesce::store(ctx, router, s, &e.to).await;
+                hand_over(ctx, router, &e.to).await;
+            }
+            // Headlines are otherwise dropped (RFC 6121 §8.5.2.2.1).
+            Some(s) if s.attr("type") == Some("headline") => {}
+            Some(s) => store_or_bounce(ctx, router, s, e.to.clone()).await,
+            None => {}
         }
         Flow::Stop
     })

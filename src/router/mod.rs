@@ -190,11 +190,9 @@ impl Router {
                 };
                 let mut targets = self.registry.available(&to);
                 if targets.is_empty() {
-                    // §8.5.2.2.1: headline is ignored; chat and normal go to offline storage
-                    // or back as an error (the hook decides).
-                    if !headline {
-                        self.hooks().message_unrouted(self, stanza, to).await;
-                    }
+                    // §8.5.2.2.1: chat and normal go to offline storage or back as an error;
+                    // a headline is ignored, or kept coalesced (the hooks decide).
+                    self.hooks().message_unrouted(self, stanza, to).await;
                     return;
                 }
                 if !headline {

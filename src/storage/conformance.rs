@@ -443,6 +443,7 @@ async fn all(s: &Storage) {
     super::conformance_muc::muc_conformance(s).await;
     super::conformance_archive::archive_conformance(s).await;
     super::conformance_pep::pep_conformance(s).await;
+    super::conformance_offline::coalesced_conformance(s).await;
 }
 
 #[tokio::test]

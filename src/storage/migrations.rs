@@ -56,6 +56,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../schemas/sqlite/0008_pep.sql"),
         include_str!("../../schemas/postgres/0008_pep.sql"),
     ),
+    (
+        9,
+        "offline_coalesce",
+        include_str!("../../schemas/sqlite/0009_offline_coalesce.sql"),
+        include_str!("../../schemas/postgres/0009_offline_coalesce.sql"),
+    ),
 ];
 
 /// Which dialect.

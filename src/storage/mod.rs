@@ -139,4 +139,6 @@ mod conformance_archive;
 #[cfg(test)]
 mod conformance_muc;
 #[cfg(test)]
+mod conformance_offline;
+#[cfg(test)]
 mod conformance_pep;

@@ -35,6 +35,16 @@ pub trait OfflineStore: Send + Sync {
         stanza: &'a str,
         quota: OfflineQuota,
     ) -> StoreFuture<'a, bool>;
+    /// Stores a notification as the only one of its kind `key` (the one stored before goes),
+    /// within `quota`; whether it was stored.
+    fn store_latest<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        key: &'a str,
+        stanza: &'a str,
+        quota: OfflineQuota,
+    ) -> StoreFuture<'a, bool>;
     /// Removes and returns every stored message not claimed, oldest first.
     fn take_all<'a>(&'a self, host: &'a str, user: &'a str)
     -> StoreFuture<'a, Vec<OfflineMessage>>;

@@ -52,6 +52,36 @@ macro_rules! sql_offline_store {
         pub struct $ty(pub sqlx::Pool<$db>);
 
         impl $ty {
+            /// The insert of one message, with its quota check in the same statement (`key`:
+            /// a coalesced notification's kind).
+            fn insert<'q>(
+                host: &'q str,
+                user: &'q str,
+                stanza: &'q str,
+                quota: $crate::storage::offline::OfflineQuota,
+                key: Option<&'q str>,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+                // The quota check and the insert are one statement. Under PostgreSQL's read
+                // committed isolation two such statements do not see each other's row, so
+                // there a transaction-scoped lock per account orders them first.
+                let size = i64::try_from(stanza.len()).unwrap_or(i64::MAX);
+                sqlx::query(
+                    "INSERT INTO offline_messages (host, username, stored_at, stanza, bytes, \
+                     coalesce_key) SELECT $1, $2, $3, $4, $5, $8 FROM \
+                     (SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM offline_messages \
+                      WHERE host = $1 AND username = $2) AS used \
+                     WHERE used.n < $6 AND used.b + $5 <= $7",
+                )
+                .bind(host)
+                .bind(user)
+                .bind($crate::storage::now_ms())
+                .bind(stanza)
+                .bind(size)
+                .bind(i64::try_from(quota.messages).unwrap_or(i64::MAX))
+                .bind(i64::try_from(quota.bytes).unwrap_or(i64::MAX))
+                .bind(key)
+            }
+
             /// Runs `sql`, a statement that takes one user's unclaimed rows (`$1` host, `$2`
             /// user) and returns `id, stored_at, stanza`; the rows, oldest first.
             async fn unclaimed(
@@ -74,36 +104,56 @@ macro_rules! sql_offline_store {
                 quota: $crate::storage::offline::OfflineQuota,
             ) -> $crate::storage::StoreFuture<'a, bool> {
                 Box::pin(async move {
-                    // The quota check and the insert are one statement. Under PostgreSQL's read
-                    // committed isolation two such statements do not see each other's row, so
-                    // there a transaction-scoped lock per account orders them first.
-                    let size = i64::try_from(stanza.len()).unwrap_or(i64::MAX);
-                    let insert = sqlx::query(
-                        "INSERT INTO offline_messages (host, username, stored_at, stanza, bytes) \
-                         SELECT $1, $2, $3, $4, $5 FROM \
-                         (SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM offline_messages \
-                          WHERE host = $1 AND username = $2) AS used \
-                         WHERE used.n < $6 AND used.b + $5 <= $7",
-                    )
-                    .bind(host)
-                    .bind(user)
-                    .bind($crate::storage::now_ms())
-                    .bind(stanza)
-                    .bind(size)
-                    .bind(i64::try_from(quota.messages).unwrap_or(i64::MAX))
-                    .bind(i64::try_from(quota.bytes).unwrap_or(i64::MAX));
                     let lock: Option<&'static str> = $lock;
                     let n = match lock {
                         // One statement on an engine with one writer at a time: atomic as it is.
-                        None => insert.execute(&self.0).await?.rows_affected(),
+                        None => Self::insert(host, user, stanza, quota, None)
+                            .execute(&self.0)
+                            .await?
+                            .rows_affected(),
                         Some(lock) => {
                             let mut tx = self.0.begin().await?;
                             sqlx::query(lock).bind(host).bind(user).execute(&mut *tx).await?;
-                            let n = insert.execute(&mut *tx).await?.rows_affected();
+                            let n = Self::insert(host, user, stanza, quota, None)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected();
                             tx.commit().await?;
                             n
                         }
                     };
+                    Ok(n > 0)
+                })
+            }
+
+            fn store_latest<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                key: &'a str,
+                stanza: &'a str,
+                quota: $crate::storage::offline::OfflineQuota,
+            ) -> $crate::storage::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    let mut tx = self.0.begin().await?;
+                    let lock: Option<&'static str> = $lock;
+                    if let Some(lock) = lock {
+                        sqlx::query(lock).bind(host).bind(user).execute(&mut *tx).await?;
+                    }
+                    sqlx::query(
+                        "DELETE FROM offline_messages WHERE host = $1 AND username = $2 \
+                         AND coalesce_key = $3",
+                    )
+                    .bind(host)
+                    .bind(user)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+                    let n = Self::insert(host, user, stanza, quota, Some(key))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    tx.commit().await?;
                     Ok(n > 0)
                 })
             }
