@@ -279,3 +279,45 @@ async fn every_pep_bound_says_no_clearly() {
     }
     assert!(refused, "the quota was never reached");
 }
+
+#[tokio::test]
+async fn bookmarks_reach_the_accounts_other_device_which_joins_the_room() {
+    let t = TestServer::start(|_| {}).await;
+    let mut u = users(&t, &["alice"]).await;
+    let mut phone = u.pop().unwrap();
+    let (mut laptop, _) = t.login("alice@localhost/laptop", "pw").await;
+    const BM: &str = "urn:xmpp:bookmarks:1";
+    let notify = format!("{BM}+notify");
+    let wants = [notify.as_str()];
+    online_with_caps(&mut laptop, &wants, true, &wants).await;
+    // The phone creates a room and bookmarks it, privately, to join automatically.
+    common::muc::join(&mut phone, "lounge@conference.localhost", "Ali", "").await;
+    common::muc::instant(&mut phone, "lounge@conference.localhost").await;
+    let bm = format!(
+        "<conference xmlns='{BM}' name='Lounge' autojoin='true'><nick>Laptop</nick></conference>"
+    );
+    let r = publish(
+        &mut phone,
+        BM,
+        "lounge@conference.localhost",
+        &bm,
+        &[
+            ("pubsub#access_model", "whitelist"),
+            ("pubsub#max_items", "max"),
+        ],
+    )
+    .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    // The laptop hears of it (its own account's node), and does what a client does with an
+    // autojoin bookmark: it enters the room under the bookmark's nick.
+    let ev = wait(&mut laptop, "the bookmark", |e| event_of(e, BM).is_some()).await;
+    let item = event_of(&ev, BM).unwrap();
+    let item = item.children().next().unwrap();
+    let room = item.attr("id").unwrap().to_string();
+    let conf = item.children().next().unwrap();
+    assert_eq!(conf.attr("autojoin"), Some("true"));
+    let nick = conf.children().find(|c| c.name() == "nick").unwrap().text();
+    let got = common::muc::join(&mut laptop, &room, &nick, "").await;
+    let me = common::muc::own(&got);
+    assert_eq!(me.attr("from"), Some(format!("{room}/Laptop").as_str()));
+}
