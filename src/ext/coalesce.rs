@@ -13,7 +13,6 @@
 use jid::{BareJid, Jid};
 
 use super::{Ctx, account};
-use crate::router::Router;
 use crate::stream::NS_CLIENT;
 use crate::xml::Element;
 
@@ -41,7 +40,7 @@ pub fn kind(m: &Element) -> String {
 }
 
 /// Keeps `m` as the newest notification of its kind for `to`.
-pub async fn store(ctx: &Ctx, _router: &Router, m: Element, to: &BareJid) {
+pub async fn store(ctx: &Ctx, m: Element, to: &BareJid) {
     let (host, user) = account(to);
     match ctx.storage.accounts.exists(host, user).await {
         Ok(true) => {}

@@ -239,7 +239,7 @@ fn on_unrouted<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Unrouted) -> Hoo
     Box::pin(async move {
         match e.stanza.take() {
             Some(s) if s.attr("type") == Some("headline") && ctx.config.im.offline_headlines => {
-                super::coalesce::store(ctx, router, s, &e.to).await;
+                super::coalesce::store(ctx, s, &e.to).await;
                 hand_over(ctx, router, &e.to).await;
             }
             // Headlines are otherwise dropped (RFC 6121 §8.5.2.2.1).

@@ -106,6 +106,8 @@ impl Register {
             tracing::error!("removing {me}: {e}");
             return Some(iq_error(iq, ErrorCondition::InternalServerError, None));
         }
+        // A new account of the same name starts without this one's cached preferences.
+        ctx.storage.archive.forget(host, user);
         tracing::info!(account = %me, "account removed by its owner");
         let mut result = iq_result(iq);
         result.remove_attr("from");

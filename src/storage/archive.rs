@@ -178,6 +178,10 @@ pub trait ArchiveStore: Send + Sync {
     fn prefs<'a>(&'a self, host: &'a str, user: &'a str) -> StoreFuture<'a, Option<Prefs>>;
     /// Sets an account's preferences.
     fn set_prefs<'a>(&'a self, host: &'a str, user: &'a str, p: &'a Prefs) -> StoreFuture<'a, ()>;
+    /// Forgets what is cached about an account (it was deleted).
+    fn forget(&self, host: &str, user: &str) {
+        let _ = (host, user);
+    }
     /// Retention: removes messages (of accounts and rooms) archived before `before_ms`, and
     /// the oldest beyond `keep` per archive (0: no count limit); returns how many went.
     fn purge<'a>(&'a self, before_ms: i64, keep: u64) -> StoreFuture<'a, u64>;

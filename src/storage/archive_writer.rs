@@ -173,6 +173,12 @@ impl ArchiveStore for Batched {
         })
     }
 
+    fn forget(&self, host: &str, user: &str) {
+        if let Ok(mut c) = self.prefs.lock() {
+            c.remove(&(host.to_string(), user.to_string()));
+        }
+    }
+
     fn purge<'a>(&'a self, before_ms: i64, keep: u64) -> StoreFuture<'a, u64> {
         self.inner.purge(before_ms, keep)
     }

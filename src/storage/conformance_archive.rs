@@ -164,6 +164,10 @@ pub(super) async fn archive_conformance(s: &Storage) {
     assert_eq!(batched.prefs(&host, "w").await.unwrap(), None);
     batched.set_prefs(&host, "w", &p2).await.unwrap();
     assert_eq!(batched.prefs(&host, "w").await.unwrap(), Some(p2));
+    // An account deleted and made again does not inherit them from the cache.
+    s.accounts.delete(&host, "w").await.unwrap();
+    batched.forget(&host, "w");
+    assert_eq!(batched.prefs(&host, "w").await.unwrap(), None);
 
     // Deleting the account deletes its archive and preferences.
     s.accounts.delete(&host, "u").await.unwrap();

@@ -130,7 +130,8 @@ fn outgoing<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Routing) -> HookFut
         let (Some(from), Some(to)) = (bare_of(m.attr("from")), bare_of(m.attr("to"))) else {
             return Flow::Next;
         };
-        if !local_account(router, &from) || local_account(router, &to) {
+        // To a person or a room's occupant only: not to a server or service domain.
+        if !local_account(router, &from) || local_account(router, &to) || to.node().is_none() {
             return Flow::Next;
         }
         if wanted(ctx, &from, &to).await {

@@ -81,7 +81,8 @@ impl Caps {
             return Some(f.clone());
         }
         if !self.asking.lock().ok()?.insert(ver.clone()) {
-            return None;
+            // Another session of the same client is being asked: wait for its answer.
+            return self.answer_of(&ver).await;
         }
         let found = self
             .ask(requests, registry, host, full, &hash, &node, &ver)
@@ -96,6 +97,21 @@ impl Caps {
         }
         known.insert(ver, features.clone());
         Some(features)
+    }
+
+    /// The features of `ver` once the question in flight about it is answered (or given up).
+    async fn answer_of(&self, ver: &str) -> Option<Features> {
+        let start = tokio::time::Instant::now();
+        while start.elapsed() < self.timeout {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Some(f) = self.known.lock().ok()?.get(ver) {
+                return Some(f.clone());
+            }
+            if !self.asking.lock().ok()?.contains(ver) {
+                return None;
+            }
+        }
+        None
     }
 
     /// Asks `full` for disco#info on `node#ver`; its features if the answer has hash `ver`.
