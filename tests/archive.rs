@@ -8,7 +8,7 @@ mod common;
 use common::TestServer;
 use common::archive::*;
 use common::im::go_online;
-use common::muc::{ROOM, ask, body_is, configure, instant, join, send, users, wait};
+use common::muc::{ROOM, ask, body_is, configure, instant, join, ping, send, users, wait};
 
 fn chat(to: &str, body: &str) -> String {
     format!("<message type='chat' to='{to}'><body>{body}</body></message>")
@@ -73,12 +73,7 @@ async fn offline_messages_and_carbons_carry_the_archive_id() {
     // Bob is offline (his only session gone): the message is stored with its id.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     send(&mut alice, &chat("bob@localhost", "while away")).await;
-    let echo = ask(
-        &mut alice,
-        "<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
-    )
-    .await;
-    assert_eq!(echo.attr("type"), Some("result"));
+    ping(&mut alice).await;
 
     let (mut bob1, _) = t.login("bob@localhost/one", "pw").await;
     let (mut bob2, _) = t.login("bob@localhost/two", "pw").await;

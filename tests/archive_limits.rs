@@ -7,7 +7,7 @@ mod common;
 
 use common::archive::*;
 use common::im::go_online;
-use common::muc::{ROOM, ask, body_is, instant, join, send, users, wait};
+use common::muc::{ROOM, ask, body_is, instant, join, ping, send, users, wait};
 use common::{TestServer, attr_of};
 
 #[tokio::test]
@@ -221,12 +221,7 @@ async fn a_thousand_messages_page_both_ways_and_a_second_device_catches_up() {
         )
         .await;
     }
-    let pong = ask(
-        &mut alice,
-        "<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
-    )
-    .await;
-    assert_eq!(pong.attr("type"), Some("result"));
+    ping(&mut alice).await;
 
     let all_bodies: Vec<String> = (0..N).map(|i| i.to_string()).collect();
     // Forwards, pages of 100.

@@ -6,7 +6,7 @@ mod common;
 
 use common::TestServer;
 use common::im::go_online;
-use common::muc::{ask, send, users, wait};
+use common::muc::{ping, send, users, wait};
 
 async fn bob_gets_after_a_week_away(offline_headlines: bool) -> Vec<String> {
     let t = TestServer::start(|c| c.im.offline_headlines = offline_headlines).await;
@@ -33,12 +33,7 @@ async fn bob_gets_after_a_week_away(offline_headlines: bool) -> Vec<String> {
         )
         .await;
     }
-    let pong = ask(
-        &mut alice,
-        "<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
-    )
-    .await;
-    assert_eq!(pong.attr("type"), Some("result"));
+    ping(&mut alice).await;
     // No error came back for the headlines.
     let (mut bob, _) = t.login("bob@localhost/phone", "pw").await;
     go_online(&mut bob).await;

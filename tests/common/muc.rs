@@ -124,6 +124,32 @@ pub fn own(got: &[minidom::Element]) -> minidom::Element {
         .unwrap_or_else(|| panic!("no self-presence in {got:?}"))
 }
 
+/// Pings the server and returns every stanza that came before the answer (the session handles
+/// its stanzas in order: what an earlier stanza caused for this client is among them).
+pub async fn ping(c: &mut Client) -> Vec<minidom::Element> {
+    let id = xmppd::stream::random_id();
+    send(
+        c,
+        &format!("<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"),
+    )
+    .await;
+    let mut before = Vec::new();
+    let collect = async {
+        loop {
+            let e = next(c).await;
+            if e.name() == "iq" && e.attr("id") == Some(id.as_str()) {
+                assert_eq!(e.attr("type"), Some("result"), "ping: {}", String::from(&e));
+                return;
+            }
+            before.push(e);
+        }
+    };
+    tokio::time::timeout(WAIT, collect)
+        .await
+        .expect("the ping's answer");
+    before
+}
+
 /// Sends an iq written as XML (with `id='q'`) and returns the answer.
 pub async fn ask(c: &mut Client, xml: &str) -> minidom::Element {
     send(c, xml).await;
