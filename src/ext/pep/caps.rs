@@ -3,8 +3,11 @@
 //! `+notify` (XEP-0163 §4) say which nodes' notifications it wants. The server asks the client
 //! once per unknown `ver` (disco#info on `node#ver`), checks the answer against the hash
 //! (§5.1, SHA-1 or SHA-256) and keeps the verified feature list for every client that shows
-//! the same `ver`; an answer that does not match is not kept. At most `pep.caps_cache` hashes
-//! are kept (past it the cache starts over); asking is bounded by the router's requests.
+//! the same `ver`; an answer that does not match is not kept. Only the `+notify` features are
+//! kept (at most `MAX_INTERESTS` per hash, each at most `MAX_FEATURE` bytes), and at most
+//! `pep.caps_cache` hashes (past it the cache starts over): a client that makes up hashes
+//! cannot make the server hold more than that. One question at a time per session; asking
+//! is also bounded by the router's requests.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -22,13 +25,20 @@ use crate::xml::Element;
 pub const NS_CAPS: &str = "http://jabber.org/protocol/caps";
 const NS_INFO: &str = crate::ext::disco::NS_INFO;
 
-/// Features of a `ver`, verified.
+/// The `+notify` features of a `ver`, verified.
 pub type Features = Arc<HashSet<String>>;
+
+/// `+notify` features kept per hash, at most.
+pub const MAX_INTERESTS: usize = 256;
+/// Bytes of one feature kept, at most (longer ones are not kept).
+pub const MAX_FEATURE: usize = 1024;
 
 /// The verified hashes, and those being asked about.
 pub struct Caps {
     known: Mutex<HashMap<String, Features>>,
     asking: Mutex<HashSet<String>>,
+    /// Sessions being asked now (one question at a time each).
+    sessions: Mutex<HashSet<jid::FullJid>>,
     max: usize,
     timeout: Duration,
 }
@@ -49,6 +59,7 @@ impl Caps {
         Caps {
             known: Mutex::new(HashMap::new()),
             asking: Mutex::new(HashSet::new()),
+            sessions: Mutex::new(HashSet::new()),
             max,
             timeout,
         }
@@ -84,9 +95,20 @@ impl Caps {
             // Another session of the same client is being asked: wait for its answer.
             return self.answer_of(&ver).await;
         }
-        let found = self
-            .ask(requests, registry, host, full, &hash, &node, &ver)
-            .await;
+        let first = self.sessions.lock().ok()?.insert(full.clone());
+        let found = match first {
+            true => {
+                let f = self
+                    .ask(requests, registry, host, full, &hash, &node, &ver)
+                    .await;
+                if let Ok(mut s) = self.sessions.lock() {
+                    s.remove(full);
+                }
+                f
+            }
+            // This session is answering another question: this one waits for its next presence.
+            false => None,
+        };
         if let Ok(mut a) = self.asking.lock() {
             a.remove(&ver);
         }
@@ -146,7 +168,10 @@ impl Caps {
             query
                 .children()
                 .filter(|c| c.name() == "feature")
-                .filter_map(|c| c.attr("var").map(str::to_string))
+                .filter_map(|c| c.attr("var"))
+                .filter(|f| f.ends_with("+notify") && f.len() <= MAX_FEATURE)
+                .take(MAX_INTERESTS)
+                .map(str::to_string)
                 .collect(),
         )
     }
