@@ -12,6 +12,9 @@ use crate::stanza::{ErrorCondition, form, iq_error, iq_result};
 use crate::storage::pep::{Access, NodeConfig, PepItem};
 use crate::xml::{Element, Limits, parse_fragment};
 
+/// A request's answer: the result, or the error reply (`?` returns it from a step).
+type Reply = Result<Element, Element>;
+
 const NODE_CONFIG: &str = "http://jabber.org/protocol/pubsub#node_config";
 const PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
 
@@ -128,26 +131,30 @@ impl Op<'_> {
         let Some(node) = action.attr("node").filter(|n| !n.is_empty()) else {
             return pubsub_error(iq, ErrorCondition::BadRequest, "nodeid-required");
         };
-        match (ps.ns(), set, action.name()) {
+        let reply = match (ps.ns(), set, action.name()) {
             (NS, true, "publish") => self.publish(ps, action, node).await,
             (NS, true, "retract") => self.retract(action, node).await,
             (NS, true, "create") => self.create(ps, node).await,
             (NS, false, "items") => self.items(action, node).await,
-            (NS_OWNER, false, "configure") => match self.node(node).await {
-                Ok(c) => iq_result(iq).with_child(
+            (NS_OWNER, false, "configure") => self.node(node).await.map(|c| {
+                iq_result(iq).with_child(
                     Element::new("pubsub", NS_OWNER).with_child(
                         Element::new("configure", NS_OWNER)
                             .with_attr("node", node)
                             .with_child(config_form(&c)),
                     ),
-                ),
-                Err(e) => e,
-            },
+                )
+            }),
             (NS_OWNER, true, "configure") => self.configure(action, node).await,
             (NS_OWNER, true, "delete") => self.clear(node, true).await,
             (NS_OWNER, true, "purge") => self.clear(node, false).await,
-            _ => pubsub_error(iq, ErrorCondition::FeatureNotImplemented, "unsupported"),
-        }
+            _ => Err(pubsub_error(
+                iq,
+                ErrorCondition::FeatureNotImplemented,
+                "unsupported",
+            )),
+        };
+        reply.unwrap_or_else(|error| error)
     }
 
     /// An existing node's configuration, or the `item-not-found` reply.
@@ -199,45 +206,49 @@ impl Op<'_> {
             .ok_or_else(|| pubsub_error(self.iq, ErrorCondition::NotAcceptable, "invalid-options"))
     }
 
-    async fn publish(&self, ps: &Element, action: &Element, node: &str) -> Element {
+    async fn publish(&self, ps: &Element, action: &Element, node: &str) -> Reply {
         let iq = self.iq;
         let cfg = &self.ctx.config.pep;
         let item = action.get_child("item", NS);
         let payload: Vec<&Element> = item.iter().flat_map(|i| i.children()).collect();
         let [payload] = payload.as_slice() else {
-            return pubsub_error(iq, ErrorCondition::BadRequest, "payload-required");
+            return Err(pubsub_error(
+                iq,
+                ErrorCondition::BadRequest,
+                "payload-required",
+            ));
         };
         let xml = payload.to_string_in("");
         if xml.len() > cfg.max_item_size {
-            return pubsub_error(iq, ErrorCondition::NotAcceptable, "payload-too-big");
+            return Err(pubsub_error(
+                iq,
+                ErrorCondition::NotAcceptable,
+                "payload-too-big",
+            ));
         }
-        let options = match self.options(ps.get_child("publish-options", NS), PUBLISH_OPTIONS) {
-            Ok(o) => o,
-            Err(e) => return e,
-        };
+        let options = self.options(ps.get_child("publish-options", NS), PUBLISH_OPTIONS)?;
         let (host, user) = account(self.owner);
         let pep = &self.ctx.storage.pep;
         let config = match pep.node(host, user, node).await {
-            Err(e) => return self.failed(e),
+            Err(e) => return Err(self.failed(e)),
             Ok(None) => {
                 let c = options.apply(DEFAULT_NODE);
-                if let Err(e) = self.make(node, &c).await {
-                    return e;
-                }
+                self.make(node, &c).await?;
                 c
             }
             // Publish-options on an existing node are preconditions (XEP-0060 §7.1.5).
             Ok(Some(c)) if options.apply(c) != c => {
-                return pubsub_error(iq, ErrorCondition::Conflict, "precondition-not-met");
+                return Err(pubsub_error(
+                    iq,
+                    ErrorCondition::Conflict,
+                    "precondition-not-met",
+                ));
             }
             Ok(Some(c)) => c,
         };
-        match pep.bytes(host, user).await {
-            Ok(b) if b.saturating_add(xml.len() as u64) > cfg.quota_bytes => {
-                return iq_error(iq, ErrorCondition::ResourceConstraint, None);
-            }
-            Ok(_) => {}
-            Err(e) => return self.failed(e),
+        let held = pep.bytes(host, user).await.map_err(|e| self.failed(e))?;
+        if held.saturating_add(xml.len() as u64) > cfg.quota_bytes {
+            return Err(iq_error(iq, ErrorCondition::ResourceConstraint, None));
         }
         let id = item
             .and_then(|i| i.attr("id"))
@@ -255,9 +266,9 @@ impl Op<'_> {
         } else {
             1
         };
-        if let Err(e) = pep.publish(host, user, node, &stored, keep).await {
-            return self.failed(e);
-        }
+        pep.publish(host, user, node, &stored, keep)
+            .await
+            .map_err(|e| self.failed(e))?;
         let event = items_event(node, &stored);
         broadcast(
             self.ctx,
@@ -269,29 +280,30 @@ impl Op<'_> {
             event,
         )
         .await;
-        iq_result(iq).with_child(
+        Ok(iq_result(iq).with_child(
             Element::new("pubsub", NS).with_child(
                 Element::new("publish", NS)
                     .with_attr("node", node)
                     .with_child(Element::new("item", NS).with_attr("id", id)),
             ),
-        )
+        ))
     }
 
-    async fn retract(&self, action: &Element, node: &str) -> Element {
+    async fn retract(&self, action: &Element, node: &str) -> Reply {
         let iq = self.iq;
-        let config = match self.node(node).await {
-            Ok(c) => c,
-            Err(e) => return e,
-        };
+        let config = self.node(node).await?;
         let Some(id) = action.get_child("item", NS).and_then(|i| i.attr("id")) else {
-            return pubsub_error(iq, ErrorCondition::BadRequest, "item-required");
+            return Err(pubsub_error(
+                iq,
+                ErrorCondition::BadRequest,
+                "item-required",
+            ));
         };
         let (host, user) = account(self.owner);
         match self.ctx.storage.pep.retract(host, user, node, id).await {
             Ok(true) => {}
-            Ok(false) => return iq_error(iq, ErrorCondition::ItemNotFound, None),
-            Err(e) => return self.failed(e),
+            Ok(false) => return Err(iq_error(iq, ErrorCondition::ItemNotFound, None)),
+            Err(e) => return Err(self.failed(e)),
         }
         let asked = matches!(action.attr("notify"), Some("1" | "true"));
         if config.notify_retract || asked {
@@ -309,42 +321,34 @@ impl Op<'_> {
             )
             .await;
         }
-        iq_result(iq)
+        Ok(iq_result(iq))
     }
 
-    async fn create(&self, ps: &Element, node: &str) -> Element {
+    async fn create(&self, ps: &Element, node: &str) -> Reply {
         let (host, user) = account(self.owner);
         match self.ctx.storage.pep.node(host, user, node).await {
-            Ok(Some(_)) => return iq_error(self.iq, ErrorCondition::Conflict, None),
+            Ok(Some(_)) => return Err(iq_error(self.iq, ErrorCondition::Conflict, None)),
             Ok(None) => {}
-            Err(e) => return self.failed(e),
+            Err(e) => return Err(self.failed(e)),
         }
-        let options = match self.options(ps.get_child("configure", NS), NODE_CONFIG) {
-            Ok(o) => o,
-            Err(e) => return e,
-        };
-        match self.make(node, &options.apply(DEFAULT_NODE)).await {
-            Ok(()) => iq_result(self.iq),
-            Err(e) => e,
-        }
+        let options = self.options(ps.get_child("configure", NS), NODE_CONFIG)?;
+        self.make(node, &options.apply(DEFAULT_NODE)).await?;
+        Ok(iq_result(self.iq))
     }
 
-    async fn items(&self, action: &Element, node: &str) -> Element {
+    async fn items(&self, action: &Element, node: &str) -> Reply {
         let iq = self.iq;
-        let config = match self.node(node).await {
-            Ok(c) => c,
-            Err(e) => return e,
-        };
+        let config = self.node(node).await?;
         if !may_see(self.ctx, self.owner, self.requester, config.access).await {
             // XEP-0060 §6.5.9.
-            return match config.access {
+            return Err(match config.access {
                 Access::Whitelist => pubsub_error(iq, ErrorCondition::NotAllowed, "closed-node"),
                 _ => pubsub_error(
                     iq,
                     ErrorCondition::NotAuthorized,
                     "presence-subscription-required",
                 ),
-            };
+            });
         }
         let max = self.ctx.config.pep.max_items as usize;
         let max = action
@@ -358,16 +362,11 @@ impl Op<'_> {
             .take(max)
             .collect();
         let (host, user) = account(self.owner);
-        let items = match self
-            .ctx
-            .storage
-            .pep
+        let pep = &self.ctx.storage.pep;
+        let items = pep
             .items(host, user, node, max, &ids)
             .await
-        {
-            Ok(i) => i,
-            Err(e) => return self.failed(e),
-        };
+            .map_err(|e| self.failed(e))?;
         let mut list = Element::new("items", NS).with_attr("node", node);
         for it in items {
             let mut el = Element::new("item", NS).with_attr("id", it.id);
@@ -376,41 +375,31 @@ impl Op<'_> {
             }
             list.append_child(el);
         }
-        iq_result(iq).with_child(Element::new("pubsub", NS).with_child(list))
+        Ok(iq_result(iq).with_child(Element::new("pubsub", NS).with_child(list)))
     }
 
-    async fn configure(&self, action: &Element, node: &str) -> Element {
-        let config = match self.node(node).await {
-            Ok(c) => c,
-            Err(e) => return e,
-        };
-        let options = match self.options(Some(action), NODE_CONFIG) {
-            Ok(o) => o,
-            Err(e) => return e,
-        };
+    async fn configure(&self, action: &Element, node: &str) -> Reply {
+        let config = self.node(node).await?;
+        let options = self.options(Some(action), NODE_CONFIG)?;
         let (host, user) = account(self.owner);
         let new = options.apply(config);
-        match self.ctx.storage.pep.save_node(host, user, node, &new).await {
-            Ok(()) => iq_result(self.iq),
-            Err(e) => self.failed(e),
-        }
+        let pep = &self.ctx.storage.pep;
+        pep.save_node(host, user, node, &new)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(iq_result(self.iq))
     }
 
     /// The owner deletes the node (`delete`) or empties it; either is notified.
-    async fn clear(&self, node: &str, delete: bool) -> Element {
-        let config = match self.node(node).await {
-            Ok(c) => c,
-            Err(e) => return e,
-        };
+    async fn clear(&self, node: &str, delete: bool) -> Reply {
+        let config = self.node(node).await?;
         let (host, user) = account(self.owner);
         let pep = &self.ctx.storage.pep;
         let done = match delete {
             true => pep.delete_node(host, user, node).await.map(|_| ()),
             false => pep.purge(host, user, node).await.map(|_| ()),
         };
-        if let Err(e) = done {
-            return self.failed(e);
-        }
+        done.map_err(|e| self.failed(e))?;
         let name = if delete { "delete" } else { "purge" };
         let ev = Element::new(name, NS_EVENT).with_attr("node", node);
         broadcast(
@@ -423,6 +412,6 @@ impl Op<'_> {
             ev,
         )
         .await;
-        iq_result(self.iq)
+        Ok(iq_result(self.iq))
     }
 }
