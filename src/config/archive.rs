@@ -33,6 +33,16 @@ pub struct ArchiveConfig {
     /// Room-archive queries one group-chat service answers at once; beyond it the asker gets
     /// `resource-constraint` (an account's queries are answered one at a time per session).
     pub room_queries: usize,
+    /// Keep each account's inbox (XEP-0430): per conversation, the newest message and how many
+    /// are unread, updated in the archive's commits.
+    pub inbox: bool,
+    /// Conversations one inbox answer lists at most (a client's RSM `max` is capped to it).
+    pub inbox_page: usize,
+    /// Conversations an inbox lists at most, the most recently active first.
+    pub inbox_conversations: usize,
+    /// A chat marker is matched among this many newest unread messages of its conversation at
+    /// most (older: already read), and a room's unread messages are counted up to it.
+    pub inbox_scan: usize,
 }
 
 impl Default for ArchiveConfig {
@@ -49,6 +59,10 @@ impl Default for ArchiveConfig {
             write_queue: 4096,
             write_batch: 256,
             room_queries: 64,
+            inbox: true,
+            inbox_page: 100,
+            inbox_conversations: 1000,
+            inbox_scan: 1000,
         }
     }
 }

@@ -242,6 +242,11 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
         ("archive.purge_interval_secs", c.archive.purge_interval_secs),
         ("archive.write_queue", c.archive.write_queue as u64),
         ("archive.write_batch", c.archive.write_batch as u64),
+        ("archive.inbox_page", c.archive.inbox_page as u64),
+        (
+            "archive.inbox_conversations",
+            c.archive.inbox_conversations as u64,
+        ),
         ("pep.max_items", u64::from(c.pep.max_items)),
         ("pep.max_item_size", c.pep.max_item_size as u64),
         ("c2s.max_auth_attempts", u64::from(c.c2s.max_auth_attempts)),

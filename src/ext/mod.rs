@@ -15,6 +15,7 @@ pub mod coalesce;
 pub mod disco;
 pub mod documents;
 pub mod hooks;
+pub mod inbox;
 pub mod muc;
 pub mod offline;
 pub mod pep;
@@ -32,7 +33,7 @@ use jid::BareJid;
 use crate::config::Config;
 use crate::router::{HookFuture, Hooks, Router, StanzaFuture};
 use crate::session::{SessionHandle, SessionInfo};
-use crate::stanza::{ErrorCondition, error_reply, is_error};
+use crate::stanza::{ErrorCondition, error_reply, iq_error, is_error};
 use crate::storage::Storage;
 use crate::xml::Element;
 
@@ -106,6 +107,9 @@ impl Registrar {
         let mut r = Registrar::default();
         if config.archive.enabled {
             archive::register(&mut r);
+            if config.archive.inbox {
+                inbox::register(&mut r);
+            }
         }
         if config.pep.enabled {
             pep::register(&mut r, config);
@@ -188,6 +192,26 @@ impl Extensions {
                 state,
             },
         }
+    }
+}
+
+/// An iq about the sender's own account (its archive, its inbox): the sender's bare JID and
+/// the payload; `forbidden` when it is addressed to another account, `bad-request` when it
+/// has no sender or no payload.
+pub(crate) fn own_request(iq: &Element) -> Result<(BareJid, &Element), Element> {
+    let bare = |a: Option<&str>| a.and_then(|a| jid::Jid::new(a).ok()).map(|j| j.to_bare());
+    let Some(me) = bare(iq.attr("from")) else {
+        return Err(iq_error(iq, ErrorCondition::BadRequest, None));
+    };
+    if iq
+        .attr("to")
+        .is_some_and(|t| bare(Some(t)).as_ref() != Some(&me))
+    {
+        return Err(iq_error(iq, ErrorCondition::Forbidden, None));
+    }
+    match iq.children().next() {
+        Some(el) => Ok((me, el)),
+        None => Err(iq_error(iq, ErrorCondition::BadRequest, None)),
     }
 }
 

@@ -6,6 +6,7 @@
 //! decimal. A room's messages carry a random stanza id given before they are broadcast.
 
 use super::StoreFuture;
+use super::inbox::{Conversation, Received, RoomMark};
 
 /// Whose archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,9 @@ pub struct ArchiveEntry {
     pub outgoing: bool,
     /// The message as routed.
     pub xml: String,
+    /// An instant message for the account's inbox: a received one adds one unread, a sent one
+    /// reads the conversation ([`super::inbox`]).
+    pub inbox: bool,
 }
 
 /// Which page of the matching messages (XEP-0059 as XEP-0313 §4.1.2 uses it).
@@ -185,4 +189,49 @@ pub trait ArchiveStore: Send + Sync {
     /// Retention: removes messages (of accounts and rooms) archived before `before_ms`, and
     /// the oldest beyond `keep` per archive (0: no count limit); returns how many went.
     fn purge<'a>(&'a self, before_ms: i64, keep: u64) -> StoreFuture<'a, u64>;
+    /// An account's inbox, the most recently active conversation first, at most `limit`
+    /// conversations; a room's unread messages are counted up to `count_cap`.
+    fn inbox<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        limit: usize,
+        count_cap: u64,
+    ) -> StoreFuture<'a, Vec<Conversation>>;
+    /// The newest messages (at most `n`, before id `before` if given) an account received
+    /// from `with`, newest first, with the conversation's unread count and newest message id
+    /// (`None`: no such conversation).
+    fn inbox_received<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        with: &'a str,
+        before: Option<i64>,
+        n: usize,
+    ) -> StoreFuture<'a, Option<(u64, i64, Vec<Received>)>>;
+    /// Sets the unread count of the conversation with `with`, if its newest message is still
+    /// `last_id` (no message arrived meanwhile); whether it was set.
+    fn inbox_set_unread<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        with: &'a str,
+        unread: u64,
+        last_id: i64,
+    ) -> StoreFuture<'a, bool>;
+    /// Records what an account did in a room (see [`RoomMark`]).
+    fn inbox_room<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        room: &'a str,
+        mark: &'a RoomMark,
+    ) -> StoreFuture<'a, ()>;
+    /// Reads the whole conversation with `jid` (a contact or a room); whether there was one.
+    fn inbox_reset<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        jid: &'a str,
+    ) -> StoreFuture<'a, bool>;
 }

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::archive::{
     ArchiveEntry, ArchivePage, ArchiveQuery, ArchiveStore, Archived, Owner, Prefs,
 };
+use super::inbox::{Conversation, Received, RoomMark};
 use super::{StoreError, StoreFuture};
 
 struct Job {
@@ -181,5 +182,57 @@ impl ArchiveStore for Batched {
 
     fn purge<'a>(&'a self, before_ms: i64, keep: u64) -> StoreFuture<'a, u64> {
         self.inner.purge(before_ms, keep)
+    }
+
+    fn inbox<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        limit: usize,
+        count_cap: u64,
+    ) -> StoreFuture<'a, Vec<Conversation>> {
+        self.inner.inbox(host, user, limit, count_cap)
+    }
+
+    fn inbox_received<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        with: &'a str,
+        before: Option<i64>,
+        n: usize,
+    ) -> StoreFuture<'a, Option<(u64, i64, Vec<Received>)>> {
+        self.inner.inbox_received(host, user, with, before, n)
+    }
+
+    fn inbox_set_unread<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        with: &'a str,
+        unread: u64,
+        last_id: i64,
+    ) -> StoreFuture<'a, bool> {
+        self.inner
+            .inbox_set_unread(host, user, with, unread, last_id)
+    }
+
+    fn inbox_room<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        room: &'a str,
+        mark: &'a RoomMark,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.inbox_room(host, user, room, mark)
+    }
+
+    fn inbox_reset<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        jid: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.inbox_reset(host, user, jid)
     }
 }

@@ -442,6 +442,7 @@ async fn all(s: &Storage) {
     upload_conformance(s).await;
     super::conformance_muc::muc_conformance(s).await;
     super::conformance_archive::archive_conformance(s).await;
+    super::conformance_inbox::inbox_conformance(s).await;
     super::conformance_pep::pep_conformance(s).await;
     super::conformance_offline::coalesced_conformance(s).await;
 }

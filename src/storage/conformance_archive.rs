@@ -18,6 +18,7 @@ fn entry(host: &str, user: &str, with: &str, ts_ms: i64, body: &str) -> ArchiveE
         ts_ms,
         outgoing: false,
         xml: format!("<message><body>{body}</body></message>"),
+        inbox: false,
     }
 }
 

@@ -5,7 +5,7 @@ use super::Storage;
 use super::muc::{AllowPm, RoomConfig, RoomMessage, StoredRoom, Whois};
 use crate::stream::random_id;
 
-fn room() -> StoredRoom {
+pub(super) fn room() -> StoredRoom {
     StoredRoom {
         config: RoomConfig {
             title: "T".into(),

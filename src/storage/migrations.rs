@@ -62,6 +62,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../schemas/sqlite/0009_offline_coalesce.sql"),
         include_str!("../../schemas/postgres/0009_offline_coalesce.sql"),
     ),
+    (
+        10,
+        "inbox",
+        include_str!("../../schemas/sqlite/0010_inbox.sql"),
+        include_str!("../../schemas/postgres/0010_inbox.sql"),
+    ),
 ];
 
 /// Which dialect.

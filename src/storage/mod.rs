@@ -5,6 +5,7 @@ pub mod account;
 pub mod archive;
 pub mod archive_writer;
 pub mod documents;
+pub mod inbox;
 mod migrations;
 pub mod muc;
 pub mod offline;
@@ -136,6 +137,8 @@ impl Storage {
 mod conformance;
 #[cfg(test)]
 mod conformance_archive;
+#[cfg(test)]
+mod conformance_inbox;
 #[cfg(test)]
 mod conformance_muc;
 #[cfg(test)]

@@ -41,9 +41,14 @@ const ENCRYPTED: [&str; 2] = ["eu.siacs.conversations.axolotl", "urn:xmpp:omemo:
 
 /// Whether `m` belongs in an account's archive (see the module's header).
 pub fn archivable(m: &Element) -> bool {
-    if !matches!(m.attr("type"), None | Some("chat" | "normal")) {
-        return false;
-    }
+    matches!(m.attr("type"), None | Some("chat" | "normal")) && worth_keeping(m)
+}
+
+/// Whether message `m`, of a kind an archive keeps, is worth keeping: it has a body, an
+/// encrypted payload or a `<store/>` hint, and no `<no-store/>` or `<no-permanent-store/>`
+/// hint (chat states, markers and receipts alone are not). A room keeps its messages by the
+/// same rule.
+pub fn worth_keeping(m: &Element) -> bool {
     if m.get_child("no-store", NS_HINTS).is_some()
         || m.get_child("no-permanent-store", NS_HINTS).is_some()
     {
@@ -87,8 +92,17 @@ async fn wanted(ctx: &Ctx, owner: &BareJid, with: &BareJid) -> bool {
     }
 }
 
-/// `m` (serialised as `xml`) as an entry of `owner`'s archive.
-fn entry(owner: &BareJid, with: &BareJid, outgoing: bool, xml: &str) -> ArchiveEntry {
+/// Whether `m` is an instant message, for the inbox: one with a body or an encrypted payload
+/// (not only a `<store/>` hint).
+fn instant(m: &Element) -> bool {
+    m.get_child("body", NS_CLIENT).is_some()
+        || m.children()
+            .any(|c| c.name() == "encrypted" && ENCRYPTED.contains(&c.ns()))
+}
+
+/// `m` (serialised as `xml`) as an entry of `owner`'s archive; `inbox`: it counts in the
+/// owner's inbox.
+fn entry(owner: &BareJid, with: &BareJid, outgoing: bool, xml: &str, inbox: bool) -> ArchiveEntry {
     let (host, user) = account(owner);
     ArchiveEntry {
         host: host.to_string(),
@@ -98,6 +112,7 @@ fn entry(owner: &BareJid, with: &BareJid, outgoing: bool, xml: &str) -> ArchiveE
         ts_ms: crate::storage::now_ms(),
         outgoing,
         xml: xml.to_string(),
+        inbox,
     }
 }
 
@@ -137,7 +152,13 @@ fn outgoing<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Routing) -> HookFut
         if wanted(ctx, &from, &to).await {
             archive(
                 ctx,
-                &mut [entry(&from, &to, true, &m.to_string_in(NS_CLIENT))],
+                &mut [entry(
+                    &from,
+                    &to,
+                    true,
+                    &m.to_string_in(NS_CLIENT),
+                    ctx.config.archive.inbox && instant(m),
+                )],
             )
             .await;
         }
@@ -169,12 +190,13 @@ fn incoming<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Delivering) -> Hook
             return Flow::Next;
         }
         let xml = e.stanza.to_string_in(NS_CLIENT);
+        let inbox = ctx.config.archive.inbox && instant(&e.stanza);
         let mut entries = Vec::with_capacity(2);
         if recipient {
-            entries.push(entry(&e.to, &from, false, &xml));
+            entries.push(entry(&e.to, &from, false, &xml, inbox));
         }
         if sender {
-            entries.push(entry(&from, &e.to, true, &xml));
+            entries.push(entry(&from, &e.to, true, &xml, inbox));
         }
         if archive(ctx, &mut entries).await && recipient {
             e.stanza.append_child(
@@ -291,18 +313,10 @@ impl IqHandler for Mam {
         iq: &'a Element,
     ) -> OptIqFuture<'a> {
         Box::pin(async move {
-            let Some(me) = bare_of(iq.attr("from")) else {
-                return Some(iq_error(iq, ErrorCondition::BadRequest, None));
-            };
             // One's own archive only (XEP-0313 §4: the archive is the account's).
-            if iq
-                .attr("to")
-                .is_some_and(|t| bare_of(Some(t)).as_ref() != Some(&me))
-            {
-                return Some(iq_error(iq, ErrorCondition::Forbidden, None));
-            }
-            let Some(el) = iq.children().next() else {
-                return Some(iq_error(iq, ErrorCondition::BadRequest, None));
+            let (me, el) = match super::own_request(iq) {
+                Ok(r) => r,
+                Err(reply) => return Some(reply),
             };
             let (host, user) = account(&me);
             let kind = iq.attr("type");

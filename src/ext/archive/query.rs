@@ -13,7 +13,7 @@ use crate::stanza::{
     ErrorCondition, NS_FORWARD, NS_MAM, delay, form, iq_error, iq_result, parse_datetime, rsm,
 };
 use crate::storage::Storage;
-use crate::storage::archive::{ArchivePage, ArchiveQuery, Owner, Page};
+use crate::storage::archive::{ArchivePage, ArchiveQuery, Archived, Owner, Page};
 use crate::xml::{Element, Limits, parse_fragment};
 
 /// A parsed query.
@@ -136,26 +136,12 @@ fn answer(
             page.items.truncate(keep);
         }
     }
-    let limits = Limits::stored();
     let mut stanzas = Vec::with_capacity(page.items.len() + 1);
+    let stamp_by = archive.unwrap_or_else(|| to.split('/').next().unwrap_or(to));
     for item in &page.items {
-        let m = match parse_fragment(&item.xml, limits) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!("archived message {} does not parse: {e}", item.stanza_id);
-                continue;
-            }
+        let Some(result) = result(item, req.queryid.as_deref(), stamp_by) else {
+            continue;
         };
-        let mut result = Element::new("result", NS_MAM).with_attr("id", item.stanza_id.clone());
-        if let Some(q) = &req.queryid {
-            result.set_attr("queryid", q.clone());
-        }
-        let stamp_by = archive.unwrap_or_else(|| to.split('/').next().unwrap_or(to));
-        result.append_child(
-            Element::new("forwarded", NS_FORWARD)
-                .with_child(delay(stamp_by, item.ts_ms))
-                .with_child(m),
-        );
         let mut msg = Element::new("message", crate::stream::NS_CLIENT).with_attr("to", to);
         if let Some(a) = archive {
             msg.set_attr("from", a);
@@ -179,6 +165,28 @@ fn answer(
         stanzas,
         claimed: Vec::new(),
     }
+}
+
+/// The `<result/>` of archived message `item` (its id, the asker's `queryid`), forwarded with
+/// its delay stamp by `stamp_by`; `None` (logged) if what is stored does not parse.
+pub fn result(item: &Archived, queryid: Option<&str>, stamp_by: &str) -> Option<Element> {
+    let m = match parse_fragment(&item.xml, Limits::stored()) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!("archived message {} does not parse: {e}", item.stanza_id);
+            return None;
+        }
+    };
+    let mut result = Element::new("result", NS_MAM).with_attr("id", item.stanza_id.clone());
+    if let Some(q) = queryid {
+        result.set_attr("queryid", q);
+    }
+    result.append_child(
+        Element::new("forwarded", NS_FORWARD)
+            .with_child(delay(stamp_by, item.ts_ms))
+            .with_child(m),
+    );
+    Some(result)
 }
 
 /// The query form's fields (XEP-0313 §4.1.1), for a `get`.

@@ -60,6 +60,11 @@ impl Room {
         // Only the room stamps its own ids (XEP-0359 §5: a forged one is removed).
         let room_jid = self.jid.to_string();
         out.retain_children(|c| !(c.is("stanza-id", NS_SID) && c.attr("by") == Some(&room_jid)));
+        // Chat states, markers and receipts are passed on, not kept (nor given an id).
+        if !crate::ext::archive::worth_keeping(&out) {
+            let shared = SharedStanza::new(out);
+            return self.fan_out(router, &shared).await;
+        }
         let id = crate::stream::random_id();
         out.append_child(
             Element::new("stanza-id", NS_SID)

@@ -82,6 +82,7 @@ macro_rules! sql_account_store {
                         "DELETE FROM user_documents WHERE host = $1 AND username = $2",
                         "DELETE FROM mam_messages WHERE host = $1 AND username = $2",
                         "DELETE FROM mam_prefs WHERE host = $1 AND username = $2",
+                        "DELETE FROM inbox WHERE host = $1 AND username = $2",
                         "DELETE FROM pep_items WHERE host = $1 AND username = $2",
                         "DELETE FROM pep_nodes WHERE host = $1 AND username = $2",
                     ] {

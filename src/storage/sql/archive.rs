@@ -32,6 +32,8 @@ pub struct Writer<C> {
 #[doc(hidden)]
 macro_rules! sql_archive_store {
     ($ty:ident, $db:ty) => {
+        $crate::sql_inbox_methods!($ty, $db);
+
         /// Message archives in this database. Appends (one writer task calls them, one at a
         /// time) keep one pooled connection of their own: on SQLite a connection that another
         /// one wrote behind its back starts over with a cold page cache, and taking any
@@ -210,60 +212,6 @@ macro_rules! sql_archive_store {
                     gone += b.build().execute(&self.0).await?.rows_affected();
                 }
                 Ok(gone)
-            }
-
-            /// Gives `entries` their ids and inserts them, on the writer's connection.
-            async fn insert(
-                w: &mut $crate::storage::sql::archive::Writer<sqlx::pool::PoolConnection<$db>>,
-                pool: &sqlx::Pool<$db>,
-                entries: &mut [$crate::storage::archive::ArchiveEntry],
-            ) -> Result<(), sqlx::Error> {
-                use sqlx::Row;
-                let conn = match w.conn.as_mut() {
-                    Some(c) => c,
-                    None => w.conn.insert(pool.acquire().await?),
-                };
-                let mut last = match w.last {
-                    Some(l) => l,
-                    None => sqlx::query("SELECT COALESCE(MAX(id), 0) FROM mam_messages")
-                        .fetch_one(&mut **conn)
-                        .await?
-                        .try_get::<i64, _>(0)?,
-                };
-                for e in entries.iter_mut() {
-                    last = $crate::storage::archive::next_id(last, e.ts_ms);
-                    e.id = last;
-                }
-                let rows = |chunk: &[$crate::storage::archive::ArchiveEntry]| {
-                    let mut b = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO mam_messages (id, host, username, with_jid, ts_ms, \
-                         outgoing, xml) ",
-                    );
-                    b.push_values(chunk, |mut row, e| {
-                        row.push_bind(e.id)
-                            .push_bind(e.host.clone())
-                            .push_bind(e.user.clone())
-                            .push_bind(e.with.clone())
-                            .push_bind(e.ts_ms)
-                            .push_bind(e.outgoing)
-                            .push_bind(e.xml.clone());
-                    });
-                    b
-                };
-                let chunk = $crate::storage::sql::archive::APPEND_CHUNK;
-                // One statement is atomic by itself: no transaction (two fewer round trips per
-                // commit) unless the batch takes several.
-                if entries.len() <= chunk {
-                    rows(entries).build().execute(&mut **conn).await?;
-                } else {
-                    let mut tx = sqlx::Connection::begin(&mut **conn).await?;
-                    for c in entries.chunks(chunk) {
-                        rows(c).build().execute(&mut *tx).await?;
-                    }
-                    tx.commit().await?;
-                }
-                w.last = Some(last);
-                Ok(())
             }
         }
 
@@ -456,6 +404,62 @@ macro_rules! sql_archive_store {
                     }
                     Ok(gone)
                 })
+            }
+
+            fn inbox<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                limit: usize,
+                count_cap: u64,
+            ) -> $crate::storage::StoreFuture<'a, Vec<$crate::storage::inbox::Conversation>> {
+                Box::pin(async move { Ok(self.inbox_list(host, user, limit, count_cap).await?) })
+            }
+
+            fn inbox_received<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                with: &'a str,
+                before: Option<i64>,
+                n: usize,
+            ) -> $crate::storage::StoreFuture<
+                'a,
+                Option<(u64, i64, Vec<$crate::storage::inbox::Received>)>,
+            > {
+                Box::pin(async move { Ok(self.inbox_received_sql(host, user, with, before, n).await?) })
+            }
+
+            fn inbox_set_unread<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                with: &'a str,
+                unread: u64,
+                last_id: i64,
+            ) -> $crate::storage::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    Ok(self.inbox_set_unread_sql(host, user, with, unread, last_id).await?)
+                })
+            }
+
+            fn inbox_room<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                room: &'a str,
+                mark: &'a $crate::storage::inbox::RoomMark,
+            ) -> $crate::storage::StoreFuture<'a, ()> {
+                Box::pin(async move { Ok(self.inbox_room_sql(host, user, room, mark).await?) })
+            }
+
+            fn inbox_reset<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                jid: &'a str,
+            ) -> $crate::storage::StoreFuture<'a, bool> {
+                Box::pin(async move { Ok(self.inbox_reset_sql(host, user, jid).await?) })
             }
         }
     };

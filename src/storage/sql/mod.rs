@@ -6,6 +6,7 @@
 mod account;
 pub(crate) mod archive;
 mod documents;
+pub(crate) mod inbox;
 pub(crate) mod muc;
 pub(crate) mod offline;
 pub(crate) mod pep;
