@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use jid::{BareJid, Jid};
 
+use super::pep::bookmarks;
 use super::{Ctx, IqFuture, IqHandler, Registrar, account, sender};
 use crate::router::Router;
 use crate::stanza::{ErrorCondition, iq_error, iq_result};
@@ -32,7 +33,7 @@ fn target(iq: &Element) -> Option<(BareJid, bool)> {
 struct VCard;
 
 impl IqHandler for VCard {
-    fn handle<'a>(&'a self, ctx: &'a Ctx, _router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
+    fn handle<'a>(&'a self, ctx: &'a Ctx, router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
         Box::pin(async move {
             let Some((who, own)) = target(iq) else {
                 return iq_error(iq, ErrorCondition::BadRequest, None);
@@ -54,7 +55,14 @@ impl IqHandler for VCard {
                     Ok(None) => iq_result(iq).with_child(Element::new("vCard", NS_VCARD)),
                     Err(_) => iq_error(iq, ErrorCondition::InternalServerError, None),
                 },
-                Some("set") if own => store(ctx, iq, host, user, "vcard", "", card).await,
+                Some("set") if own => {
+                    let reply = store(ctx, iq, host, user, "vcard", "", card).await;
+                    // Its photo becomes the PEP avatar too (XEP-0398).
+                    if ctx.config.pep.enabled && reply.attr("type") == Some("result") {
+                        super::pep::avatar::vcard_set(ctx, router, &who, card).await;
+                    }
+                    reply
+                }
                 Some("set") => iq_error(iq, ErrorCondition::Forbidden, None),
                 _ => iq_error(iq, ErrorCondition::BadRequest, None),
             }
@@ -88,7 +96,7 @@ async fn store(
 struct Private;
 
 impl IqHandler for Private {
-    fn handle<'a>(&'a self, ctx: &'a Ctx, _router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
+    fn handle<'a>(&'a self, ctx: &'a Ctx, router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
         Box::pin(async move {
             let Some((who, own)) = target(iq) else {
                 return iq_error(iq, ErrorCondition::BadRequest, None);
@@ -121,6 +129,12 @@ impl IqHandler for Private {
                     };
                     let el = match stored.map(|x| parse_fragment(&x, Limits::stored())) {
                         Some(Ok(el)) => el,
+                        // Bookmarks never written here: those of PEP (XEP-0411).
+                        None if doc.is("storage", bookmarks::LEGACY) && ctx.config.pep.enabled => {
+                            bookmarks::legacy_view(ctx, &who)
+                                .await
+                                .unwrap_or_else(|| Element::new("storage", bookmarks::LEGACY))
+                        }
                         None => Element::new(doc.name(), doc.namespace().clone()),
                         Some(Err(e)) => {
                             tracing::error!("stored private XML {} of {who}: {e}", doc.ns());
@@ -145,7 +159,15 @@ impl IqHandler for Private {
                             Some("too many private XML namespaces"),
                         );
                     }
-                    store(ctx, iq, host, user, "private", doc.ns(), doc).await
+                    let reply = store(ctx, iq, host, user, "private", doc.ns(), doc).await;
+                    // Bookmarks written here reach PEP too (XEP-0411, XEP-0402 #compat).
+                    if ctx.config.pep.enabled
+                        && doc.is("storage", bookmarks::LEGACY)
+                        && reply.attr("type") == Some("result")
+                    {
+                        bookmarks::legacy_set(ctx, router, &who, doc, false).await;
+                    }
+                    reply
                 }
                 _ => iq_error(iq, ErrorCondition::BadRequest, None),
             }

@@ -15,9 +15,12 @@
 //! Bounds: `pep.max_nodes` per account, `pep.max_items` per node, `pep.max_item_size` per item
 //! and `pep.quota_bytes` per account (`resource-constraint` / `not-acceptable` past them).
 
+pub mod avatar;
+pub mod bookmarks;
 pub mod caps;
 pub mod notify;
 mod ops;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,6 +106,24 @@ impl IqHandler for Pep {
             };
             op.run().await
         })
+    }
+}
+
+/// A client of `owner` published `payload` as item `id` of `node` (`None`: retracted it):
+/// the conversions to the forms older clients read (vCard avatars, XEP-0048 bookmarks).
+async fn published(
+    ctx: &Ctx,
+    router: &Router,
+    owner: &BareJid,
+    node: &str,
+    id: &str,
+    payload: Option<&Element>,
+) {
+    match (node, payload) {
+        (avatar::NODE_METADATA, Some(p)) => avatar::metadata_published(ctx, owner, p).await,
+        (bookmarks::NODE, p) => bookmarks::native_changed(ctx, router, owner, id, p).await,
+        (bookmarks::LEGACY, Some(p)) => bookmarks::legacy_set(ctx, router, owner, p, true).await,
+        _ => {}
     }
 }
 
@@ -212,6 +233,18 @@ pub fn register(r: &mut Registrar, config: &Config) {
         r.feature(&format!("{NS}#{f}"));
     }
     r.feature(NS);
+    for f in [
+        avatar::NS_CONVERSION,
+        bookmarks::NS_CONVERSION,
+        "urn:xmpp:bookmarks:1#compat",
+        "urn:xmpp:bookmarks:1#compat-pep",
+    ] {
+        r.feature(f);
+    }
+    r.state(Arc::new(avatar::Hashes::new(config.storage.roster_cache)));
+    r.hooks
+        .presence_out
+        .add(10, "avatar", avatar::on_presence_out);
     r.state(Arc::new(caps::Caps::new(
         config.pep.caps_cache,
         Duration::from_secs(config.pep.caps_timeout_secs.max(1)),

@@ -4,7 +4,8 @@
 use jid::BareJid;
 
 use super::caps::Caps;
-use super::notify::{broadcast, items_event};
+use super::notify::broadcast;
+use super::server;
 use super::{DEFAULT_NODE, NS, NS_EVENT, NS_OWNER, may_see, pubsub_error};
 use crate::ext::{Ctx, account};
 use crate::router::Router;
@@ -261,25 +262,11 @@ impl Op<'_> {
             ts_ms: crate::storage::now_ms(),
             xml,
         };
-        let keep = if config.persist_items {
-            config.max_items
-        } else {
-            1
-        };
-        pep.publish(host, user, node, &stored, keep)
+        let (ctx, router) = (self.ctx, self.router);
+        server::commit(ctx, router, self.caps, self.owner, node, config, &stored)
             .await
             .map_err(|e| self.failed(e))?;
-        let event = items_event(node, &stored);
-        broadcast(
-            self.ctx,
-            self.router,
-            self.caps,
-            self.owner,
-            node,
-            config.access,
-            event,
-        )
-        .await;
+        super::published(ctx, router, self.owner, node, &id, Some(payload)).await;
         Ok(iq_result(iq).with_child(
             Element::new("pubsub", NS).with_child(
                 Element::new("publish", NS)
@@ -301,7 +288,7 @@ impl Op<'_> {
         };
         let (host, user) = account(self.owner);
         match self.ctx.storage.pep.retract(host, user, node, id).await {
-            Ok(true) => {}
+            Ok(true) => super::published(self.ctx, self.router, self.owner, node, id, None).await,
             Ok(false) => return Err(iq_error(iq, ErrorCondition::ItemNotFound, None)),
             Err(e) => return Err(self.failed(e)),
         }
