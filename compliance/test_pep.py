@@ -1,16 +1,20 @@
 """Personal eventing (XEP-0163) with slixmpp's own plugins: entity capabilities (xep_0115)
 carry the +notify interests, a nickname (xep_0172) and an avatar (xep_0084) published by one
 contact reach the other, bookmarks kept as private storage (XEP-0223: whitelist) stay private,
-and an OMEMO device list (an open node) is readable by a contact."""
+an OMEMO device list (an open node) is readable by a contact; and the older forms the server
+converts: vCard avatars (xep_0054, xep_0153) and XEP-0048 bookmarks in private XML (xep_0048 over
+xep_0049) against XEP-0402 items (xep_0402)."""
 
 import asyncio
+import hashlib
 
 from slixmpp.xmlstream import ET
 
 from conftest import future_of
 
 WAIT = 20
-PLUGINS = ("xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0172", "xep_0084")
+PLUGINS = ("xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0172", "xep_0084",
+           "xep_0054", "xep_0049", "xep_0048", "xep_0402")
 
 
 async def pep_session(session, jid):
@@ -84,3 +88,37 @@ async def test_nick_avatar_private_storage_and_open_nodes(session):
         options=options(sybil, access_model="open"), timeout=WAIT)
     got = await rupert.xmpp.plugin["xep_0060"].get_items("sybil@localhost", f"{ns}.devicelist", timeout=WAIT)
     assert "1234" in str(got)
+
+    # The forms older clients use, converted by the server. Sybil's PEP avatar is in her
+    # vCard (XEP-0398), as a client of vCards reads it.
+    card = await rupert.xmpp.plugin["xep_0054"].get_vcard("sybil@localhost", cached=False, timeout=WAIT)
+    assert card["vcard_temp"]["PHOTO"]["BINVAL"] == data
+    assert card["vcard_temp"]["PHOTO"]["TYPE"] == "image/png"
+
+    # A client of vCard avatars only (xep_0153) on Rupert's account sets one: Sybil's client
+    # hears of it as a PEP avatar and fetches the image from PEP.
+    old = await session("rupert@localhost/old", "pw", plugins=("xep_0054", "xep_0153"))
+    await old.online()
+    image = b"GIF89a a vCard avatar"
+    aid2 = hashlib.sha1(image).hexdigest()
+    meta = future_of(sybil.xmpp, "avatar_metadata_publish",
+                     lambda m: m["from"].bare == "rupert@localhost"
+                     and m["pubsub_event"]["items"]["item"]["id"] == aid2)
+    await old.xmpp.plugin["xep_0153"].set_avatar(avatar=image, mtype="image/gif", timeout=WAIT)
+    await asyncio.wait_for(meta, WAIT)
+    got = await sybil.xmpp.plugin["xep_0084"].retrieve_avatar("rupert@localhost", aid2, timeout=WAIT)
+    assert got["pubsub"]["items"]["item"]["avatar_data"]["value"] == image
+
+    # Bookmarks: the XEP-0402 item published above is in private XML for an XEP-0048 client
+    # (XEP-0411), and one the XEP-0048 client adds becomes an XEP-0402 item.
+    stored = await sybil.xmpp.plugin["xep_0048"].get_bookmarks(method="xep_0049", timeout=WAIT)
+    confs = stored["private"]["bookmarks"]["conferences"]
+    assert [(c["jid"], c["name"], c["autojoin"]) for c in confs] == [("lounge@conference.localhost", "Lounge", True)]
+    marks = stored["private"]["bookmarks"]
+    marks.add_conference("work@conference.localhost", "Syb", name="Work", autojoin=False)
+    await sybil.xmpp.plugin["xep_0048"].set_bookmarks(marks, method="xep_0049", timeout=WAIT)
+    native = await sybil.xmpp.plugin["xep_0060"].get_items("sybil@localhost", "urn:xmpp:bookmarks:1", timeout=WAIT)
+    by_id = {i["id"]: i["conference"] for i in native["pubsub"]["items"]}
+    assert by_id["work@conference.localhost"]["name"] == "Work"
+    assert by_id["work@conference.localhost"]["nick"] == "Syb"
+    assert by_id["lounge@conference.localhost"]["autojoin"] is True
