@@ -142,6 +142,30 @@ async fn publish_options_access_models_and_the_owners_requests() {
         errors(&refused),
         ("not-allowed".into(), "closed-node".into())
     );
+    // The account's disco#items lists the nodes the asker may see (XEP-0060 §5.2): Alice
+    // all of hers (with the older bookmarks node the server keeps in step), Bob her nickname.
+    let r = publish(&mut alice, NICK, "current", &nick("Al"), &[]).await;
+    assert_eq!(r.attr("type"), Some("result"));
+    let nodes = |r: &minidom::Element| -> Vec<String> {
+        let q = r
+            .get_child("query", "http://jabber.org/protocol/disco#items")
+            .unwrap();
+        let mut v: Vec<String> = q
+            .children()
+            .filter_map(|i| i.attr("node").map(str::to_string))
+            .collect();
+        v.sort();
+        v
+    };
+    let disco = "<iq type='get' id='di' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>";
+    assert_eq!(
+        nodes(&ask(&mut alice, disco).await),
+        ["http://jabber.org/protocol/nick", "storage:bookmarks", BM]
+    );
+    assert_eq!(
+        nodes(&ask(&mut bob, disco).await),
+        ["http://jabber.org/protocol/nick"]
+    );
     // Different options on the existing node are a failed precondition.
     let r = publish(
         &mut alice,

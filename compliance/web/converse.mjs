@@ -6,6 +6,9 @@
 //
 // With --file-text it then shares a file holding that text (HTTP File Upload, XEP-0363) and
 // waits for --file-expect (the peer downloads the file and says what it read).
+// With --history TEXT (instead of --text and --expect) it only opens the chat with the peer,
+// as a user does on a new device, and waits until the chat shows TEXT: Converse fills the
+// chat from the server's archive (XEP-0313).
 // Exit status 0 when the expected answers came; otherwise 1, with the browser's log.
 import http from 'node:http';
 import fs from 'node:fs';
@@ -17,7 +20,8 @@ const args = {};
 for (let i = 2; i < process.argv.length; i += 2) {
     args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
 }
-for (const k of ['transport', 'url', 'jid', 'password', 'peer', 'text', 'expect']) {
+const needed = ['transport', 'url', 'jid', 'password', 'peer'];
+for (const k of args.history ? needed : [...needed, 'text', 'expect']) {
     if (!args[k]) {
         console.error(`missing --${k}`);
         process.exit(2);
@@ -96,6 +100,16 @@ try {
     await tab.goto(`${origin}/`);
     await tab.waitForFunction(() => window.xt && window.xt.connected, null, { timeout: WAIT });
     log.push(`logged in over ${args.transport}`);
+    if (args.history) {
+        await tab.evaluate((peer) => window.xt.api.chats.open(peer), args.peer);
+        await tab.waitForFunction(({ peer, text }) => {
+            const chat = window.xt.api.chats.get(peer);
+            return chat && chat.messages.some((m) => m.get('body') === text);
+        }, { peer: args.peer, text: args.history }, { timeout: WAIT });
+        log.push(`history "${args.history}"`);
+        status = 0;
+        throw null;
+    }
     await tab.evaluate(async ({ peer, text }) => {
         const chat = await window.xt.api.chats.open(peer);
         await chat.sendMessage({ body: text });
@@ -114,7 +128,7 @@ try {
     }
     status = 0;
 } catch (e) {
-    log.push(`[failure] ${e.message}`);
+    if (e !== null) log.push(`[failure] ${e.message}`);
 } finally {
     if (browser) await browser.close();
     server.close();

@@ -19,7 +19,7 @@ struct Disco {
 }
 
 impl IqHandler for Disco {
-    fn handle<'a>(&'a self, _ctx: &'a Ctx, router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
+    fn handle<'a>(&'a self, ctx: &'a Ctx, router: &'a Router, iq: &'a Element) -> IqFuture<'a> {
         Box::pin(async move {
             let Some(q) = iq.children().next() else {
                 return iq_result(iq);
@@ -55,6 +55,23 @@ impl IqHandler for Disco {
                 for f in &self.features {
                     query
                         .append_child(Element::new("feature", NS_INFO).with_attr("var", f.clone()));
+                }
+            }
+            if q.ns() == NS_ITEMS && !to_server && ctx.config.pep.enabled {
+                // An account's items: the PEP nodes the asker may see (XEP-0060 §5.2).
+                let requester = super::sender(iq).map(|j| j.to_bare());
+                let owner = match iq.attr("to") {
+                    Some(t) => jid::BareJid::new(t).ok(),
+                    None => requester.clone(),
+                };
+                if let (Some(owner), Some(requester)) = (owner, requester) {
+                    for node in super::pep::visible_nodes(ctx, &owner, &requester).await {
+                        query.append_child(
+                            Element::new("item", NS_ITEMS)
+                                .with_attr("jid", owner.to_string())
+                                .with_attr("node", node),
+                        );
+                    }
                 }
             }
             if q.ns() == NS_ITEMS

@@ -77,6 +77,31 @@ pub async fn may_see(ctx: &Ctx, owner: &BareJid, requester: &BareJid, access: Ac
     }
 }
 
+/// The nodes of `owner` that `requester` may see, by name (disco#items, XEP-0060 §5.2).
+pub async fn visible_nodes(ctx: &Ctx, owner: &BareJid, requester: &BareJid) -> Vec<String> {
+    let (host, user) = account(owner);
+    let pep = &ctx.storage.pep;
+    let mut out = Vec::new();
+    let mut seen: Vec<(Access, bool)> = Vec::new();
+    for name in pep.nodes(host, user).await.unwrap_or_default() {
+        let Ok(Some(c)) = pep.node(host, user, &name).await else {
+            continue;
+        };
+        let may = match seen.iter().find(|(a, _)| *a == c.access) {
+            Some((_, m)) => *m,
+            None => {
+                let m = may_see(ctx, owner, requester, c.access).await;
+                seen.push((c.access, m));
+                m
+            }
+        };
+        if may {
+            out.push(name);
+        }
+    }
+    out
+}
+
 struct Pep;
 
 impl IqHandler for Pep {
