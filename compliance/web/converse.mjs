@@ -101,11 +101,14 @@ try {
     await tab.waitForFunction(() => window.xt && window.xt.connected, null, { timeout: WAIT });
     log.push(`logged in over ${args.transport}`);
     if (args.history) {
-        await tab.evaluate((peer) => window.xt.api.chats.open(peer), args.peer);
-        await tab.waitForFunction(({ peer, text }) => {
-            const chat = window.xt.api.chats.get(peer);
-            return chat && chat.messages.some((m) => m.get('body') === text);
-        }, { peer: args.peer, text: args.history }, { timeout: WAIT });
+        await tab.evaluate(async (peer) => {
+            window.xt.chat = await window.xt.api.chats.open(peer);
+        }, args.peer);
+        await tab.waitForFunction(
+            (text) => window.xt.chat.messages.models.some((m) => m.get('body') === text),
+            args.history,
+            { timeout: WAIT },
+        );
         log.push(`history "${args.history}"`);
         status = 0;
         throw null;
