@@ -66,17 +66,17 @@ async def test_an_omemo_message_between_contacts(session):
     await asyncio.wait_for(both, WAIT)
     # Each device has generated its keys and published its bundle and device list.
     for s in (victor, wendy):
-        await asyncio.wait_for(s.xmpp["xep_0384"].get_session_manager(), WAIT)
+        await asyncio.wait_for(s.xmpp.plugin["xep_0384"].get_session_manager(), WAIT)
 
-    got = future_of(wendy.xmpp, "message", lambda m: bool(wendy.xmpp["xep_0384"].is_encrypted(m)))
+    got = future_of(wendy.xmpp, "message", lambda m: bool(wendy.xmpp.plugin["xep_0384"].is_encrypted(m)))
     msg = victor.xmpp.make_message(mto="wendy@localhost", mtype="chat")
     msg["body"] = "meet me at noon"
     encrypted, errors = await asyncio.wait_for(
-        victor.xmpp["xep_0384"].encrypt_message(msg, JID("wendy@localhost")), WAIT)
+        victor.xmpp.plugin["xep_0384"].encrypt_message(msg, JID("wendy@localhost")), WAIT)
     assert encrypted is not None, errors
     encrypted.send()
     m = await asyncio.wait_for(got, WAIT)
     assert "meet me at noon" not in str(m), "the server only ever saw ciphertext"
-    plain, device = await wendy.xmpp["xep_0384"].decrypt_message(m)
+    plain, device = await wendy.xmpp.plugin["xep_0384"].decrypt_message(m)
     assert plain["body"] == "meet me at noon"
     assert device.bare_jid == "victor@localhost"
