@@ -195,3 +195,128 @@ async fn a_temporary_room_goes_with_its_last_occupant() {
     assert!(codes(&me).contains(&"201".to_string()), "{got:?}");
     assert_eq!(item(&me).attr("affiliation"), Some("owner"));
 }
+
+/// The room's answer to a registration request written as XML (`x` inside the query).
+async fn register(c: &mut tokio_xmpp::Client, id: &str, inner: &str) -> minidom::Element {
+    ask(
+        c,
+        &format!("<iq type='set' id='{id}' to='{ROOM}'><query xmlns='jabber:iq:register'>{inner}</query></iq>"),
+    )
+    .await
+}
+
+fn nick_form(nick: &str) -> String {
+    format!(
+        "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field><field var='muc#register_roomnick'><value>{nick}</value></field></x>"
+    )
+}
+
+#[tokio::test]
+async fn a_registered_nickname_is_reserved_and_makes_a_member_across_a_restart() {
+    let mut t = TestServer::start(|_| {}).await;
+    let mut u = users(&t, &["alice", "bob", "carol", "dave"]).await;
+    let mut alice = u.remove(0);
+    join(&mut alice, ROOM, "Alice", "").await;
+    configure(&mut alice, ROOM, &[("muc#roomconfig_persistentroom", "1")]).await;
+    let (mut bob, mut carol) = (u.remove(0), u.remove(0));
+
+    // The form (§7.10.2), then the registration.
+    let form = ask(
+        &mut bob,
+        &format!("<iq type='get' id='f' to='{ROOM}'><query xmlns='jabber:iq:register'/></iq>"),
+    )
+    .await;
+    assert!(
+        String::from(&form).contains("muc#register_roomnick"),
+        "{}",
+        String::from(&form)
+    );
+    let r = register(&mut bob, "r1", &nick_form("Bobby")).await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    let again = ask(
+        &mut bob,
+        &format!("<iq type='get' id='f2' to='{ROOM}'><query xmlns='jabber:iq:register'/></iq>"),
+    )
+    .await;
+    let q = again.children().next().unwrap();
+    assert!(q.children().any(|c| c.name() == "registered"));
+    assert_eq!(
+        q.children()
+            .find(|c| c.name() == "username")
+            .unwrap()
+            .text(),
+        "Bobby"
+    );
+    // §7.12: the room tells Bob his nickname.
+    let disco = ask(
+        &mut bob,
+        &format!("<iq type='get' id='x' to='{ROOM}'><query xmlns='http://jabber.org/protocol/disco#info' node='x-roomuser-item'/></iq>"),
+    )
+    .await;
+    let id = disco.children().next().unwrap().children().next().unwrap();
+    assert_eq!(id.attr("name"), Some("Bobby"));
+    // He is a member now, listed with his nickname.
+    let members = ask(
+        &mut alice,
+        &format!("<iq type='get' id='m' to='{ROOM}'><query xmlns='{ADMIN}'><item affiliation='member'/></query></iq>"),
+    )
+    .await;
+    let item = members
+        .children()
+        .next()
+        .unwrap()
+        .children()
+        .next()
+        .unwrap();
+    assert_eq!(
+        (item.attr("jid"), item.attr("nick")),
+        (Some("bob@localhost"), Some("Bobby"))
+    );
+
+    // Nobody else enters, changes to, or registers that nickname.
+    let got = join(&mut carol, ROOM, "Bobby", "").await;
+    assert_eq!(condition(got.last().unwrap()), "conflict");
+    let r = register(&mut carol, "r2", &nick_form("Bobby")).await;
+    assert_eq!(condition(&r), "conflict");
+    let got = join(&mut carol, ROOM, "Carol", "").await;
+    own(&got);
+    send(&mut carol, &format!("<presence to='{ROOM}/Bobby'/>")).await;
+    let refused = wait(&mut carol, "the refused nick change", |e| {
+        e.attr("type") == Some("error")
+    })
+    .await;
+    assert_eq!(condition(&refused), "conflict");
+    // A malformed or empty nickname is refused.
+    assert_eq!(
+        condition(&register(&mut carol, "r3", &nick_form("")).await),
+        "bad-request"
+    );
+
+    // It survives a restart.
+    drop((alice, bob, carol));
+    t.restart().await;
+    let (mut dave, _) = t.login("dave@localhost", "pw").await;
+    let got = join(&mut dave, ROOM, "Bobby", "").await;
+    assert_eq!(condition(got.last().unwrap()), "conflict");
+    let (mut bob, _) = t.login("bob@localhost", "pw").await;
+    let got = join(&mut bob, ROOM, "Bobby", "").await;
+    own(&got);
+
+    // Bob gives it up: no longer a member, and the nickname is free for Dave's registration.
+    let r = register(&mut bob, "r4", "<remove/>").await;
+    assert_eq!(r.attr("type"), Some("result"));
+    let r = register(&mut dave, "r5", &nick_form("Bobby")).await;
+    assert_eq!(
+        condition(&r),
+        "conflict",
+        "Bob is still in the room under it"
+    );
+    send(
+        &mut bob,
+        &format!("<presence type='unavailable' to='{ROOM}/Bobby'/>"),
+    )
+    .await;
+    ping(&mut bob).await;
+    let r = register(&mut dave, "r6", &nick_form("Bobby")).await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+}

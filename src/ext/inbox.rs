@@ -119,7 +119,17 @@ async fn marker(ctx: &Ctx, me: &BareJid, with: &BareJid, marked: &str) {
 fn on_routing<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Routing) -> HookFut<'a> {
     Box::pin(async move {
         let s = &e.stanza;
-        if !matches!(s.name(), "message" | "presence") || Router::rerouted() {
+        // Cheap tests first: most stanzas (chat messages, presence) are none of these.
+        let mark = s
+            .children()
+            .find(|c| c.ns() == NS_MARKERS && matches!(c.name(), "displayed" | "acknowledged"))
+            .and_then(|m| m.attr("id"));
+        let relevant = match s.name() {
+            "message" => mark.is_some() || s.attr("type") == Some("groupchat"),
+            "presence" => s.attr("type").is_none() && s.get_child("x", super::muc::NS).is_some(),
+            _ => false,
+        };
+        if !relevant || Router::rerouted() {
             return Flow::Next;
         }
         let (Some(from), Some(to)) = (bare_of(s.attr("from")), s.attr("to")) else {
@@ -134,16 +144,9 @@ fn on_routing<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Routing) -> HookF
         let room = matches!(router.route_of(to.domain().as_str()), Route::Service(_));
         let bare = to.to_bare();
         let (host, user) = account(&from);
-        let mark = s
-            .children()
-            .find(|c| c.ns() == NS_MARKERS && matches!(c.name(), "displayed" | "acknowledged"))
-            .and_then(|m| m.attr("id"));
         let store = &ctx.storage.archive;
         let r = match (s.name(), s.attr("type")) {
             ("presence", None) if room && to.resource().is_some() => {
-                if s.get_child("x", super::muc::NS).is_none() {
-                    return Flow::Next;
-                }
                 store
                     .inbox_room(host, user, bare.as_str(), &RoomMark::Joined)
                     .await

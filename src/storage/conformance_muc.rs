@@ -81,6 +81,27 @@ pub(super) async fn muc_conformance(s: &Storage) {
     m.set_affiliation(&a, "m@x.test", None).await.unwrap();
     assert_eq!(m.affiliations(&a).await.unwrap().len(), 1);
 
+    // Registered nicknames: one per account, each nickname to one account.
+    assert!(m.set_nick(&a, "m@x.test", Some("Em")).await.unwrap());
+    assert!(m.set_nick(&a, "m@x.test", Some("Emm")).await.unwrap());
+    assert!(!m.set_nick(&a, "o@x.test", Some("Emm")).await.unwrap());
+    assert!(m.set_nick(&a, "o@x.test", Some("Em")).await.unwrap());
+    assert!(
+        m.set_nick(&b, "p@x.test", Some("Emm")).await.unwrap(),
+        "another room"
+    );
+    let mut nicks = m.nicks(&a).await.unwrap();
+    nicks.sort();
+    assert_eq!(
+        nicks,
+        [
+            ("m@x.test".into(), "Emm".into()),
+            ("o@x.test".into(), "Em".into())
+        ]
+    );
+    assert!(m.set_nick(&a, "o@x.test", None).await.unwrap());
+    assert_eq!(m.nicks(&a).await.unwrap().len(), 1);
+
     // Messages: the newest `max`, oldest first, from a time on.
     for i in 0..5 {
         let msg = RoomMessage {
@@ -105,5 +126,6 @@ pub(super) async fn muc_conformance(s: &Storage) {
     m.delete_room(&a).await.unwrap();
     assert_eq!(m.room(&a).await.unwrap(), None);
     assert!(m.affiliations(&a).await.unwrap().is_empty());
+    assert!(m.nicks(&a).await.unwrap().is_empty());
     assert!(m.history(&a, 10, 0).await.unwrap().is_empty());
 }

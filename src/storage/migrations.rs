@@ -68,6 +68,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../schemas/sqlite/0010_inbox.sql"),
         include_str!("../../schemas/postgres/0010_inbox.sql"),
     ),
+    (
+        11,
+        "muc_nicks",
+        include_str!("../../schemas/sqlite/0011_muc_nicks.sql"),
+        include_str!("../../schemas/postgres/0011_muc_nicks.sql"),
+    ),
 ];
 
 /// Which dialect.

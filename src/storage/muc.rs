@@ -141,6 +141,16 @@ pub trait MucStore: Send + Sync {
         jid: &'a str,
         affiliation: Option<(&'a str, &'a str)>,
     ) -> StoreFuture<'a, ()>;
+    /// The nicknames registered with a room: (bare JID, nickname).
+    fn nicks<'a>(&'a self, room: &'a str) -> StoreFuture<'a, Vec<(String, String)>>;
+    /// Registers (or, with `None`, unregisters) the nickname of `jid` in `room`; false when
+    /// another account has registered that nickname.
+    fn set_nick<'a>(
+        &'a self,
+        room: &'a str,
+        jid: &'a str,
+        nick: Option<&'a str>,
+    ) -> StoreFuture<'a, bool>;
     /// Rooms of `service` in which `jid` is an owner.
     fn owned_rooms<'a>(&'a self, service: &'a str, jid: &'a str) -> StoreFuture<'a, u64>;
     /// Appends a message to a room's archive.

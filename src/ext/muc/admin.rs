@@ -50,7 +50,9 @@ impl Room {
                 let mut i = Element::new("item", NS_ADMIN)
                     .with_attr("affiliation", a.as_str())
                     .with_attr("jid", jid.clone());
-                if let Some(o) = self.occupants.values().find(|o| o.bare.as_str() == jid) {
+                if let Some(n) = self.registered.get(jid.as_str()) {
+                    i.set_attr("nick", n.clone());
+                } else if let Some(o) = self.occupants.values().find(|o| o.bare.as_str() == jid) {
                     i.set_attr("nick", o.nick.clone());
                 }
                 if !reason.is_empty() {

@@ -26,6 +26,7 @@ mod chat;
 mod lists;
 mod occupants;
 mod owner;
+mod register;
 mod room;
 mod types;
 mod voice;

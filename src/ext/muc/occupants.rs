@@ -64,7 +64,9 @@ impl Room {
                 != Some(c.password.clone())
         {
             Some(ErrorCondition::NotAuthorized)
-        } else if self.occupants.get(&nick).is_some_and(|o| o.bare != bare) {
+        } else if self.occupants.get(&nick).is_some_and(|o| o.bare != bare)
+            || self.reserved_by_other(&nick, &bare)
+        {
             Some(ErrorCondition::Conflict)
         } else if !self.occupants.contains_key(&nick)
             && self.occupants.len() >= c.max_users as usize
@@ -189,7 +191,8 @@ impl Room {
         new: String,
         p: Element,
     ) {
-        let conflict = self.occupants.contains_key(&new);
+        let conflict =
+            self.occupants.contains_key(&new) || self.reserved_by_other(&new, &from.to_bare());
         let multi = self
             .occupants
             .get(&old)

@@ -376,6 +376,7 @@ impl Room {
         for f in [
             NS,
             NS_SID,
+            super::register::NS,
             "http://jabber.org/protocol/muc#stable_id",
             "http://jabber.org/protocol/muc#self-ping-optimization",
             pick(c.persistent, "muc_persistent", "muc_temporary"),

@@ -29,6 +29,8 @@ pub(crate) struct Room {
     pub stored: StoredRoom,
     /// Affiliations by bare JID, with their reasons.
     pub affiliations: HashMap<String, (Affiliation, String)>,
+    /// Registered nicknames (§7.10) by bare JID.
+    pub registered: HashMap<String, String>,
     /// Occupants by nickname.
     pub occupants: BTreeMap<String, Occupant>,
     /// Nickname of each occupant session.
@@ -88,6 +90,7 @@ impl Room {
             exists: false,
             locked: false,
             affiliations: HashMap::new(),
+            registered: HashMap::new(),
             occupants: BTreeMap::new(),
             by_jid: HashMap::new(),
             passed: HashMap::new(),
@@ -114,6 +117,10 @@ impl Room {
                 }
             }
             Err(e) => tracing::error!("affiliations of room {}: {e}", room.jid),
+        }
+        match store.nicks(room.jid.as_str()).await {
+            Ok(rows) => room.registered.extend(rows),
+            Err(e) => tracing::error!("registered nicknames of room {}: {e}", room.jid),
         }
         room
     }
@@ -182,7 +189,13 @@ impl Room {
             return router.bounce(&iq, ErrorCondition::BadRequest);
         };
         let reply = match (q.ns(), iq.attr("type")) {
+            // §7.12: the nickname the asker registered.
+            (super::NS_INFO, Some("get")) if q.attr("node") == Some(super::register::NODE) => {
+                self.reserved_nick(&from, &iq)
+            }
             (super::NS_INFO, Some("get")) => self.disco_info(&iq),
+            (super::register::NS, Some("get")) => self.register_get(&from, &iq),
+            (super::register::NS, Some("set")) => self.register_set(router, &from, &iq).await,
             (super::NS_ITEMS, Some("get")) => self.disco_items(&from, &iq),
             (NS_ADMIN, Some("get")) => self.admin_get(&from, &iq),
             (NS_ADMIN, Some("set")) => self.admin_set(router, &from, &iq).await,
@@ -337,6 +350,7 @@ impl Room {
         self.exists = false;
         self.locked = false;
         self.affiliations.clear();
+        self.registered.clear();
         self.stored = default_room(&self.shared);
     }
 

@@ -193,6 +193,66 @@ macro_rules! sql_muc_store {
                 })
             }
 
+            fn nicks<'a>(
+                &'a self,
+                room: &'a str,
+            ) -> $crate::storage::StoreFuture<'a, Vec<(String, String)>> {
+                Box::pin(async move {
+                    use sqlx::Row;
+                    let rows = sqlx::query("SELECT jid, nick FROM muc_nicks WHERE room = $1")
+                        .bind(room)
+                        .fetch_all(&self.0)
+                        .await?;
+                    rows.iter()
+                        .map(|r| Ok((r.try_get("jid")?, r.try_get("nick")?)))
+                        .collect::<Result<Vec<_>, sqlx::Error>>()
+                        .map_err($crate::storage::StoreError::from)
+                })
+            }
+
+            fn set_nick<'a>(
+                &'a self,
+                room: &'a str,
+                jid: &'a str,
+                nick: Option<&'a str>,
+            ) -> $crate::storage::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    let Some(nick) = nick else {
+                        sqlx::query("DELETE FROM muc_nicks WHERE room = $1 AND jid = $2")
+                            .bind(room)
+                            .bind(jid)
+                            .execute(&self.0)
+                            .await?;
+                        return Ok(true);
+                    };
+                    // The nickname's owner, if any, decides: nobody takes another's.
+                    let held: Option<(String,)> =
+                        sqlx::query_as("SELECT jid FROM muc_nicks WHERE room = $1 AND nick = $2")
+                            .bind(room)
+                            .bind(nick)
+                            .fetch_optional(&self.0)
+                            .await?;
+                    if held.is_some_and(|(j,)| j != jid) {
+                        return Ok(false);
+                    }
+                    let done = sqlx::query(
+                        "INSERT INTO muc_nicks (room, jid, nick) VALUES ($1, $2, $3) \
+                         ON CONFLICT (room, jid) DO UPDATE SET nick = $3",
+                    )
+                    .bind(room)
+                    .bind(jid)
+                    .bind(nick)
+                    .execute(&self.0)
+                    .await;
+                    match done {
+                        Ok(_) => Ok(true),
+                        // Taken meanwhile by another account (the unique index).
+                        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+                        Err(e) => Err(e.into()),
+                    }
+                })
+            }
+
             fn owned_rooms<'a>(
                 &'a self,
                 service: &'a str,
