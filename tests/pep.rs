@@ -333,3 +333,99 @@ async fn bookmarks_reach_the_accounts_other_device_which_joins_the_room() {
     let me = common::muc::own(&got);
     assert_eq!(me.attr("from"), Some(format!("{room}/Laptop").as_str()));
 }
+
+#[tokio::test]
+async fn anyone_who_may_see_a_node_subscribes_to_it_by_name() {
+    let t = TestServer::start(|c| c.pep.max_subscribers = 1).await;
+    let mut u = users(&t, &["alice", "carol", "dave"]).await;
+    let (mut dave, mut carol, mut alice) = (u.pop().unwrap(), u.pop().unwrap(), u.pop().unwrap());
+    const DL: &str = "urn:xmpp:omemo:2:devices";
+    let devices =
+        |id: &str| format!("<devices xmlns='urn:xmpp:omemo:2'><device id='{id}'/></devices>");
+    let r = publish(
+        &mut alice,
+        DL,
+        "current",
+        &devices("1"),
+        &[("pubsub#access_model", "open")],
+    )
+    .await;
+    assert_eq!(r.attr("type"), Some("result"));
+    publish(&mut alice, NICK, "current", &nick("Al"), &[]).await;
+    // Carol is no contact and announces no capabilities: she subscribes by name.
+    common::muc::send(&mut carol, "<presence/>").await;
+    let sub = |node: &str, jid: &str| {
+        format!(
+            "<iq type='set' id='s' to='alice@localhost'><pubsub xmlns='{PUBSUB}'><subscribe node='{node}' jid='{jid}'/></pubsub></iq>"
+        )
+    };
+    let r = ask(&mut carol, &sub(DL, "carol@localhost")).await;
+    let s = r
+        .get_child("pubsub", PUBSUB)
+        .unwrap()
+        .get_child("subscription", PUBSUB)
+        .unwrap();
+    assert_eq!(s.attr("subscription"), Some("subscribed"));
+    // Not for someone else, not to a node she may not see.
+    assert_eq!(
+        errors(&ask(&mut carol, &sub(DL, "dave@localhost")).await),
+        ("bad-request".into(), "invalid-jid".into())
+    );
+    assert_eq!(
+        errors(&ask(&mut carol, &sub(NICK, "carol@localhost")).await),
+        (
+            "not-authorized".into(),
+            "presence-subscription-required".into()
+        )
+    );
+    // The node takes one subscriber here (pep.max_subscribers).
+    assert_eq!(
+        errors(&ask(&mut dave, &sub(DL, "dave@localhost")).await),
+        ("policy-violation".into(), "too-many-subscriptions".into())
+    );
+    let list = ask(
+        &mut carol,
+        &format!("<iq type='get' id='l' to='alice@localhost'><pubsub xmlns='{PUBSUB}'><subscriptions/></pubsub></iq>"),
+    )
+    .await;
+    assert!(String::from(&list).contains(DL), "{}", String::from(&list));
+
+    // A new device list reaches her.
+    publish(
+        &mut alice,
+        DL,
+        "current",
+        &devices("2"),
+        &[("pubsub#access_model", "open")],
+    )
+    .await;
+    let ev = wait(&mut carol, "the new device list", |e| {
+        event_of(e, DL).is_some()
+    })
+    .await;
+    assert!(String::from(&ev).contains("id=\"2\"") || String::from(&ev).contains("id='2'"));
+
+    // Unsubscribed, she hears nothing more; a second unsubscribe is unexpected.
+    let unsub = format!(
+        "<iq type='set' id='u' to='alice@localhost'><pubsub xmlns='{PUBSUB}'><unsubscribe node='{DL}' jid='carol@localhost'/></pubsub></iq>"
+    );
+    assert_eq!(ask(&mut carol, &unsub).await.attr("type"), Some("result"));
+    assert_eq!(
+        errors(&ask(&mut carol, &unsub).await),
+        ("unexpected-request".into(), "not-subscribed".into())
+    );
+    publish(
+        &mut alice,
+        DL,
+        "current",
+        &devices("3"),
+        &[("pubsub#access_model", "open")],
+    )
+    .await;
+    ping(&mut alice).await;
+    let seen = ping(&mut carol).await;
+    assert!(
+        !seen.iter().any(|e| event_of(e, DL).is_some()),
+        "no event after unsubscribing"
+    );
+}

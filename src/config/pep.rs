@@ -21,6 +21,9 @@ pub struct PepConfig {
     pub caps_cache: usize,
     /// Seconds a client has to answer the server's disco#info about its capabilities.
     pub caps_timeout_secs: u64,
+    /// Explicit subscriptions (XEP-0060 §6.1) one node takes at most; past it a subscriber
+    /// gets `<policy-violation/>` with `<too-many-subscriptions/>`.
+    pub max_subscribers: usize,
 }
 
 impl Default for PepConfig {
@@ -33,6 +36,7 @@ impl Default for PepConfig {
             quota_bytes: 4 * 1024 * 1024,
             caps_cache: 10_000,
             caps_timeout_secs: 10,
+            max_subscribers: 1000,
         }
     }
 }

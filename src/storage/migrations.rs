@@ -74,6 +74,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../schemas/sqlite/0011_muc_nicks.sql"),
         include_str!("../../schemas/postgres/0011_muc_nicks.sql"),
     ),
+    (
+        12,
+        "pep_subscriptions",
+        include_str!("../../schemas/sqlite/0012_pep_subscriptions.sql"),
+        include_str!("../../schemas/postgres/0012_pep_subscriptions.sql"),
+    ),
 ];
 
 /// Which dialect.

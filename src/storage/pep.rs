@@ -124,4 +124,36 @@ pub trait PepStore: Send + Sync {
     ) -> StoreFuture<'a, Vec<(String, NodeConfig, PepItem)>>;
     /// The bytes of items an account holds.
     fn bytes<'a>(&'a self, host: &'a str, user: &'a str) -> StoreFuture<'a, u64>;
+    /// Subscribes `jid` to an existing node, unless it has `max` subscribers already (then
+    /// false; subscribing again is no new subscriber).
+    fn subscribe<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        node: &'a str,
+        jid: &'a str,
+        max: usize,
+    ) -> StoreFuture<'a, bool>;
+    /// Ends `jid`'s subscription; whether it had one.
+    fn unsubscribe<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        node: &'a str,
+        jid: &'a str,
+    ) -> StoreFuture<'a, bool>;
+    /// The JIDs subscribed to a node.
+    fn subscribers<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        node: &'a str,
+    ) -> StoreFuture<'a, Vec<String>>;
+    /// The subscriptions of `bare` (and its resources) to an account's nodes: (node, JID).
+    fn subscriptions<'a>(
+        &'a self,
+        host: &'a str,
+        user: &'a str,
+        bare: &'a str,
+    ) -> StoreFuture<'a, Vec<(String, String)>>;
 }

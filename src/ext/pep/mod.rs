@@ -21,6 +21,7 @@ pub mod caps;
 pub mod notify;
 mod ops;
 pub mod server;
+mod subscribe;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -254,6 +255,8 @@ pub fn register(r: &mut Registrar, config: &Config) {
         "purge-nodes",
         "retract-items",
         "retrieve-items",
+        "retrieve-subscriptions",
+        "subscribe",
     ] {
         r.feature(&format!("{NS}#{f}"));
     }

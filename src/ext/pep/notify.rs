@@ -2,11 +2,13 @@
 //! the owner's alone (`whitelist`), the resources of contacts subscribed to the owner's
 //! presence; of those, only the sessions whose entity capabilities say `<node>+notify`. An
 //! event is serialised once for all of them. When a session comes online it gets the last
-//! item of each node it may see and wants, its own account's and its contacts'.
+//! item of each node it may see and wants, its own account's and its contacts'. Entities
+//! that subscribed to a node by name (XEP-0060 §6.1) hear of it too, whatever their
+//! capabilities, as long as they may still see it.
 
 use std::sync::Arc;
 
-use jid::{BareJid, FullJid};
+use jid::{BareJid, FullJid, Jid};
 
 use super::NS_EVENT;
 use super::caps::Caps;
@@ -40,25 +42,68 @@ pub fn items_event(node: &str, item: &PepItem) -> Element {
         .with_child(it)
 }
 
-/// Sends `msg` to the sessions of `accounts` that are available and want `node`.
-fn send(registry: &Registry, caps: &Caps, accounts: &[BareJid], node: &str, msg: Element) {
+/// Sends `msg` to the sessions of `accounts` that are available and want `node`, then to
+/// the available sessions named by `subscribers` (a bare JID: each of its sessions) that did
+/// not get it already.
+fn send(
+    registry: &Registry,
+    caps: &Caps,
+    accounts: &[BareJid],
+    subscribers: &[Jid],
+    node: &str,
+    msg: Element,
+) {
     let shared = SharedStanza::new(msg);
+    let mut sent: Vec<FullJid> = Vec::new();
+    let mut deliver = |s: &crate::session::SessionInfo| {
+        if sent.contains(&s.handle.jid) {
+            return;
+        }
+        let a = Addressed {
+            shared: shared.clone(),
+            to: s.handle.jid.to_string(),
+        };
+        // A notification that does not fit a full queue is not retried: the node's state is
+        // what a client fetches again (XEP-0060 §7.2); the slow session's own overflow
+        // handling applies to what follows.
+        let _ = s.handle.try_send(SessionMsg::Shared(Box::new(a)));
+        sent.push(s.handle.jid.clone());
+    };
     for bare in accounts {
         for s in registry.sessions(bare) {
-            let Some(p) = &s.presence else { continue };
-            if !caps.wants(p, node) {
-                continue;
+            if s.presence.as_ref().is_some_and(|p| caps.wants(p, node)) {
+                deliver(&s);
             }
-            let a = Addressed {
-                shared: shared.clone(),
-                to: s.handle.jid.to_string(),
-            };
-            // A notification that does not fit a full queue is not retried: the node's
-            // state is what a client fetches again (XEP-0060 §7.2); the slow session's own
-            // overflow handling applies to what follows.
-            let _ = s.handle.try_send(SessionMsg::Shared(Box::new(a)));
         }
     }
+    for j in subscribers {
+        for s in registry.sessions(&j.to_bare()) {
+            let named = j.resource().is_none_or(|r| s.handle.jid.resource() == r);
+            if named && s.presence.is_some() {
+                deliver(&s);
+            }
+        }
+    }
+}
+
+/// The explicit subscribers of `owner`'s `node` that may see it (XEP-0060 §6.1).
+async fn subscribers(ctx: &Ctx, owner: &BareJid, node: &str, access: Access) -> Vec<Jid> {
+    let (host, user) = account(owner);
+    let jids = match ctx.storage.pep.subscribers(host, user, node).await {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!("subscribers of {owner}'s {node}: {e}");
+            return Vec::new();
+        }
+    };
+    let mut v = Vec::new();
+    for j in jids.iter().filter_map(|j| Jid::new(j).ok()) {
+        // Access is checked at each event: a contact removed since no longer hears of it.
+        if super::may_see(ctx, owner, &j.to_bare(), access).await {
+            v.push(j);
+        }
+    }
+    v
 }
 
 /// The accounts that hear of `owner`'s node of `access`: the owner, and its local contacts
@@ -103,10 +148,12 @@ pub async fn broadcast(
     inner: Element,
 ) {
     let accounts = audience(ctx, router, owner, access).await;
+    let subscribers = subscribers(ctx, owner, node, access).await;
     send(
         &router.registry,
         caps,
         &accounts,
+        &subscribers,
         node,
         event(owner.as_str(), inner),
     );

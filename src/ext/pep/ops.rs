@@ -14,7 +14,7 @@ use crate::storage::pep::{Access, NodeConfig, PepItem};
 use crate::xml::{Element, Limits, parse_fragment};
 
 /// A request's answer: the result, or the error reply (`?` returns it from a step).
-type Reply = Result<Element, Element>;
+pub(super) type Reply = Result<Element, Element>;
 
 const NODE_CONFIG: &str = "http://jabber.org/protocol/pubsub#node_config";
 const PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
@@ -126,13 +126,21 @@ impl Op<'_> {
         };
         let mine = self.owner == self.requester;
         let set = iq.attr("type") == Some("set");
-        if (set || ps.ns() == NS_OWNER) && !mine {
+        // Anyone who may see a node subscribes to it; everything else that changes a node, and
+        // the owner's requests, are the owner's.
+        let subscribing = ps.ns() == NS && matches!(action.name(), "subscribe" | "unsubscribe");
+        if (set || ps.ns() == NS_OWNER) && !mine && !subscribing {
             return iq_error(iq, ErrorCondition::Forbidden, None);
+        }
+        if (ps.ns(), set, action.name()) == (NS, false, "subscriptions") {
+            return self.subscriptions(action.attr("node")).await;
         }
         let Some(node) = action.attr("node").filter(|n| !n.is_empty()) else {
             return pubsub_error(iq, ErrorCondition::BadRequest, "nodeid-required");
         };
         let reply = match (ps.ns(), set, action.name()) {
+            (NS, true, "subscribe") => self.subscribe(action, node, true).await,
+            (NS, true, "unsubscribe") => self.subscribe(action, node, false).await,
             (NS, true, "publish") => self.publish(ps, action, node).await,
             (NS, true, "retract") => self.retract(action, node).await,
             (NS, true, "create") => self.create(ps, node).await,
@@ -159,7 +167,7 @@ impl Op<'_> {
     }
 
     /// An existing node's configuration, or the `item-not-found` reply.
-    async fn node(&self, node: &str) -> Result<NodeConfig, Element> {
+    pub(super) async fn node(&self, node: &str) -> Result<NodeConfig, Element> {
         let (host, user) = account(self.owner);
         match self.ctx.storage.pep.node(host, user, node).await {
             Ok(Some(c)) => Ok(c),
@@ -168,7 +176,7 @@ impl Op<'_> {
         }
     }
 
-    fn failed(&self, e: crate::storage::StoreError) -> Element {
+    pub(super) fn failed(&self, e: crate::storage::StoreError) -> Element {
         tracing::error!("pep of {}: {e}", self.owner);
         iq_error(self.iq, ErrorCondition::InternalServerError, None)
     }
@@ -323,11 +331,11 @@ impl Op<'_> {
         Ok(iq_result(self.iq))
     }
 
-    async fn items(&self, action: &Element, node: &str) -> Reply {
+    /// An existing node the requester may see (XEP-0060 §6.1.3, §6.5.9), or the error reply.
+    pub(super) async fn visible(&self, node: &str) -> Result<NodeConfig, Element> {
         let iq = self.iq;
         let config = self.node(node).await?;
         if !may_see(self.ctx, self.owner, self.requester, config.access).await {
-            // XEP-0060 §6.5.9.
             return Err(match config.access {
                 Access::Whitelist => pubsub_error(iq, ErrorCondition::NotAllowed, "closed-node"),
                 _ => pubsub_error(
@@ -337,6 +345,12 @@ impl Op<'_> {
                 ),
             });
         }
+        Ok(config)
+    }
+
+    async fn items(&self, action: &Element, node: &str) -> Reply {
+        let iq = self.iq;
+        self.visible(node).await?;
         let max = self.ctx.config.pep.max_items as usize;
         let max = action
             .attr("max_items")

@@ -83,6 +83,7 @@ macro_rules! sql_account_store {
                         "DELETE FROM mam_messages WHERE host = $1 AND username = $2",
                         "DELETE FROM mam_prefs WHERE host = $1 AND username = $2",
                         "DELETE FROM inbox WHERE host = $1 AND username = $2",
+                        "DELETE FROM pep_subscriptions WHERE host = $1 AND username = $2",
                         "DELETE FROM pep_items WHERE host = $1 AND username = $2",
                         "DELETE FROM pep_nodes WHERE host = $1 AND username = $2",
                     ] {

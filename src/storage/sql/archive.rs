@@ -393,6 +393,11 @@ macro_rules! sql_archive_store {
                         .execute(&self.0)
                         .await?
                         .rows_affected();
+                    // Conversations idle since then leave the inbox with their messages.
+                    sqlx::query("DELETE FROM inbox WHERE NOT room AND last_id < $1")
+                        .bind(before_id)
+                        .execute(&self.0)
+                        .await?;
                     gone += sqlx::query("DELETE FROM muc_messages WHERE ts_ms < $1")
                         .bind(before_ms)
                         .execute(&self.0)

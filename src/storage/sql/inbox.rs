@@ -264,7 +264,9 @@ macro_rules! sql_inbox_methods {
                 };
                 let unread = u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0);
                 let last: i64 = row.try_get(1)?;
-                let n = i64::try_from(n).unwrap_or(i64::MAX);
+                // Only unread messages can be what a marker reads: none to fetch when all are read.
+                let n = i64::try_from(n.min(usize::try_from(unread).unwrap_or(usize::MAX)))
+                    .unwrap_or(i64::MAX);
                 let upto = before.map_or(last, |b| b.saturating_sub(1).min(last));
                 let rows = sqlx::query(
                     "SELECT id, xml FROM mam_messages WHERE host = $1 AND username = $2 \

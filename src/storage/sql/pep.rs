@@ -350,6 +350,102 @@ macro_rules! sql_pep_store {
                     Ok(u64::try_from(n).unwrap_or(0))
                 })
             }
+
+            fn subscribe<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                node: &'a str,
+                jid: &'a str,
+                max: usize,
+            ) -> $crate::storage::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    let subs = self.subscribers(host, user, node).await?;
+                    if subs.iter().any(|s| s == jid) {
+                        return Ok(true);
+                    }
+                    if subs.len() >= max {
+                        return Ok(false);
+                    }
+                    sqlx::query(
+                        "INSERT INTO pep_subscriptions (host, username, node, jid) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(host)
+                    .bind(user)
+                    .bind(node)
+                    .bind(jid)
+                    .execute(&self.0)
+                    .await?;
+                    Ok(true)
+                })
+            }
+
+            fn unsubscribe<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                node: &'a str,
+                jid: &'a str,
+            ) -> $crate::storage::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    let n = sqlx::query(
+                        "DELETE FROM pep_subscriptions WHERE host = $1 AND username = $2 \
+                         AND node = $3 AND jid = $4",
+                    )
+                    .bind(host)
+                    .bind(user)
+                    .bind(node)
+                    .bind(jid)
+                    .execute(&self.0)
+                    .await?
+                    .rows_affected();
+                    Ok(n > 0)
+                })
+            }
+
+            fn subscribers<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                node: &'a str,
+            ) -> $crate::storage::StoreFuture<'a, Vec<String>> {
+                Box::pin(async move {
+                    let rows: Vec<(String,)> = sqlx::query_as(
+                        "SELECT jid FROM pep_subscriptions WHERE host = $1 AND username = $2 \
+                         AND node = $3 ORDER BY jid",
+                    )
+                    .bind(host)
+                    .bind(user)
+                    .bind(node)
+                    .fetch_all(&self.0)
+                    .await?;
+                    Ok(rows.into_iter().map(|(j,)| j).collect())
+                })
+            }
+
+            fn subscriptions<'a>(
+                &'a self,
+                host: &'a str,
+                user: &'a str,
+                bare: &'a str,
+            ) -> $crate::storage::StoreFuture<'a, Vec<(String, String)>> {
+                Box::pin(async move {
+                    // The bare JID, or one of its full JIDs (no LIKE: '%' and '_' may be in a JID).
+                    let rows: Vec<(String, String)> = sqlx::query_as(
+                        "SELECT node, jid FROM pep_subscriptions WHERE host = $1 \
+                         AND username = $2 AND (jid = $3 OR substr(jid, 1, length($3) + 1) = $4) \
+                         ORDER BY node, jid",
+                    )
+                    .bind(host)
+                    .bind(user)
+                    .bind(bare)
+                    .bind(format!("{bare}/"))
+                    .fetch_all(&self.0)
+                    .await?;
+                    Ok(rows)
+                })
+            }
         }
     };
 }
