@@ -5,8 +5,9 @@
 //! writing one form sees its change in the others, and each node's audience (the account's own
 //! devices: all these nodes are `whitelist`) is notified (XEP-0402 `#compat`, XEP-0411).
 //!
-//! What converts: each room's JID, name, autojoin, nick and password. XEP-0048's `<url/>`
-//! bookmarks have no XEP-0402 form: they stay in the older form only. XEP-0402's
+//! What converts: each room's JID, name, autojoin, nick and password, for the first
+//! `pep.max_items` rooms (what one node keeps). XEP-0048's `<url/>` bookmarks have no XEP-0402
+//! form: they stay in the older form only. XEP-0402's
 //! `<extensions/>` stay on an item as long as the older form does not change that room.
 
 use jid::BareJid;
@@ -223,9 +224,11 @@ pub async fn legacy_set(
         return;
     }
     write_legacy(ctx, router, owner, storage, !from_pep, from_pep).await;
+    // A node keeps `pep.max_items` items: rooms past that stay in the older form only.
     let wanted: Vec<Bookmark> = storage
         .children()
         .filter_map(Bookmark::from_legacy)
+        .take(ctx.config.pep.max_items as usize)
         .collect();
     let have = native(ctx, owner).await;
     for b in &wanted {
