@@ -281,6 +281,7 @@ async fn the_inbox_lists_the_most_recent_conversations_within_its_limits() {
     let t = TestServer::start(|c| {
         c.archive.inbox_conversations = 3;
         c.archive.inbox_page = 2;
+        c.archive.inbox_scan = 3;
     })
     .await;
     let names = ["u0", "u1", "u2", "u3", "u4", "zed"];
@@ -305,6 +306,28 @@ async fn the_inbox_lists_the_most_recent_conversations_within_its_limits() {
     // The last page, by RSM <before/>.
     let (page, _) = inbox(&mut zed, "", "<before/>").await;
     assert_eq!(counts(&page), [("u3@localhost", 4), ("u2@localhost", 3)]);
+    // A marker is looked for among the inbox_scan (3) newest unread messages only: U4's five
+    // messages carry ids m0..m4; one on m0 (too far back) reads nothing, one on m2 reads it
+    // and those before it.
+    let mut u4 = u.pop().unwrap();
+    for i in 0..5 {
+        send(
+            &mut u4,
+            &format!(
+                "<message type='chat' id='m{i}' to='zed@localhost'><body>again</body></message>"
+            ),
+        )
+        .await;
+    }
+    ping(&mut u4).await;
+    let unread = |p: &[Entry]| p.iter().find(|e| e.jid == "u4@localhost").map(|e| e.unread);
+    assert_eq!(unread(&inbox(&mut zed, "", "").await.0), Some(10));
+    send(&mut zed, &displayed("u4@localhost", "chat", "m0")).await;
+    ping(&mut zed).await;
+    assert_eq!(unread(&inbox(&mut zed, "", "").await.0), Some(10));
+    send(&mut zed, &displayed("u4@localhost", "chat", "m2")).await;
+    ping(&mut zed).await;
+    assert_eq!(unread(&inbox(&mut zed, "", "").await.0), Some(2));
     // A malformed flag is a bad request.
     let r = ask(
         &mut zed,
