@@ -428,4 +428,26 @@ async fn anyone_who_may_see_a_node_subscribes_to_it_by_name() {
         !seen.iter().any(|e| event_of(e, DL).is_some()),
         "no event after unsubscribing"
     );
+
+    // Subscribed again, she hears of the node's deletion, which ends the subscription.
+    assert_eq!(
+        ask(&mut carol, &sub(DL, "carol@localhost"))
+            .await
+            .attr("type"),
+        Some("result")
+    );
+    let del = format!(
+        "<iq type='set' id='del' to='alice@localhost'><pubsub xmlns='{OWNER}'><delete node='{DL}'/></pubsub></iq>"
+    );
+    assert_eq!(ask(&mut alice, &del).await.attr("type"), Some("result"));
+    wait(&mut carol, "the deletion", |e| {
+        event_of(e, DL).is_some_and(|d| d.name() == "delete")
+    })
+    .await;
+    let list = ask(
+        &mut carol,
+        &format!("<iq type='get' id='l2' to='alice@localhost'><pubsub xmlns='{PUBSUB}'><subscriptions/></pubsub></iq>"),
+    )
+    .await;
+    assert!(!String::from(&list).contains(DL), "{}", String::from(&list));
 }

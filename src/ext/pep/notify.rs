@@ -87,7 +87,7 @@ fn send(
 }
 
 /// The explicit subscribers of `owner`'s `node` that may see it (XEP-0060 §6.1).
-async fn subscribers(ctx: &Ctx, owner: &BareJid, node: &str, access: Access) -> Vec<Jid> {
+pub async fn subscribers(ctx: &Ctx, owner: &BareJid, node: &str, access: Access) -> Vec<Jid> {
     let (host, user) = account(owner);
     let jids = match ctx.storage.pep.subscribers(host, user, node).await {
         Ok(j) => j,
@@ -147,13 +147,28 @@ pub async fn broadcast(
     access: Access,
     inner: Element,
 ) {
-    let accounts = audience(ctx, router, owner, access).await;
     let subscribers = subscribers(ctx, owner, node, access).await;
+    broadcast_to(ctx, router, caps, owner, node, access, inner, &subscribers).await;
+}
+
+/// [`broadcast`] with the node's subscribers read before (a node being deleted loses them).
+#[allow(clippy::too_many_arguments)]
+pub async fn broadcast_to(
+    ctx: &Ctx,
+    router: &Router,
+    caps: &Caps,
+    owner: &BareJid,
+    node: &str,
+    access: Access,
+    inner: Element,
+    subscribers: &[Jid],
+) {
+    let accounts = audience(ctx, router, owner, access).await;
     send(
         &router.registry,
         caps,
         &accounts,
-        &subscribers,
+        subscribers,
         node,
         event(owner.as_str(), inner),
     );

@@ -4,7 +4,7 @@
 use jid::BareJid;
 
 use super::caps::Caps;
-use super::notify::broadcast;
+use super::notify::{broadcast, broadcast_to, subscribers};
 use super::server;
 use super::{DEFAULT_NODE, NS, NS_EVENT, NS_OWNER, may_see, pubsub_error};
 use crate::ext::{Ctx, account};
@@ -394,6 +394,8 @@ impl Op<'_> {
     /// The owner deletes the node (`delete`) or empties it; either is notified.
     async fn clear(&self, node: &str, delete: bool) -> Reply {
         let config = self.node(node).await?;
+        // Read first: deleting the node deletes its subscriptions.
+        let subscribers = subscribers(self.ctx, self.owner, node, config.access).await;
         let (host, user) = account(self.owner);
         let pep = &self.ctx.storage.pep;
         let done = match delete {
@@ -403,7 +405,7 @@ impl Op<'_> {
         done.map_err(|e| self.failed(e))?;
         let name = if delete { "delete" } else { "purge" };
         let ev = Element::new(name, NS_EVENT).with_attr("node", node);
-        broadcast(
+        broadcast_to(
             self.ctx,
             self.router,
             self.caps,
@@ -411,6 +413,7 @@ impl Op<'_> {
             node,
             config.access,
             ev,
+            &subscribers,
         )
         .await;
         Ok(iq_result(self.iq))
