@@ -91,7 +91,7 @@ write_config ""
 "$bin" -c "$work/xmppd.toml" adduser alice@localhost --password alice-secret
 echo bob-secret | "$bin" -c "$work/xmppd.toml" adduser bob@localhost
 "$bin" -c "$work/xmppd.toml" listusers | grep -qx bob@localhost
-for u in carol dave erin frank grace heidi ivan judy kim leo mallory nina oscar peggy quinn rupert sybil trent ursula victor wendy; do
+for u in carol dave erin frank grace heidi ivan judy kim leo mallory nina oscar peggy quinn rupert sybil trent ursula victor wendy yann zoe; do
     "$bin" -c "$work/xmppd.toml" adduser "$u@localhost" --password pw >/dev/null
 done
 
