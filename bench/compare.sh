@@ -14,7 +14,8 @@
 # of each of ROOM_SIZES occupants, ROOM_SENDERS posting).
 # Sizes (environment): IDLE_COUNTS="1000 10000" PLAIN_COUNTS=10000 CHAT_USERS=1000
 # FANOUT_USERS=505 FANOUT_CONTACTS=100 HUBS=20 HUB_CONTACTS=1000 LOGINS=2000 CHAT_STEP=5
-# SERVERS="xmppd prosody ejabberd" MECH=SCRAM-SHA-1
+# SERVERS="xmppd prosody ejabberd" MECH=SCRAM-SHA-1; INBOX=false turns xmppd's unread counts off
+# (they are on by default, and in s2m).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,7 +87,7 @@ fill() {
     local mam='s@^\(--\|#\)MAM @@'
     [ "${ARCHIVE:-false}" = true ] || mam='\@^\(--\|#\)MAM @d'
     sed "s#DIR#$2#g; s#\bHTTPPORT\b#$4#g; s#\bPORT\b#$3#g; s#TLSREQ#${TLSREQ:-true}#g
-         s#ARCHIVE#${ARCHIVE:-false}#g; $mam" "$1"
+         s#ARCHIVE#${ARCHIVE:-false}#g; s#INBOX#${INBOX:-true}#g; $mam" "$1"
 }
 
 wait_port() {
