@@ -6,6 +6,7 @@
 -- A room (room = true; read diffusion: nothing is written per member when someone speaks):
 -- last_id is the room message (muc_messages.id) the account has read through; the newest
 -- message and the unread count are read from the room's archive when the inbox is asked for.
+-- (SQLite: WITHOUT ROWID, so that an upsert writes one B-tree, the key's, not two.)
 CREATE TABLE inbox (
     host TEXT NOT NULL,
     username TEXT NOT NULL,
@@ -14,4 +15,4 @@ CREATE TABLE inbox (
     last_id BIGINT NOT NULL,
     unread BIGINT NOT NULL,
     PRIMARY KEY (host, username, jid)
-);
+) WITHOUT ROWID;
