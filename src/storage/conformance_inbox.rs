@@ -222,6 +222,13 @@ pub(super) async fn inbox_conformance(s: &Storage) {
         .unwrap()
         .unwrap();
     assert_eq!((unread, rows.len()), (0, 0));
+    // Count retention: the older conversation's only message is trimmed, so it leaves.
+    a.append(&mut [entry(&host2, carol, false, "c", true)])
+        .await
+        .unwrap();
+    a.purge(0, 1).await.unwrap();
+    let left = a.inbox(&host2, "alice", 100, 1000).await.unwrap();
+    assert_eq!(counts(&left), [(carol, 1)]);
     a.purge(crate::storage::now_ms() + 3_600_000, 0)
         .await
         .unwrap();

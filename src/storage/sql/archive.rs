@@ -406,6 +406,15 @@ macro_rules! sql_archive_store {
                     if keep > 0 {
                         gone += self.trim("mam_messages", &["host", "username"], keep).await?;
                         gone += self.trim("muc_messages", &["room"], keep).await?;
+                        // A conversation whose newest message went leaves the inbox: an
+                        // account's inbox never holds more conversations than its archive
+                        // holds messages, however many senders wrote to it once.
+                        sqlx::query(
+                            "DELETE FROM inbox WHERE NOT room AND NOT EXISTS \
+                             (SELECT 1 FROM mam_messages m WHERE m.id = inbox.last_id)",
+                        )
+                        .execute(&self.0)
+                        .await?;
                     }
                     Ok(gone)
                 })
