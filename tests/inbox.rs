@@ -265,7 +265,7 @@ async fn a_room_is_counted_from_its_archive_and_read_by_markers_and_speaking() {
         &format!("<message type='groupchat' to='{ROOM}'><body>me too</body></message>"),
     )
     .await;
-    ping(&mut bob).await;
+    wait(&mut bob, "his own message back", |e| body_is(e, "me too")).await;
     let (list, _) = inbox(&mut bob, "", "").await;
     assert_eq!(counts(&list), [(ROOM, 0)]);
     // What the room passed on but did not keep is not in its archive either.

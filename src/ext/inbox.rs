@@ -114,8 +114,7 @@ async fn marker(ctx: &Ctx, me: &BareJid, with: &BareJid, marked: &str) {
     }
 }
 
-/// What a local account sends that reads a conversation: a chat marker, a message to a room,
-/// a join.
+/// What a local account sends that reads a conversation: a chat marker, a join.
 fn on_routing<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Routing) -> HookFut<'a> {
     Box::pin(async move {
         let s = &e.stanza;
@@ -125,7 +124,7 @@ fn on_routing<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Routing) -> HookF
             .find(|c| c.ns() == NS_MARKERS && matches!(c.name(), "displayed" | "acknowledged"))
             .and_then(|m| m.attr("id"));
         let relevant = match s.name() {
-            "message" => mark.is_some() || s.attr("type") == Some("groupchat"),
+            "message" => mark.is_some(),
             "presence" => s.attr("type").is_none() && s.get_child("x", super::muc::NS).is_some(),
             _ => false,
         };
@@ -152,13 +151,12 @@ fn on_routing<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut Routing) -> HookF
                     .await
             }
             ("message", Some("groupchat")) if room && to.resource().is_none() => {
-                let m = match mark {
-                    Some(id) => RoomMark::ReadThrough(id.to_string()),
-                    None if s.get_child("body", crate::stream::NS_CLIENT).is_some() => {
-                        RoomMark::ReadAll
-                    }
-                    None => return Flow::Next,
+                // (Speaking reads the room too: the room records that when it stores the
+                // message, `muc::chat`.)
+                let Some(id) = mark else {
+                    return Flow::Next;
                 };
+                let m = RoomMark::ReadThrough(id.to_string());
                 store.inbox_room(host, user, bare.as_str(), &m).await
             }
             ("message", _) if !room && bare.node().is_some() => {

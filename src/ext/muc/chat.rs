@@ -93,6 +93,17 @@ impl Room {
                 .refuse(router, &m, ErrorCondition::InternalServerError)
                 .await;
         }
+        // Speaking reads the room for the speaker's inbox (XEP-0430), here in the room's own
+        // turn rather than on every sender's routing path.
+        let cfg = &self.shared.config.archive;
+        if cfg.enabled && cfg.inbox && router.is_local(bare.domain().as_str()) {
+            let (host, user) = crate::ext::account(&bare);
+            let mark = crate::storage::inbox::RoomMark::ReadAll;
+            let store = &self.shared.storage.archive;
+            if let Err(e) = store.inbox_room(host, user, self.jid.as_str(), &mark).await {
+                tracing::error!("inbox of {bare}: {e}");
+            }
+        }
         self.fan_out(router, &shared).await;
     }
 
