@@ -56,6 +56,8 @@ $1
 [http]
 listen = ["127.0.0.1:$http_port"]
 tls_listen = []
+[s2s]
+listen = ["127.0.0.1:0"]
 TOML
     "$bin" check -c "$work/xmppd.toml"
 }

@@ -12,6 +12,8 @@
 //! - [`session`]: the c2s session core (transport-agnostic), its drivers (TCP here, in-memory
 //!   for fuzzing) and the registry of bound sessions.
 //! - [`router`]: the route table (host, service, remote) and delivery (RFC 6121 §8.5).
+//! - [`s2s`]: federation: outgoing streams per domain pair, incoming streams, SASL EXTERNAL
+//!   and dialback, SRV resolution; the router's remote route.
 //! - [`ext`]: server-side features as modules, with iq handlers and hooks by priority.
 //! - [`storage`]: one trait per area, SQLite and PostgreSQL implementations.
 //! - [`http`]: the web listeners: WebSocket and BOSH drivers of the session core, host-meta,
@@ -29,6 +31,7 @@ pub mod ext;
 pub mod http;
 pub mod metrics;
 pub mod router;
+pub mod s2s;
 pub mod server;
 pub mod session;
 pub mod stanza;

@@ -49,6 +49,10 @@ pub struct Server {
     pub http_addrs: Vec<SocketAddr>,
     /// Bound HTTPS listener addresses.
     pub https_addrs: Vec<SocketAddr>,
+    /// Bound federation listener addresses.
+    pub s2s_addrs: crate::s2s::S2sAddrs,
+    /// Federation, when it is on (tests add static routes through its resolver).
+    pub s2s: Option<Arc<crate::s2s::S2s>>,
     /// The router (tests and the admin use it to look at sessions).
     pub router: Arc<Router>,
     /// The stores.
@@ -110,6 +114,8 @@ impl Server {
             tls_addrs: Vec::new(),
             http_addrs: Vec::new(),
             https_addrs: Vec::new(),
+            s2s_addrs: Default::default(),
+            s2s: None,
             router,
             storage,
             read_buffers: shared.read_buffers.clone(),
@@ -145,6 +151,9 @@ impl Server {
                 let rx = server.shutdown.subscribe();
                 tokio::spawn(accept_loop(l, shared.clone(), direct, rx, alive.clone()));
             }
+        }
+        if config.s2s.enabled {
+            server.start_s2s(&config, &alive).await?;
         }
         if config.http.metrics {
             // Installed now, so that what happens before the first scrape is counted.
@@ -195,6 +204,40 @@ impl Server {
             server.add_upload_services(&config, u);
         }
         Ok(server)
+    }
+
+    /// Federation: the router's remote route and the incoming listeners.
+    async fn start_s2s(
+        &mut self,
+        config: &Arc<Config>,
+        alive: &mpsc::Sender<()>,
+    ) -> Result<(), StartError> {
+        let s2s = crate::s2s::S2s::new(
+            config.clone(),
+            &self.router,
+            self.shutdown.subscribe(),
+            alive.clone(),
+        )?;
+        self.router
+            .set_remote(Arc::new(crate::s2s::RemoteRoute(s2s.clone())));
+        for (list, direct) in [(&config.s2s.listen, false), (&config.s2s.tls_listen, true)] {
+            for addr in list {
+                let bind_err = |err| StartError::Bind {
+                    addr: addr.clone(),
+                    err,
+                };
+                let l = TcpListener::bind(addr).await.map_err(bind_err)?;
+                let local = l.local_addr().map_err(bind_err)?;
+                info!(%local, direct_tls = direct, "listening for servers");
+                match direct {
+                    true => self.s2s_addrs.direct.push(local),
+                    false => self.s2s_addrs.plain.push(local),
+                }
+                s2s.listen(l, direct);
+            }
+        }
+        self.s2s = Some(s2s);
+        Ok(())
     }
 
     /// `upload.<host>` for each host, with URLs on the public URL or the first HTTPS (else

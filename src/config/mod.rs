@@ -8,6 +8,7 @@ mod archive;
 mod load;
 mod muc;
 mod pep;
+mod s2s;
 
 use std::path::PathBuf;
 
@@ -17,6 +18,7 @@ pub use archive::ArchiveConfig;
 pub use load::{ConfigError, load_file, parse_str};
 pub use muc::MucConfig;
 pub use pep::PepConfig;
+pub use s2s::S2sConfig;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -44,6 +46,8 @@ pub struct Config {
     pub archive: ArchiveConfig,
     /// Personal eventing (XEP-0163).
     pub pep: PepConfig,
+    /// Federation (server-to-server streams).
+    pub s2s: S2sConfig,
 }
 
 /// `[http]`

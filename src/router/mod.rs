@@ -17,7 +17,7 @@ use jid::{BareJid, FullJid, Jid};
 
 pub use hooks::{HookFuture, Hooks, NoHooks, StanzaFuture};
 pub use origin::Origin;
-pub use routes::{Route, Routes, Service};
+pub use routes::{Remote, Route, Routes, Service};
 
 use crate::session::{Batch, DeliveryError, Registry, SessionHandle, SessionMsg};
 use crate::stanza::shared::{Addressed, SharedStanza};
@@ -35,6 +35,8 @@ pub struct Router {
     pub registry: Arc<Registry>,
     hosts: Vec<String>,
     hooks: OnceLock<Arc<dyn Hooks>>,
+    /// Federation, when it is on.
+    remote: OnceLock<Arc<dyn Remote>>,
     /// Service domains.
     pub routes: Routes,
     /// Iqs the server sent and waits to have answered.
@@ -48,6 +50,7 @@ impl Router {
             registry,
             hosts,
             hooks: OnceLock::new(),
+            remote: OnceLock::new(),
             routes: Routes::default(),
             requests: Arc::default(),
         }
@@ -56,6 +59,19 @@ impl Router {
     /// Installs the extensions' hooks (once, at start-up).
     pub fn set_hooks(&self, h: Arc<dyn Hooks>) {
         let _ = self.hooks.set(h);
+    }
+
+    /// Installs federation (once, at start-up).
+    pub fn set_remote(&self, r: Arc<dyn Remote>) {
+        let _ = self.remote.set(r);
+    }
+
+    /// Hands a stanza to another server (federation), or bounces it when federation is off.
+    pub fn to_remote(&self, stanza: Element) {
+        match self.remote.get() {
+            Some(r) => r.send(self, stanza),
+            None => self.bounce(&stanza, ErrorCondition::RemoteServerNotFound),
+        }
     }
 
     /// The installed hooks.
@@ -111,8 +127,7 @@ impl Router {
         match self.route_of(to.domain().as_str()) {
             Route::Local => {}
             Route::Service(s) => return s.handle(self, stanza).await,
-            // Federation (s2s) comes in its own issue; until then the sender learns at once.
-            Route::Remote => return self.bounce(&stanza, ErrorCondition::RemoteServerNotFound),
+            Route::Remote => return self.to_remote(stanza),
         }
         if to.node().is_none() {
             return self.to_server(stanza).await;
@@ -241,7 +256,7 @@ impl Router {
     }
 
     /// Sends the current presence of each available resource of local account `owner` (or, with
-    /// `unavailable`, an unavailable presence from each) to the local account `to`.
+    /// `unavailable`, an unavailable presence from each) to the account `to` (local or remote).
     pub fn send_presence_of(&self, owner: &BareJid, to: &BareJid, unavailable: bool) {
         for s in self.registry.sessions(owner) {
             let Some(p) = &s.presence else { continue };
@@ -252,7 +267,10 @@ impl Router {
             };
             p.set_attr("from", s.handle.jid.to_string());
             p.set_attr("to", to.to_string());
-            self.deliver_to_available(&p, to);
+            match self.route_of(to.domain().as_str()) {
+                Route::Remote => self.to_remote(p),
+                _ => self.deliver_to_available(&p, to),
+            }
         }
     }
 
@@ -298,11 +316,18 @@ impl Router {
 
     /// Writes a server-made stanza (an error reply) straight to the session named by its `to`,
     /// or to every session of a bare `to` (subscription presences are sent from bare JIDs),
-    /// if any exists now: an error about an undeliverable error is never made.
+    /// if any exists now; one for another server's entity goes there: an error about an
+    /// undeliverable error is never made.
     pub fn send_to_session(&self, stanza: Element) {
         let Some(Ok(to)) = stanza.attr("to").map(Jid::new) else {
             return;
         };
+        if let Route::Remote = self.route_of(to.domain().as_str()) {
+            if let Some(r) = self.remote.get() {
+                r.send(self, stanza);
+            }
+            return;
+        }
         match to.try_into_full() {
             Ok(full) => {
                 if let Some(h) = self.registry.get(&full) {

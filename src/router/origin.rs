@@ -2,8 +2,8 @@
 //! a client session's stanza has its `from` checked against the session and stamped, its iq
 //! checked for shape, its presence handed to the presence logic and its message shown to the
 //! account's other resources; a service's stanza carries the `from` the service gave it. A
-//! remote server's (federation) is to be checked against its stream's authenticated domains
-//! here as well.
+//! remote server's is checked against its stream's authenticated domain pairs by the stream
+//! itself (`s2s/incoming.rs`) and then routed as it is.
 
 use jid::Jid;
 

@@ -21,6 +21,13 @@ pub trait Service: Send + Sync {
     fn name(&self) -> &str;
 }
 
+/// Another server's domains (federation): where stanzas to them are handed over.
+pub trait Remote: Send + Sync {
+    /// Sends `stanza` (its `from` one of ours, its `to` remote) to the remote server, or
+    /// bounces it to its sender.
+    fn send(&self, router: &Router, stanza: Element);
+}
+
 /// Where a domain's stanzas go.
 pub enum Route {
     /// A served host: its accounts and the server itself.

@@ -43,6 +43,8 @@ pub enum ErrorCondition {
     /// cancel
     RemoteServerNotFound,
     /// wait
+    RemoteServerTimeout,
+    /// wait
     ResourceConstraint,
     /// cancel
     ServiceUnavailable,
@@ -69,6 +71,7 @@ impl ErrorCondition {
             RecipientUnavailable => ("recipient-unavailable", "wait"),
             RegistrationRequired => ("registration-required", "auth"),
             RemoteServerNotFound => ("remote-server-not-found", "cancel"),
+            RemoteServerTimeout => ("remote-server-timeout", "wait"),
             ResourceConstraint => ("resource-constraint", "wait"),
             ServiceUnavailable => ("service-unavailable", "cancel"),
             UnexpectedRequest => ("unexpected-request", "wait"),

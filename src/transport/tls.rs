@@ -52,6 +52,28 @@ pub struct TlsAcceptors {
 /// Builds the acceptors from the configured files, or from `data_dir/{cert,key}.pem`, creating a
 /// self-signed certificate for the served hosts there when none exists yet.
 pub fn acceptors(config: &Config) -> Result<TlsAcceptors, TlsError> {
+    let (certs, key) = load_identity(config)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let base = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    let mut direct = base.clone();
+    direct.alpn_protocols = vec![b"xmpp-client".to_vec()];
+    let mut https = base.clone();
+    https.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptors {
+        starttls: TlsAcceptor::from(Arc::new(base)),
+        direct: TlsAcceptor::from(Arc::new(direct)),
+        https: TlsAcceptor::from(Arc::new(https)),
+    })
+}
+
+/// The server's certificate chain and key: the configured files, or `data_dir/{cert,key}.pem`,
+/// created self-signed for the served hosts when missing.
+pub fn load_identity(
+    config: &Config,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     let (cert_path, key_path) = match (&config.tls.cert_file, &config.tls.key_file) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => {
@@ -71,20 +93,7 @@ pub fn acceptors(config: &Config) -> Result<TlsAcceptors, TlsError> {
         return Err(file_err(&cert_path, "no certificate in file"));
     }
     let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| file_err(&key_path, e))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let base = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    let mut direct = base.clone();
-    direct.alpn_protocols = vec![b"xmpp-client".to_vec()];
-    let mut https = base.clone();
-    https.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptors {
-        starttls: TlsAcceptor::from(Arc::new(base)),
-        direct: TlsAcceptor::from(Arc::new(direct)),
-        https: TlsAcceptor::from(Arc::new(https)),
-    })
+    Ok((certs, key))
 }
 
 /// Writes a self-signed certificate for `hosts` (the key readable by the owner only).

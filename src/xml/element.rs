@@ -105,6 +105,19 @@ impl Element {
                 .sum::<usize>()
     }
 
+    /// Moves this element and its descendants from namespace `from` to `to`: a stanza read on
+    /// a server stream (`jabber:server`) becomes one the router knows (`jabber:client`).
+    pub fn rename_ns(&mut self, from: &str, to: &'static str) {
+        if self.ns == from {
+            self.ns = to.into();
+        }
+        for n in &mut self.children {
+            if let Node::Element(e) = n {
+                e.rename_ns(from, to);
+            }
+        }
+    }
+
     /// Whether this element is `name` in namespace `ns`.
     pub fn is(&self, name: &str, ns: &str) -> bool {
         self.name == name && self.ns == ns

@@ -45,7 +45,9 @@ fn pki() -> &'static Pki {
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        // localhost, and the two domains of the federation tests.
+        let names = ["localhost", "a.test", "b.test"].map(String::from).to_vec();
+        let leaf = CertificateParams::new(names)
             .unwrap()
             .signed_by(&leaf_key, &issuer)
             .unwrap();
@@ -79,6 +81,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c.c2s.tls_listen = vec!["127.0.0.1:0".into()];
     c.http.listen = vec!["127.0.0.1:0".into()];
     c.http.tls_listen = vec![];
+    c.s2s.listen = vec!["127.0.0.1:0".into()];
     c.tls.cert_file = Some(pki.dir.join("cert.pem"));
     c.tls.key_file = Some(pki.dir.join("key.pem"));
     c
@@ -126,6 +129,24 @@ impl TestServer {
                 .await
                 .unwrap()
         );
+    }
+
+    /// Creates an account on `host` (one of the server's hosts).
+    pub async fn add_user_at(&self, host: &str, user: &str, password: &str) {
+        let creds = ScramCredentials::new_set(password, 4096).unwrap();
+        assert!(
+            self.server()
+                .storage
+                .accounts
+                .create(host, user, &creds)
+                .await
+                .unwrap()
+        );
+    }
+
+    /// The test CA's certificate file.
+    pub fn ca_file() -> PathBuf {
+        pki().dir.join("ca.pem")
     }
 
     /// Logs in with tokio-xmpp over STARTTLS and waits until the session is bound.

@@ -151,8 +151,12 @@ async fn fan_out(
         let (host, _) = account_str(&item.contact);
         if router.is_local(host) {
             router.deliver_addressed(&shared, &item.contact);
+        } else if let Route::Remote = router.route_of(host) {
+            // A contact on another server: its server fans it out to its sessions.
+            let mut p = stanza.clone();
+            p.set_attr("to", item.contact.as_str());
+            router.to_remote(p);
         }
-        // Remote contacts wait for federation (s2s), which has its own issue.
     }
     // The user's own available resources, the sender included (§4.2.2, §4.4.2).
     router.deliver_addressed(&shared, me.as_str());
@@ -171,6 +175,7 @@ async fn send_directed(router: &Router, stanza: &Element, recipients: &HashSet<S
             continue;
         }
         match j.try_into_full() {
+            Ok(full) if !router.is_local(full.domain().as_str()) => router.route(p).await,
             Ok(full) => {
                 if let Some(h) = router.registry.get(&full) {
                     router.deliver(&h, p);
@@ -179,17 +184,28 @@ async fn send_directed(router: &Router, stanza: &Element, recipients: &HashSet<S
             Err(bare) if router.is_local(bare.domain().as_str()) => {
                 router.deliver_to_available(&p, &bare)
             }
-            // Remote entities wait for federation (s2s), which has its own issue.
-            Err(_) => {}
+            Err(_) => router.route(p).await,
         }
     }
 }
 
 /// §4.3.2: the server answers the probes of an initial presence itself, with the last
-/// presence of each available resource of every local contact the user is subscribed to.
+/// presence of each available resource of every local contact the user is subscribed to; a
+/// contact on another server is sent a probe from the user's bare JID (§4.3.1).
 fn probe_contacts(router: &Router, session: &SessionHandle, items: &[&crate::storage::RosterItem]) {
     let to = session.jid.to_string();
     for item in items.iter().filter(|i| i.subscription.has_to()) {
+        let (host, _) = account_str(&item.contact);
+        if !router.is_local(host) {
+            if let Route::Remote = router.route_of(host) {
+                let probe = Element::new("presence", NS_CLIENT)
+                    .with_attr("type", "probe")
+                    .with_attr("from", session.jid.to_bare().to_string())
+                    .with_attr("to", item.contact.as_str());
+                router.to_remote(probe);
+            }
+            continue;
+        }
         // A stored contact is a normalised bare JID: its sessions are found as it is.
         for p in router.registry.presences(&item.contact) {
             let mut p = (*p).clone();

@@ -1,0 +1,453 @@
+//! Incoming server streams (RFC 6120 §4–§6 as the receiving entity): STARTTLS required, then
+//! SASL EXTERNAL for a peer whose certificate validates for its domain (XEP-0178), or Server
+//! Dialback (XEP-0220) per domain pair, several pairs on one stream allowed each on its own
+//! authentication (piggybacking). We also answer `<db:verify/>` as the authoritative server of
+//! our domains, before any authentication, as dialback needs.
+//!
+//! Every stanza needs an authenticated pair: its `from` domain authenticated on this stream for
+//! its `to` domain (else `invalid-from`), its `to` one of ours (else `host-unknown`).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use base64::Engine;
+use jid::Jid;
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::stream::{
+    Io, NS_DIALBACK_FEATURE, S2sStream, StreamEnd, into_client_ns, is_server_stanza,
+};
+use super::{S2s, dialback, outgoing};
+use crate::stream::{Condition, NS_STREAMS, NS_TLS, StreamError, check_header, random_id, sasl};
+use crate::xml::{Element, StreamEvent, XmlError};
+
+/// Time a TLS handshake may take.
+const TLS_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Accepts incoming server streams on `l` until shutdown.
+pub async fn accept_loop(s2s: Arc<S2s>, l: TcpListener, direct_tls: bool) {
+    let mut shutdown = s2s.shutdown.clone();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.changed() => return,
+            r = l.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!("s2s accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        if s2s.incoming_total.fetch_add(1, Ordering::Relaxed) >= s2s.config.s2s.max_incoming {
+            s2s.incoming_total.fetch_sub(1, Ordering::Relaxed);
+            warn!(%peer, "incoming server stream refused: s2s.max_incoming reached");
+            continue;
+        }
+        let s2s = s2s.clone();
+        let span = info_span!("s2s_in", %peer);
+        tokio::spawn(
+            async move {
+                let _alive = s2s.alive.clone();
+                serve(&s2s, tcp, peer, direct_tls).await;
+                s2s.incoming_total.fetch_sub(1, Ordering::Relaxed);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// One incoming stream's state.
+struct Incoming {
+    /// Our id for the current stream (dialback keys are bound to it).
+    id: String,
+    /// The domain the current stream's header addressed.
+    local: String,
+    /// The peer's domain from its header, if it gave one.
+    from: Option<String>,
+    /// Authenticated (remote, local) pairs.
+    pairs: HashSet<(String, String)>,
+    /// Remote domains this stream is counted for.
+    counted: Vec<String>,
+}
+
+/// What to do after an element.
+enum Next {
+    Continue,
+    /// A new stream header follows (after TLS or SASL).
+    Restart,
+    Close(StreamError),
+}
+
+async fn serve(s2s: &Arc<S2s>, tcp: TcpStream, peer: SocketAddr, direct_tls: bool) {
+    let _ = tcp.set_nodelay(true);
+    let io = if direct_tls {
+        match tokio::time::timeout(TLS_TIMEOUT, s2s.tls.direct_acceptor.accept(tcp)).await {
+            Ok(Ok(t)) => Io::Tls(Box::new(t.into())),
+            _ => return debug!("TLS handshake failed"),
+        }
+    } else {
+        Io::Plain(tcp)
+    };
+    let mut st = S2sStream::new(io, s2s.limits());
+    let mut inc = Incoming {
+        id: String::new(),
+        local: String::new(),
+        from: None,
+        pairs: HashSet::new(),
+        counted: Vec::new(),
+    };
+    let end = run(s2s, &mut st, &mut inc).await;
+    match end {
+        Some(e) => {
+            debug!(%peer, "closing: {}", e.condition.as_str());
+            st.fail(&e).await;
+        }
+        None => st.close().await,
+    }
+    for d in &inc.counted {
+        s2s.release_incoming(d);
+    }
+}
+
+/// Runs the stream; `Some` is the error that ends it.
+async fn run(s2s: &Arc<S2s>, st: &mut S2sStream, inc: &mut Incoming) -> Option<StreamError> {
+    let c = &s2s.config.s2s;
+    let auth_deadline = tokio::time::Instant::now() + Duration::from_secs(c.auth_timeout_secs);
+    let idle = Duration::from_secs(c.idle_timeout_secs);
+    let mut shutdown = s2s.shutdown.clone();
+    let mut expect_header = true;
+    loop {
+        let limit = if inc.pairs.is_empty() {
+            auth_deadline
+        } else {
+            tokio::time::Instant::now() + idle
+        };
+        let ev = tokio::select! {
+            _ = shutdown.changed() => return Some(StreamError::new(Condition::SystemShutdown)),
+            _ = tokio::time::sleep_until(limit) => {
+                return match inc.pairs.is_empty() {
+                    true => Some(StreamError::with_text(Condition::ConnectionTimeout,
+                        "not authenticated in time")),
+                    false => None,
+                };
+            }
+            ev = st.next() => ev,
+        };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(StreamEnd::Xml(e)) => return Some(xml_error(e)),
+            Err(_) => return None,
+        };
+        let next = match ev {
+            StreamEvent::Header(h) if expect_header => {
+                expect_header = false;
+                let a = match check_header(&h, |d| s2s.is_ours(d)) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let _ = st
+                            .header(
+                                s2s.config.server.hosts.first().map(String::as_str),
+                                None,
+                                Some(&random_id()),
+                            )
+                            .await;
+                        return Some(e);
+                    }
+                };
+                inc.id = random_id();
+                inc.local = a.to;
+                inc.from = a.from.map(|f| f.to_ascii_lowercase());
+                let from = inc.from.clone();
+                if st
+                    .header(Some(&inc.local), from.as_deref(), Some(&inc.id))
+                    .await
+                    .is_err()
+                {
+                    return None;
+                }
+                let f = features(s2s, st, inc);
+                if st.send(&f).await.is_err() {
+                    return None;
+                }
+                Next::Continue
+            }
+            StreamEvent::Element(e) if !expect_header => on_element(s2s, st, inc, e).await,
+            _ => Next::Close(StreamError::with_text(
+                Condition::BadFormat,
+                "unexpected header",
+            )),
+        };
+        match next {
+            Next::Continue => {}
+            Next::Restart => {
+                st.restart();
+                expect_header = true;
+            }
+            Next::Close(e) => return Some(e),
+        }
+    }
+}
+
+fn xml_error(e: XmlError) -> StreamError {
+    let c = match e {
+        XmlError::PolicyViolation(_) => Condition::PolicyViolation,
+        XmlError::Restricted(_) => Condition::RestrictedXml,
+        XmlError::BadNamespacePrefix => Condition::BadNamespacePrefix,
+        XmlError::UnsupportedEncoding => Condition::UnsupportedEncoding,
+        XmlError::BadFormat => Condition::BadFormat,
+        XmlError::NotWellFormed(_) => Condition::NotWellFormed,
+    };
+    StreamError::with_text(c, e.to_string())
+}
+
+/// The stream features now (RFC 6120 §4.3.2).
+fn features(s2s: &S2s, st: &S2sStream, inc: &Incoming) -> Element {
+    let mut f = Element::new("features", NS_STREAMS);
+    if !st.is_tls() {
+        f.append_child(
+            Element::new("starttls", NS_TLS).with_child(Element::new("required", NS_TLS)),
+        );
+        return f;
+    }
+    let certs = st.peer_certificates();
+    let external = inc.from.as_deref().is_some_and(|d| {
+        !inc.pairs.contains(&(d.to_string(), inc.local.clone()))
+            && s2s.tls.trust.valid_for(&certs, d)
+    });
+    if external {
+        f.append_child(
+            Element::new("mechanisms", sasl::NS)
+                .with_child(Element::new("mechanism", sasl::NS).with_text("EXTERNAL")),
+        );
+    }
+    if s2s.config.s2s.dialback {
+        f.append_child(
+            Element::new("dialback", NS_DIALBACK_FEATURE)
+                .with_child(Element::new("errors", NS_DIALBACK_FEATURE)),
+        );
+    }
+    f
+}
+
+async fn on_element(s2s: &Arc<S2s>, st: &mut S2sStream, inc: &mut Incoming, e: Element) -> Next {
+    if e.is("starttls", NS_TLS) {
+        if st.is_tls() {
+            return Next::Close(StreamError::with_text(
+                Condition::PolicyViolation,
+                "TLS is up",
+            ));
+        }
+        if st.send(&Element::new("proceed", NS_TLS)).await.is_err() {
+            return Next::Close(StreamError::new(Condition::UndefinedCondition));
+        }
+        let Io::Plain(tcp) = std::mem::replace(&mut st.io, Io::Gone) else {
+            return Next::Close(StreamError::new(Condition::InternalServerError));
+        };
+        return match tokio::time::timeout(TLS_TIMEOUT, s2s.tls.acceptor.accept(tcp)).await {
+            Ok(Ok(t)) => {
+                st.io = Io::Tls(Box::new(t.into()));
+                Next::Restart
+            }
+            _ => Next::Close(StreamError::new(Condition::UndefinedCondition)),
+        };
+    }
+    if !st.is_tls() {
+        // RFC 6120 §5.3.1: STARTTLS is required before anything else here.
+        return Next::Close(StreamError::with_text(
+            Condition::PolicyViolation,
+            "STARTTLS is required",
+        ));
+    }
+    if e.is("auth", sasl::NS) {
+        return external(s2s, st, inc, &e).await;
+    }
+    if dialback::is(&e, "verify") {
+        return answer_verify(s2s, st, &e).await;
+    }
+    if dialback::is(&e, "result") {
+        return dialback_result(s2s, st, inc, &e).await;
+    }
+    if is_server_stanza(&e) {
+        return stanza(s2s, inc, e).await;
+    }
+    Next::Close(StreamError::with_text(
+        Condition::UnsupportedStanzaType,
+        format!("<{}/> is not expected here", e.name()),
+    ))
+}
+
+/// Counts a newly authenticated pair; false when the remote domain has too many streams.
+fn authenticated(
+    s2s: &S2s,
+    inc: &mut Incoming,
+    remote: &str,
+    local: &str,
+    method: &'static str,
+) -> bool {
+    if !inc.counted.iter().any(|d| d == remote) {
+        if !s2s.admit_incoming(remote) {
+            return false;
+        }
+        inc.counted.push(remote.to_string());
+    }
+    inc.pairs.insert((remote.to_string(), local.to_string()));
+    info!(%remote, %local, method, "incoming stream authenticated");
+    s2s.methods
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(remote.to_string(), method);
+    true
+}
+
+/// SASL EXTERNAL (XEP-0178): the authorization identity (or the header's `from`) is the
+/// peer's domain, and its certificate must validate for it.
+async fn external(s2s: &S2s, st: &mut S2sStream, inc: &mut Incoming, e: &Element) -> Next {
+    let failure = |cond: &str| {
+        Element::new("failure", sasl::NS).with_child(Element::new(cond.to_string(), sasl::NS))
+    };
+    if e.attr("mechanism") != Some("EXTERNAL") {
+        let _ = st.send(&failure("invalid-mechanism")).await;
+        return Next::Continue;
+    }
+    let text = e.text();
+    let text = text.trim();
+    let authzid = match text {
+        "" | "=" => inc.from.clone(),
+        b64 => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(|d| d.to_ascii_lowercase()),
+    };
+    let Some(domain) = authzid else {
+        let _ = st.send(&failure("malformed-request")).await;
+        return Next::Continue;
+    };
+    let ok = !s2s.config.s2s.blocked(&domain)
+        && inc.from.as_deref().is_none_or(|f| f == domain)
+        && s2s.tls.trust.valid_for(&st.peer_certificates(), &domain);
+    if !ok {
+        let _ = st.send(&failure("not-authorized")).await;
+        return Next::Continue;
+    }
+    let local = inc.local.clone();
+    if !authenticated(s2s, inc, &domain, &local, "external") {
+        return Next::Close(StreamError::with_text(
+            Condition::PolicyViolation,
+            "too many streams from your domain",
+        ));
+    }
+    if st.send(&Element::new("success", sasl::NS)).await.is_err() {
+        return Next::Close(StreamError::new(Condition::UndefinedCondition));
+    }
+    Next::Restart
+}
+
+/// We are the authoritative server: is `key` ours for the stream `id` that one of our domains
+/// (`to`) opened to the asking server (`from`)?
+async fn answer_verify(s2s: &S2s, st: &mut S2sStream, e: &Element) -> Next {
+    let (Some(from), Some(to), Some(id)) = (e.attr("from"), e.attr("to"), e.attr("id")) else {
+        return Next::Close(StreamError::with_text(
+            Condition::BadFormat,
+            "db:verify needs from, to, id",
+        ));
+    };
+    let valid = s2s.is_ours(to) && s2s.secret.check(&e.text(), from, to, id);
+    let answer = dialback::element("verify", to, from)
+        .with_attr("id", id)
+        .with_attr("type", if valid { "valid" } else { "invalid" });
+    match st.send(&answer).await {
+        Ok(()) => Next::Continue,
+        Err(_) => Next::Close(StreamError::new(Condition::UndefinedCondition)),
+    }
+}
+
+/// A peer asks to be authenticated as `from` for our `to` (XEP-0220 §2.1).
+async fn dialback_result(s2s: &S2s, st: &mut S2sStream, inc: &mut Incoming, e: &Element) -> Next {
+    let (Some(from), Some(to)) = (e.attr("from"), e.attr("to")) else {
+        return Next::Close(StreamError::with_text(
+            Condition::BadFormat,
+            "db:result needs from and to",
+        ));
+    };
+    let (from, to) = (from.to_ascii_lowercase(), to.to_ascii_lowercase());
+    let reply =
+        |kind: &str| dialback::element("result", &to, &from).with_attr("type", kind.to_string());
+    if !s2s.is_ours(&to) {
+        // XEP-0220 §2.4: an error for this pair, the stream stays.
+        let err = reply("error").with_child(
+            Element::new("error", crate::stream::NS_CLIENT)
+                .with_attr("type", "cancel")
+                .with_child(Element::new("item-not-found", crate::stanza::NS_STANZAS)),
+        );
+        let _ = st.send(&err).await;
+        return Next::Continue;
+    }
+    let valid = if !s2s.config.s2s.dialback || s2s.config.s2s.blocked(&from) {
+        false
+    } else if s2s.tls.trust.valid_for(&st.peer_certificates(), &from) {
+        // XEP-0344 §2.3: the certificate already proves the domain.
+        true
+    } else if s2s.config.s2s.require_valid_certificates {
+        false
+    } else {
+        outgoing::verify(s2s, &to, &from, &inc.id, &e.text()).await
+    };
+    let admitted = valid && authenticated(s2s, inc, &from, &to, "dialback");
+    if valid && !admitted {
+        return Next::Close(StreamError::with_text(
+            Condition::PolicyViolation,
+            "too many streams from your domain",
+        ));
+    }
+    let kind = if admitted { "valid" } else { "invalid" };
+    match st.send(&reply(kind)).await {
+        Ok(()) if admitted => Next::Continue,
+        // XEP-0220 §2.4.2 (old behaviour kept by peers): an invalid key ends the stream.
+        Ok(()) => Next::Close(StreamError::new(Condition::NotAuthorized)),
+        Err(_) => Next::Close(StreamError::new(Condition::UndefinedCondition)),
+    }
+}
+
+/// A stanza from an authenticated pair, routed as the router's own.
+async fn stanza(s2s: &S2s, inc: &Incoming, e: Element) -> Next {
+    if inc.pairs.is_empty() {
+        return Next::Close(StreamError::with_text(
+            Condition::NotAuthorized,
+            "authenticate first",
+        ));
+    }
+    let domain = |a: &str| {
+        e.attr(a)
+            .and_then(|j| Jid::new(j).ok())
+            .map(|j| j.domain().as_str().to_ascii_lowercase())
+    };
+    let (Some(from), Some(to)) = (domain("from"), domain("to")) else {
+        return Next::Close(StreamError::with_text(
+            Condition::ImproperAddressing,
+            "a stanza needs a valid 'from' and 'to'",
+        ));
+    };
+    if !s2s.is_ours(&to) {
+        return Next::Close(StreamError::with_text(
+            Condition::HostUnknown,
+            format!("{to} is not served here"),
+        ));
+    }
+    if !inc.pairs.contains(&(from.clone(), to.clone())) {
+        return Next::Close(StreamError::with_text(
+            Condition::InvalidFrom,
+            format!("{from} is not authenticated on this stream for {to}"),
+        ));
+    }
+    let Some(router) = s2s.router.upgrade() else {
+        return Next::Close(StreamError::new(Condition::SystemShutdown));
+    };
+    router.route(into_client_ns(e)).await;
+    Next::Continue
+}
