@@ -5,118 +5,8 @@
 
 mod common;
 
-use common::im::{chat, iq};
-use common::{TestServer, next_stanza};
-use tokio_xmpp::parsers::presence::Presence;
-use tokio_xmpp::{Client, IqRequest, Stanza};
-use xmppd::config::Config;
-
-/// A CA that signed nothing the servers present: with it, no certificate validates.
-fn stranger_ca() -> std::path::PathBuf {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let dir = tempfile::tempdir().unwrap().keep();
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let cert = p.self_signed(&key).unwrap();
-    let path = dir.join("stranger.pem");
-    std::fs::write(&path, cert.pem()).unwrap();
-    path
-}
-
-async fn server(host: &str, ip: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
-    let (host, ip) = (host.to_string(), ip.to_string());
-    TestServer::start(move |c| {
-        c.server.hosts = vec![host];
-        c.s2s.listen = vec![format!("{ip}:0")];
-        c.s2s.ca_file = Some(TestServer::ca_file());
-        c.s2s.connect_timeout_secs = 5;
-        tweak(c);
-    })
-    .await
-}
-
-/// `a.test` and `b.test`, each routed to the other, with alice on one and bob on the other.
-async fn pair(tweak: impl Fn(&mut Config) + Clone) -> (TestServer, TestServer) {
-    let a = server("a.test", "127.0.0.1", tweak.clone()).await;
-    let b = server("b.test", "127.0.0.2", tweak).await;
-    link(&a, "a.test", &b, "b.test");
-    a.add_user_at("a.test", "alice", "pw-alice").await;
-    b.add_user_at("b.test", "bob", "pw-bob").await;
-    (a, b)
-}
-
-/// Static routes both ways.
-fn link(a: &TestServer, a_host: &str, b: &TestServer, b_host: &str) {
-    let route = |s: &TestServer| s.server().s2s_addrs.plain[0].to_string();
-    let s2s = |s: &TestServer| s.server().s2s.clone().unwrap();
-    assert!(s2s(a).resolver.set_static(b_host, &route(b)));
-    assert!(s2s(b).resolver.set_static(a_host, &route(a)));
-}
-
-/// The next message with a body: (from, body, type).
-async fn next_message(c: &mut Client) -> (String, String, String) {
-    loop {
-        let s = next_stanza(c).await;
-        let tokio_xmpp::Stanza::Message(m) = s else {
-            continue;
-        };
-        let el: minidom::Element = m.into();
-        let body = el
-            .get_child("body", "jabber:client")
-            .map(|b| b.text())
-            .unwrap_or_default();
-        let err = el
-            .get_child("error", "jabber:client")
-            .and_then(|e| e.children().next().map(|c| c.name().to_string()))
-            .unwrap_or_default();
-        return (
-            el.attr("from").unwrap_or_default().to_string(),
-            if err.is_empty() { body } else { err },
-            el.attr("type").unwrap_or_default().to_string(),
-        );
-    }
-}
-
-/// Logs in and sends initial presence (answered: a ping to the own server follows it).
-async fn online(s: &TestServer, jid: &str, pw: &str) -> (Client, String) {
-    let (mut c, full) = s.login(jid, pw).await;
-    c.send_stanza(Stanza::Presence(Presence::available()))
-        .await
-        .unwrap();
-    let domain = jid.split('@').nth(1).unwrap();
-    let ping = minidom::Element::builder("ping", "urn:xmpp:ping").build();
-    iq(&mut c, Some(domain), IqRequest::Get(ping))
-        .await
-        .unwrap();
-    (c, full)
-}
-
-async fn chat_both_ways(a: &TestServer, b: &TestServer) {
-    let (mut alice, alice_jid) = online(a, "alice@a.test", "pw-alice").await;
-    let (mut bob, bob_jid) = online(b, "bob@b.test", "pw-bob").await;
-    alice
-        .send_stanza(chat("bob@b.test", "hello bob"))
-        .await
-        .unwrap();
-    let (from, body, _) = next_message(&mut bob).await;
-    assert_eq!(
-        (from.as_str(), body.as_str()),
-        (alice_jid.as_str(), "hello bob")
-    );
-    bob.send_stanza(chat(&alice_jid, "hello alice"))
-        .await
-        .unwrap();
-    let (from, body, _) = next_message(&mut alice).await;
-    assert_eq!(
-        (from.as_str(), body.as_str()),
-        (bob_jid.as_str(), "hello alice")
-    );
-}
-
-fn method(s: &TestServer, remote: &str) -> Option<&'static str> {
-    s.server().s2s.as_ref().unwrap().method_of(remote)
-}
+use common::im::chat;
+use common::s2s::*;
 
 #[tokio::test]
 async fn valid_certificates_authenticate_with_sasl_external_both_ways() {
@@ -150,4 +40,79 @@ async fn untrusted_certificates_are_refused_when_valid_ones_are_required() {
         (from.as_str(), cond.as_str(), kind.as_str()),
         ("bob@b.test", "remote-server-not-found", "error")
     );
+}
+
+#[tokio::test]
+async fn subscription_and_presence_across_domains() {
+    use common::im::{is_presence, is_push, roster, send_presence, wait_for};
+    use tokio_xmpp::parsers::presence::Type;
+    let (a, b) = pair(|_| {}).await;
+    let (mut alice, _) = online(&a, "alice@a.test", "pw-alice").await;
+    let (mut bob, bob_jid) = online(&b, "bob@b.test", "pw-bob").await;
+    roster(&mut alice).await; // roster pushes go to resources that asked for it (§2.1.6)
+    // RFC 6121 §3.1: alice asks, bob (on the other server) sees the request and approves.
+    send_presence(&mut alice, Type::Subscribe, "bob@b.test").await;
+    wait_for(&mut bob, "subscription request", |s| {
+        is_presence(s, Type::Subscribe, "alice@a.test")
+    })
+    .await;
+    send_presence(&mut bob, Type::Subscribed, "alice@a.test").await;
+    wait_for(&mut alice, "roster push", |s| {
+        is_push(s, "bob@b.test", "to")
+    })
+    .await;
+    // §3.1.5: the new subscriber gets bob's presence, across the federation.
+    let p = wait_for(&mut alice, "bob's presence", |s| {
+        is_presence(s, Type::None, "bob@b.test")
+    })
+    .await;
+    let tokio_xmpp::Stanza::Presence(p) = p else {
+        unreachable!()
+    };
+    assert_eq!(p.from.unwrap().to_string(), bob_jid);
+    // A change of bob's presence is pushed to his remote subscriber (§4.4).
+    let away = tokio_xmpp::parsers::presence::Presence::available()
+        .with_show(tokio_xmpp::parsers::presence::Show::Away);
+    bob.send_stanza(tokio_xmpp::Stanza::Presence(away))
+        .await
+        .unwrap();
+    wait_for(&mut alice, "bob away", |s| {
+        matches!(s, tokio_xmpp::Stanza::Presence(p)
+            if p.show == Some(tokio_xmpp::parsers::presence::Show::Away))
+    })
+    .await;
+    // A new session of alice probes bob's server (§4.3) and gets his presence back.
+    let (mut alice2, _) = online(&a, "alice@a.test", "pw-alice").await;
+    wait_for(&mut alice2, "bob's presence after a probe", |s| {
+        is_presence(s, Type::None, "bob@b.test")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_remote_restart_mid_conversation_loses_nothing_it_accepted() {
+    let (a, mut b) = pair(|_| {}).await;
+    chat_both_ways(&a, &b).await;
+    // b goes away: its streams close; a message now is bounced, not lost.
+    b.stop().await;
+    let (mut alice, _) = online(&a, "alice@a.test", "pw-alice").await;
+    alice
+        .send_stanza(chat("bob@b.test", "while down"))
+        .await
+        .unwrap();
+    // (Skipping what the first session left unacknowledged, delivered again to this one.)
+    let (from, cond) = loop {
+        let (from, cond, kind) = next_message(&mut alice).await;
+        if kind == "error" {
+            break (from, cond);
+        }
+    };
+    assert_eq!(
+        (from.as_str(), cond.as_str()),
+        ("bob@b.test", "remote-server-timeout")
+    );
+    // b is back (a new port): the conversation goes on over a new stream.
+    b.restart().await;
+    link(&a, "a.test", &b, "b.test");
+    chat_both_ways_tagged(&a, &b, "after the restart").await;
 }

@@ -448,6 +448,7 @@ async fn stanza(s2s: &S2s, inc: &Incoming, e: Element) -> Next {
     let Some(router) = s2s.router.upgrade() else {
         return Next::Close(StreamError::new(Condition::SystemShutdown));
     };
+    tracing::trace!(%from, %to, kind = e.name(), "stanza in");
     router.route(into_client_ns(e)).await;
     Next::Continue
 }

@@ -237,6 +237,7 @@ impl Remote for RemoteRoute {
         if s2s.config.s2s.blocked(&remote) {
             return router.bounce(&stanza, ErrorCondition::RemoteServerNotFound);
         }
+        tracing::trace!(%local, %remote, kind = stanza.name(), "stanza out");
         s2s.enqueue(router, stanza, local, remote);
     }
 }

@@ -4,9 +4,11 @@
 
 pub mod archive;
 pub mod bosh;
+pub mod dns;
 pub mod im;
 pub mod muc;
 pub mod pep;
+pub mod s2s;
 pub mod ws;
 
 use std::path::PathBuf;
