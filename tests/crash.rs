@@ -47,7 +47,7 @@ fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
     std::fs::write(
         &cfg,
         format!(
-            "[server]\ndata_dir = {:?}\n[c2s]\nlisten = [\"127.0.0.1:0\"]\ntls_listen = []\nrequire_tls = false\n[http]\nlisten = []\ntls_listen = []\n",
+            "[server]\ndata_dir = {:?}\n[c2s]\nlisten = [\"127.0.0.1:0\"]\ntls_listen = []\nrequire_tls = false\n[http]\nlisten = []\ntls_listen = []\n[s2s]\nlisten = []\n",
             dir.path().join("data")
         ),
     )

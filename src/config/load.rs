@@ -222,6 +222,22 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
             "must be \"always\", \"roster\" or \"never\"",
         ));
     }
+    for (domain, to) in &c.s2s.static_routes {
+        if !crate::s2s::resolve::valid_route(to) {
+            errors.push(err(
+                &format!("s2s.static_routes.{domain}"),
+                "must be host:port",
+            ));
+        }
+    }
+    for s in &c.s2s.dns_servers {
+        if s.parse::<std::net::SocketAddr>().is_err() && s.parse::<std::net::IpAddr>().is_err() {
+            errors.push(err(
+                "s2s.dns_servers",
+                format!("{s:?} is not an IP address"),
+            ));
+        }
+    }
     if !(2..=1000).contains(&c.c2s.max_depth) {
         errors.push(err("c2s.max_depth", "must be between 2 and 1000"));
     }
@@ -309,7 +325,8 @@ mod tests {
     fn every_error_is_reported_with_its_key_path() {
         let errs = parse_str(
             "[server]\nhosts = []\nbogus = 1\n[c2s]\nmax_stanza_size = 'big'\nlisten = ['nope']\n\
-             resource_conflict = 'maybe'\n[storage]\nbackend = 'postgres'\n[nosuch]\n",
+             resource_conflict = 'maybe'\n[storage]\nbackend = 'postgres'\n[nosuch]\n\
+             [s2s]\nstatic_routes = { 'b.test' = 'no-port' }\ndns_servers = ['x']\n",
         )
         .unwrap_err();
         let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
@@ -318,6 +335,8 @@ mod tests {
             "c2s.max_stanza_size",
             "c2s.resource_conflict",
             "nosuch",
+            "s2s.static_routes.b.test",
+            "s2s.dns_servers",
         ] {
             assert!(keys.contains(&k), "missing {k} in {errs:?}");
         }
