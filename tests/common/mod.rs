@@ -8,6 +8,7 @@ pub mod dns;
 pub mod im;
 pub mod muc;
 pub mod pep;
+pub mod raw_login;
 pub mod s2s;
 pub mod ws;
 
@@ -122,15 +123,7 @@ impl TestServer {
 
     /// Creates an account (as `xmppd adduser` does).
     pub async fn add_user(&self, user: &str, password: &str) {
-        let creds = ScramCredentials::new_set(password, 4096).unwrap();
-        assert!(
-            self.server()
-                .storage
-                .accounts
-                .create("localhost", user, &creds)
-                .await
-                .unwrap()
-        );
+        self.add_user_at("localhost", user, password).await
     }
 
     /// Creates an account on `host` (one of the server's hosts).
@@ -470,40 +463,6 @@ pub fn count_stanzas(s: &str) -> usize {
         .iter()
         .map(|p| s.matches(p).count())
         .sum()
-}
-
-impl Raw {
-    /// One PLAIN-free login attempt with SCRAM-SHA-256 (plain TCP); returns what the server
-    /// answered to the final message (`<success…>` or `<failure…>`).
-    pub async fn login_attempt(&mut self, user: &str, password: &str) -> String {
-        use base64::Engine;
-        use base64::engine::general_purpose::STANDARD as B64;
-        use sasl::client::Mechanism;
-        use sasl::client::mechanisms::Scram;
-        use sasl::common::ChannelBinding;
-        use sasl::common::scram::Sha256;
-        self.send(HEADER).await;
-        self.read_until("</stream:features>").await;
-        let mut m = Scram::<Sha256>::new(user, password, ChannelBinding::None).unwrap();
-        self.send(&format!(
-            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{}</auth>",
-            B64.encode(m.initial())
-        ))
-        .await;
-        let ch = self.read_until("</").await;
-        if ch.contains("<failure") {
-            return ch;
-        }
-        let resp = m
-            .response(&B64.decode(inner_text(&ch, "challenge")).unwrap())
-            .unwrap();
-        self.send(&format!(
-            "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
-            B64.encode(resp)
-        ))
-        .await;
-        self.read_until("</").await
-    }
 }
 
 /// The next message a client receives, skipping presence and iq stanzas.
