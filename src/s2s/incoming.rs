@@ -52,7 +52,7 @@ pub async fn accept_loop(s2s: Arc<S2s>, l: TcpListener, direct_tls: bool) {
         let span = info_span!("s2s_in", %peer);
         tokio::spawn(
             async move {
-                let _alive = s2s.alive.clone();
+                let _alive = s2s.alive.upgrade();
                 serve(&s2s, tcp, peer, direct_tls).await;
                 s2s.incoming_total.fetch_sub(1, Ordering::Relaxed);
             }

@@ -63,8 +63,9 @@ pub struct S2s {
     /// `"dialback"`), for the logs, the admin and the tests.
     methods: Mutex<HashMap<String, &'static str>>,
     shutdown: watch::Receiver<bool>,
-    /// Held by every stream task: the server's shutdown waits for them.
-    alive: mpsc::Sender<()>,
+    /// Upgraded by every stream task while it runs: the server's shutdown waits for them (a
+    /// strong sender here would make it wait for the service itself).
+    alive: mpsc::WeakSender<()>,
 }
 
 impl S2s {
@@ -87,7 +88,7 @@ impl S2s {
             methods: Mutex::default(),
             config,
             shutdown,
-            alive,
+            alive: alive.downgrade(),
         }))
     }
 

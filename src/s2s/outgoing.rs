@@ -80,7 +80,7 @@ pub async fn run(
     bytes: Arc<AtomicUsize>,
     id: u64,
 ) {
-    let _alive = s2s.alive.clone();
+    let _alive = s2s.alive.upgrade();
     let mut carried: Vec<Element> = Vec::new();
     for attempt in 0..2 {
         let limit = Duration::from_secs(s2s.config.s2s.connect_timeout_secs);

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Federation interop: xmppd (domain xmppd.fed) and Prosody from Debian's package (prosody.fed) on
+# loopback, finding each other by DNS SRV records served by a DNS server on 127.0.0.9 (dns.py),
+# with slixmpp clients on both sides (test_federation.py). Twice:
+#   - "external": both certificates signed by a CA both servers trust: SASL EXTERNAL;
+#   - "dialback": each server trusts a CA that signed neither: Server Dialback.
+# After each run the servers' logs must show the expected method on both sides.
+#
+#   compliance/federation/run.sh [path/to/xmppd]
+# Needs root (the DNS server binds port 53: libunbound has no port setting), prosody, openssl.
+# The domains are not under .test: libunbound answers RFC 6761 special-use names itself.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+bin="$(realpath "${1:-$root/target/debug/xmppd}")"
+venv="$root/compliance/.venv"
+if [ ! -x "$venv/bin/pytest" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/compliance/requirements.txt"
+fi
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+
+read -r xc2s xs2s pc2s ps2s < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(4)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+
+# A test CA and a certificate for each domain (both usages: each server is a TLS client too).
+cd "$work"
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+for ca in ca stranger; do
+    openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=$ca" -keyout "$ca.key" -out "$ca.pem" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+done
+for d in xmppd.fed prosody.fed; do
+    openssl req "${ec[@]}" -subj "/CN=$d" -keyout "$d.key" -out "$d.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' "$d" > "$d.ext"
+    openssl x509 -req -in "$d.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile "$d.ext" -out "$d.crt" 2>/dev/null
+done
+
+"$venv/bin/python" "$here/dns.py" 127.0.0.9 53 \
+    "_xmpp-server._tcp.xmppd.fed. SRV 0 5 $xs2s s2s.xmppd.fed." \
+    "s2s.xmppd.fed. A 127.0.0.1" \
+    "_xmpp-server._tcp.prosody.fed. SRV 0 5 $ps2s s2s.prosody.fed." \
+    "s2s.prosody.fed. A 127.0.0.1" > "$work/dns.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 50); do grep -q "dns ready" "$work/dns.log" && break; sleep 0.1; done
+echo "nameserver 127.0.0.9" > "$work/resolv.conf"
+
+# $1: external | dialback
+run_case() {
+    local case="$1" trust secure status=0
+    if [ "$case" = external ]; then trust=ca.pem; secure=true; else trust=stranger.pem; secure=false; fi
+    rm -rf "$work/xmppd-data" "$work/prosody-data"
+    mkdir -p "$work/prosody-data"
+    cat > "$work/prosody.cfg.lua" <<LUA
+run_as_root = true
+daemonize = false
+data_path = "$work/prosody-data"
+log = { debug = "$work/prosody-$case.log" }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence" }
+interfaces = { "127.0.0.1" }
+c2s_ports = { $pc2s }
+c2s_direct_tls_ports = { }
+s2s_ports = { $ps2s }
+s2s_require_encryption = true
+s2s_secure_auth = $secure
+authentication = "internal_hashed"
+unbound = { resolvconf = "$work/resolv.conf", hoststxt = false }
+ssl = { certificate = "$work/prosody.fed.crt", key = "$work/prosody.fed.key", cafile = "$work/$trust" }
+VirtualHost "prosody.fed"
+LUA
+    cat > "$work/xmppd.toml" <<TOML
+[server]
+hosts = ["xmppd.fed"]
+data_dir = "$work/xmppd-data"
+log = "info"
+[tls]
+cert_file = "$work/xmppd.fed.crt"
+key_file = "$work/xmppd.fed.key"
+[c2s]
+listen = ["127.0.0.1:$xc2s"]
+tls_listen = []
+[http]
+listen = []
+tls_listen = []
+[s2s]
+listen = ["127.0.0.1:$xs2s"]
+dns_servers = ["127.0.0.9:53"]
+ca_file = "$work/$trust"
+TOML
+    "$bin" -c "$work/xmppd.toml" adduser alice@xmppd.fed --password alice-pw >/dev/null
+    prosodyctl --config "$work/prosody.cfg.lua" register pat prosody.fed pat-pw
+    "$bin" -c "$work/xmppd.toml" serve > "$work/xmppd-$case.log" 2>&1 &
+    local xpid=$!
+    pids+=($xpid)
+    prosody -F --config "$work/prosody.cfg.lua" > "$work/prosody-$case.out" 2>&1 &
+    local ppid=$!
+    pids+=($ppid)
+    for port in $xc2s $pc2s; do
+        for _ in $(seq 1 100); do
+            python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+            sleep 0.1
+        done
+    done
+    FED_CA="$work/ca.pem" FED_XMPPD_PORT=$xc2s FED_PROSODY_PORT=$pc2s \
+        "$venv/bin/pytest" -q -p no:cacheprovider "$here" || status=$?
+    kill -TERM "$xpid" "$ppid" 2>/dev/null || true
+    wait "$xpid" 2>/dev/null || true
+    wait "$ppid" 2>/dev/null || true
+    # Both directions authenticated with the method this case is about.
+    if [ "$status" -eq 0 ]; then
+        sed 's/\x1b\[[0-9;]*m//g' "$work/xmppd-$case.log" \
+            | grep -q "incoming stream authenticated.*remote=prosody.fed.*method=\"$case\"" \
+            || { echo "xmppd did not authenticate prosody.fed by $case" >&2; status=1; }
+        local plog="$work/prosody-$case.log"
+        if [ "$case" = external ]; then
+            grep -q "Accepting SASL EXTERNAL identity from xmppd.fed" "$plog" \
+                && grep -q "SASL EXTERNAL with xmppd.fed succeeded" "$plog" \
+                || { echo "prosody and xmppd did not use SASL EXTERNAL both ways" >&2; status=1; }
+        else
+            ! grep -q "SASL EXTERNAL with xmppd.fed succeeded" "$plog" \
+                && grep -q "Sending\[s2sout_unauthed\]: <db:result" "$plog" \
+                && grep -q "connection prosody.fed->xmppd.fed is now authenticated" "$plog" \
+                && grep -q "verified dialback key... it is valid" "$plog" \
+                || { echo "prosody and xmppd did not use dialback both ways" >&2; status=1; }
+        fi
+    fi
+    if [ "$status" -ne 0 ]; then
+        echo "---- xmppd log ($case) ----" >&2; tail -n 60 "$work/xmppd-$case.log" >&2
+        echo "---- prosody log ($case) ----" >&2; grep -v "^$" "$work/prosody-$case.log" | tail -n 80 >&2
+    fi
+    return "$status"
+}
+
+status=0
+run_case external || status=$?
+run_case dialback || status=$?
+exit "$status"
