@@ -116,3 +116,56 @@ async fn a_remote_restart_mid_conversation_loses_nothing_it_accepted() {
     link(&a, "a.test", &b, "b.test");
     chat_both_ways_tagged(&a, &b, "after the restart").await;
 }
+
+#[tokio::test]
+async fn a_user_of_another_server_joins_a_room_and_chats() {
+    use common::muc::{body_is, instant, join, own, send, wait};
+    let (a, b) = pair(|_| {}).await;
+    // The room service's domain is reached like any other (a static route here, DNS for real).
+    let a_route = a.server().s2s_addrs.plain[0].to_string();
+    let b_s2s = b.server().s2s.clone().unwrap();
+    assert!(b_s2s.resolver.set_static("conference.a.test", &a_route));
+    let room = "lounge@conference.a.test";
+    let (mut alice, _) = online(&a, "alice@a.test", "pw-alice").await;
+    join(&mut alice, room, "alice", "").await;
+    instant(&mut alice, room).await;
+    // bob, on b.test, joins the room on a.test: his server carries his presence there and
+    // the room's presences, history and subject back.
+    let (mut bob, _) = online(&b, "bob@b.test", "pw-bob").await;
+    let got = join(&mut bob, room, "bob", "").await;
+    let me = own(&got);
+    assert_eq!(me.attr("from"), Some("lounge@conference.a.test/bob"));
+    wait(&mut alice, "bob's arrival", |e| {
+        e.name() == "presence" && e.attr("from") == Some("lounge@conference.a.test/bob")
+    })
+    .await;
+    // Each one's groupchat message reaches the other, through the room.
+    send(
+        &mut alice,
+        &format!("<message to='{room}' type='groupchat'><body>from a</body></message>"),
+    )
+    .await;
+    let m = wait(&mut bob, "alice's message", |e| body_is(e, "from a")).await;
+    assert_eq!(m.attr("from"), Some("lounge@conference.a.test/alice"));
+    send(
+        &mut bob,
+        &format!("<message to='{room}' type='groupchat'><body>from b</body></message>"),
+    )
+    .await;
+    let m = wait(&mut alice, "bob's message", |e| body_is(e, "from b")).await;
+    assert_eq!(m.attr("from"), Some("lounge@conference.a.test/bob"));
+    // bob's own copy comes back to him too (the room echoes to every occupant).
+    wait(&mut bob, "bob's echo", |e| body_is(e, "from b")).await;
+    // bob leaves: alice sees him go.
+    send(
+        &mut bob,
+        &format!("<presence to='{room}/bob' type='unavailable'/>"),
+    )
+    .await;
+    wait(&mut alice, "bob's departure", |e| {
+        e.name() == "presence"
+            && e.attr("from") == Some("lounge@conference.a.test/bob")
+            && e.attr("type") == Some("unavailable")
+    })
+    .await;
+}

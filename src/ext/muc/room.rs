@@ -362,9 +362,17 @@ impl Room {
     }
 }
 
-/// Hands a shared stanza to one session (local now; federation will route remote ones);
-/// false if the session could not take it.
+/// Hands a shared stanza to one session, or to the server of a remote occupant (federation;
+/// what happens there is that server's to say); false if a local session could not take it.
 pub fn deliver_shared(router: &Router, shared: &Arc<SharedStanza>, to: &FullJid) -> bool {
+    if !router.is_local(to.domain().as_str()) {
+        let a = Addressed {
+            shared: shared.clone(),
+            to: to.to_string(),
+        };
+        router.to_remote(a.element());
+        return true;
+    }
     let Some(h) = router.registry.get(to) else {
         return false;
     };
