@@ -63,6 +63,11 @@ pub fn stanza_error(condition: &'static str) {
     counter!("xmppd_stanza_errors_total", "condition" => condition).increment(1);
 }
 
+/// Stanzas written to (`out`) or read from (`in`) other servers.
+pub fn s2s_stanzas(direction: &'static str, n: u64) {
+    counter!("xmppd_s2s_stanzas_total", "direction" => direction).increment(n);
+}
+
 /// How long routing one stanza from a client took.
 pub fn routed(took: Duration) {
     histogram!("xmppd_route_seconds").record(took.as_secs_f64());
@@ -92,7 +97,8 @@ pub fn offline_delivered(n: u64) {
 /// as long as this lives.
 pub struct Open(&'static str);
 
-/// Counts a connection of `transport` (`c2s`, `c2s_tls`, `http`) until the result is dropped.
+/// Counts a connection of `transport` (`c2s`, `c2s_tls`, `http`, `s2s_in`, `s2s_out`) until
+/// the result is dropped.
 pub fn open(transport: &'static str) -> Open {
     gauge!("xmppd_connections_open", "transport" => transport).increment(1.0);
     Open(transport)

@@ -169,3 +169,73 @@ async fn a_user_of_another_server_joins_a_room_and_chats() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn carbons_blocking_and_metrics_work_with_remote_contacts() {
+    use common::im::iq;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_xmpp::IqRequest;
+    let (a, b) = pair(|_| {}).await;
+    let (mut alice, _) = online(&a, "alice@a.test", "pw-alice").await;
+    let (mut alice2, _) = online(&a, "alice@a.test", "pw-alice").await;
+    let enable = minidom::Element::builder("enable", "urn:xmpp:carbons:2").build();
+    iq(&mut alice2, None, IqRequest::Set(enable)).await.unwrap();
+    let (mut bob, _) = online(&b, "bob@b.test", "pw-bob").await;
+    // XEP-0280: what alice sends to a remote contact from one device shows on the other.
+    alice
+        .send_stanza(chat("bob@b.test", "carbon me"))
+        .await
+        .unwrap();
+    message_with(&mut bob, "carbon me").await;
+    let sent = loop {
+        let s = common::next_stanza(&mut alice2).await;
+        let tokio_xmpp::Stanza::Message(m) = s else {
+            continue;
+        };
+        let el: minidom::Element = m.into();
+        if el.get_child("sent", "urn:xmpp:carbons:2").is_some() {
+            break el;
+        }
+    };
+    assert!(String::from(&sent).contains("carbon me"));
+    // XEP-0191: bob blocks alice (a remote JID); her next message comes back as an error
+    // across the federation, and bob gets nothing.
+    let block = minidom::Element::builder("block", "urn:xmpp:blocking")
+        .append(
+            minidom::Element::builder("item", "urn:xmpp:blocking")
+                .attr(common::im::n("jid"), "alice@a.test")
+                .build(),
+        )
+        .build();
+    iq(&mut bob, None, IqRequest::Set(block)).await.unwrap();
+    alice
+        .send_stanza(chat("bob@b.test", "blocked?"))
+        .await
+        .unwrap();
+    let (from, cond) = loop {
+        let (from, got, kind) = next_message(&mut alice).await;
+        if kind == "error" {
+            break (from, got);
+        }
+    };
+    assert_eq!(
+        (from.as_str(), cond.as_str()),
+        ("bob@b.test", "service-unavailable")
+    );
+    // The federation's streams and stanzas are counted in /metrics.
+    let mut s = tokio::net::TcpStream::connect(a.server().http_addrs[0])
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    for needle in [
+        "xmppd_connections_open{transport=\"s2s_out\"}",
+        "xmppd_s2s_stanzas_total{direction=\"out\"}",
+        "xmppd_s2s_stanzas_total{direction=\"in\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} not in {text}");
+    }
+}

@@ -53,6 +53,7 @@ pub async fn accept_loop(s2s: Arc<S2s>, l: TcpListener, direct_tls: bool) {
         tokio::spawn(
             async move {
                 let _alive = s2s.alive.upgrade();
+                let _open = crate::metrics::open("s2s_in");
                 serve(&s2s, tcp, peer, direct_tls).await;
                 s2s.incoming_total.fetch_sub(1, Ordering::Relaxed);
             }
@@ -449,6 +450,7 @@ async fn stanza(s2s: &S2s, inc: &Incoming, e: Element) -> Next {
         return Next::Close(StreamError::new(Condition::SystemShutdown));
     };
     tracing::trace!(%from, %to, kind = e.name(), "stanza in");
+    crate::metrics::s2s_stanzas("in", 1);
     router.route(into_client_ns(e)).await;
     Next::Continue
 }

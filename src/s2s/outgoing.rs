@@ -81,6 +81,7 @@ pub async fn run(
     id: u64,
 ) {
     let _alive = s2s.alive.upgrade();
+    let _open = crate::metrics::open("s2s_out");
     let mut carried: Vec<Element> = Vec::new();
     for attempt in 0..2 {
         let limit = Duration::from_secs(s2s.config.s2s.connect_timeout_secs);
@@ -215,7 +216,9 @@ async fn write(stream: &mut S2sStream, batch: &[Element]) -> std::io::Result<()>
     for st in batch {
         crate::stream::write_top_level(st, &mut out);
     }
-    stream.write_raw(&out).await
+    stream.write_raw(&out).await?;
+    crate::metrics::s2s_stanzas("out", batch.len() as u64);
+    Ok(())
 }
 
 /// Makes a stream to `remote`'s server; `authenticate`: as `local` (else it is for a dialback
