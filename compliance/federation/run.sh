@@ -56,11 +56,67 @@ pids+=($!)
 for _ in $(seq 1 50); do grep -q "dns ready" "$work/dns.log" && break; sleep 0.1; done
 echo "nameserver 127.0.0.9" > "$work/resolv.conf"
 
-# $1: external | dialback
-run_case() {
+# xmppd on xmppd.fed trusting $1 (a CA file name in $work); its log is $work/xmppd-$2.log.
+start_xmppd() {
+    rm -rf "$work/xmppd-data"
+    cat > "$work/xmppd.toml" <<TOML
+[server]
+hosts = ["xmppd.fed"]
+data_dir = "$work/xmppd-data"
+log = "info"
+[tls]
+cert_file = "$work/xmppd.fed.crt"
+key_file = "$work/xmppd.fed.key"
+[c2s]
+listen = ["127.0.0.1:$xc2s"]
+tls_listen = []
+[http]
+listen = []
+tls_listen = []
+[s2s]
+listen = ["127.0.0.1:$xs2s"]
+dns_servers = ["127.0.0.9:53"]
+ca_file = "$work/$1"
+TOML
+    "$bin" -c "$work/xmppd.toml" adduser alice@xmppd.fed --password alice-pw >/dev/null
+    "$bin" -c "$work/xmppd.toml" serve > "$work/xmppd-$2.log" 2>&1 &
+    xpid=$!
+    pids+=($xpid)
+}
+
+wait_ports() {
+    local port ok
+    for port in "$@"; do
+        ok=""
+        for _ in $(seq 1 300); do
+            if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
+                ok=1
+                break
+            fi
+            sleep 0.1
+        done
+        [ -n "$ok" ] || { echo "nothing listens on $port" >&2; return 1; }
+    done
+}
+
+# $1: the peer's domain, $2: its c2s port, $3: the case name (for the logs).
+run_pytest() {
+    FED_CA="$work/ca.pem" FED_XMPPD_PORT=$xc2s FED_PEER_PORT=$2 FED_PEER_DOMAIN=$1 \
+        "$venv/bin/pytest" -q -p no:cacheprovider "$here"
+}
+
+# xmppd authenticated the peer's incoming stream with $2 (external | dialback).
+xmppd_used() {
+    sed 's/\x1b\[[0-9;]*m//g' "$work/xmppd-$3.log" \
+        | grep -q "incoming stream authenticated.*remote=$1.*method=\"$2\"" \
+        || { echo "xmppd did not authenticate $1 by $2" >&2; return 1; }
+}
+
+# Prosody; $1: external | dialback
+run_prosody() {
     local case="$1" trust secure status=0
     if [ "$case" = external ]; then trust=ca.pem; secure=true; else trust=stranger.pem; secure=false; fi
-    rm -rf "$work/xmppd-data" "$work/prosody-data"
+    rm -rf "$work/prosody-data"
     mkdir -p "$work/prosody-data"
     cat > "$work/prosody.cfg.lua" <<LUA
 run_as_root = true
@@ -79,49 +135,19 @@ unbound = { resolvconf = "$work/resolv.conf", hoststxt = false }
 ssl = { certificate = "$work/prosody.fed.crt", key = "$work/prosody.fed.key", cafile = "$work/$trust" }
 VirtualHost "prosody.fed"
 LUA
-    cat > "$work/xmppd.toml" <<TOML
-[server]
-hosts = ["xmppd.fed"]
-data_dir = "$work/xmppd-data"
-log = "info"
-[tls]
-cert_file = "$work/xmppd.fed.crt"
-key_file = "$work/xmppd.fed.key"
-[c2s]
-listen = ["127.0.0.1:$xc2s"]
-tls_listen = []
-[http]
-listen = []
-tls_listen = []
-[s2s]
-listen = ["127.0.0.1:$xs2s"]
-dns_servers = ["127.0.0.9:53"]
-ca_file = "$work/$trust"
-TOML
-    "$bin" -c "$work/xmppd.toml" adduser alice@xmppd.fed --password alice-pw >/dev/null
     prosodyctl --config "$work/prosody.cfg.lua" register pat prosody.fed pat-pw
-    "$bin" -c "$work/xmppd.toml" serve > "$work/xmppd-$case.log" 2>&1 &
-    local xpid=$!
-    pids+=($xpid)
+    start_xmppd "$trust" "prosody-$case"
     prosody -F --config "$work/prosody.cfg.lua" > "$work/prosody-$case.out" 2>&1 &
     local ppid=$!
     pids+=($ppid)
-    for port in $xc2s $pc2s; do
-        for _ in $(seq 1 100); do
-            python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-            sleep 0.1
-        done
-    done
-    FED_CA="$work/ca.pem" FED_XMPPD_PORT=$xc2s FED_PROSODY_PORT=$pc2s \
-        "$venv/bin/pytest" -q -p no:cacheprovider "$here" || status=$?
+    wait_ports "$xc2s" "$pc2s" || status=1
+    [ "$status" -ne 0 ] || run_pytest prosody.fed "$pc2s" || status=$?
     kill -TERM "$xpid" "$ppid" 2>/dev/null || true
     wait "$xpid" 2>/dev/null || true
     wait "$ppid" 2>/dev/null || true
     # Both directions authenticated with the method this case is about.
     if [ "$status" -eq 0 ]; then
-        sed 's/\x1b\[[0-9;]*m//g' "$work/xmppd-$case.log" \
-            | grep -q "incoming stream authenticated.*remote=prosody.fed.*method=\"$case\"" \
-            || { echo "xmppd did not authenticate prosody.fed by $case" >&2; status=1; }
+        xmppd_used prosody.fed "$case" "prosody-$case" || status=1
         local plog="$work/prosody-$case.log"
         if [ "$case" = external ]; then
             grep -q "Accepting SASL EXTERNAL identity from xmppd.fed" "$plog" \
@@ -136,13 +162,13 @@ TOML
         fi
     fi
     if [ "$status" -ne 0 ]; then
-        echo "---- xmppd log ($case) ----" >&2; tail -n 60 "$work/xmppd-$case.log" >&2
+        echo "---- xmppd log (prosody, $case) ----" >&2; tail -n 60 "$work/xmppd-prosody-$case.log" >&2
         echo "---- prosody log ($case) ----" >&2; grep -v "^$" "$work/prosody-$case.log" | tail -n 80 >&2
     fi
     return "$status"
 }
 
 status=0
-run_case external || status=$?
-run_case dialback || status=$?
+run_prosody external || status=$?
+run_prosody dialback || status=$?
 exit "$status"

@@ -1,5 +1,5 @@
-"""Federation with Prosody (run by compliance/federation/run.sh): alice on xmppd (xmppd.fed) and
-pat on Prosody (prosody.fed), slixmpp on both sides: subscription both ways, presence, chat both
+"""Federation with Prosody or ejabberd (run by compliance/federation/run.sh): alice on xmppd
+(xmppd.fed) and pat on the other server, slixmpp on both sides: subscription both ways, presence, chat both
 ways. The servers find each other by DNS SRV; how they authenticate (SASL EXTERNAL or
 dialback) is set by run.sh and checked there in both servers' logs."""
 
@@ -12,7 +12,10 @@ import slixmpp
 
 CA = os.environ.get("FED_CA")
 XMPPD_PORT = int(os.environ.get("FED_XMPPD_PORT", "0"))
-PROSODY_PORT = int(os.environ.get("FED_PROSODY_PORT", "0"))
+# The other server (Prosody: pat@prosody.fed).
+PEER_PORT = int(os.environ.get("FED_PEER_PORT", "0"))
+PEER = os.environ.get("FED_PEER_DOMAIN", "prosody.fed")
+PAT = f"pat@{PEER}"
 WAIT = 15
 
 pytestmark = pytest.mark.skipif(not CA, reason="run by compliance/federation/run.sh")
@@ -74,17 +77,17 @@ class Client:
             pass
 
 
-async def test_subscription_presence_and_chat_with_prosody():
+async def test_subscription_presence_and_chat_with_another_server():
     alice = Client("alice@xmppd.fed", "alice-pw", XMPPD_PORT)
-    pat = Client("pat@prosody.fed", "pat-pw", PROSODY_PORT)
+    pat = Client(PAT, "pat-pw", PEER_PORT)
     try:
         await alice.start()
         await pat.start()
         # RFC 6121 §3: alice asks; pat's client approves and asks back; alice's approves.
-        alice.xmpp.send_presence(pto="pat@prosody.fed", ptype="subscribe")
+        alice.xmpp.send_presence(pto=PAT, ptype="subscribe")
         got = await pat.presence_from("alice@xmppd.fed")
         assert got["from"].domain == "xmppd.fed"
-        got = await alice.presence_from("pat@prosody.fed")
+        got = await alice.presence_from(PAT)
         assert got["from"].resource, "presence from pat's resource"
 
         async def both(c, contact):
@@ -94,17 +97,17 @@ async def test_subscription_presence_and_chat_with_prosody():
                 await asyncio.sleep(0.1)
             raise AssertionError(f"{contact}: {c.xmpp.client_roster[contact]['subscription']}")
 
-        await both(alice, "pat@prosody.fed")
+        await both(alice, PAT)
         await both(pat, "alice@xmppd.fed")
-        # Chat both ways, to the bare JID (xmppd → Prosody) and back to the full JID.
-        alice.xmpp.send_message(mto="pat@prosody.fed", mbody="hello from xmppd", mtype="chat")
+        # Chat both ways, to the bare JID (from xmppd) and back to the full JID.
+        alice.xmpp.send_message(mto=PAT, mbody="hello from xmppd", mtype="chat")
         m = await pat.message_with("hello from xmppd")
         assert m["from"].bare == "alice@xmppd.fed"
-        pat.xmpp.send_message(mto=m["from"], mbody="hello from prosody", mtype="chat")
-        m = await alice.message_with("hello from prosody")
-        assert m["from"].bare == "pat@prosody.fed"
+        pat.xmpp.send_message(mto=m["from"], mbody=f"hello from {PEER}", mtype="chat")
+        m = await alice.message_with(f"hello from {PEER}")
+        assert m["from"].bare == PAT
         # A ping to the remote server itself (XEP-0199 over s2s) is answered.
-        await alice.xmpp.plugin["xep_0199"].send_ping("prosody.fed", timeout=WAIT)
+        await alice.xmpp.plugin["xep_0199"].send_ping(PEER, timeout=WAIT)
         await pat.xmpp.plugin["xep_0199"].send_ping("xmppd.fed", timeout=WAIT)
     finally:
         await alice.stop()
