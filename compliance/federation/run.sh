@@ -2,7 +2,8 @@
 # Federation interop: xmppd (domain xmppd.fed) and Prosody from Debian's package (prosody.fed) on
 # loopback, finding each other by DNS SRV records served by a DNS server on 127.0.0.9 (dns.py),
 # with slixmpp clients on both sides (test_federation.py). Twice:
-#   - "external": both certificates signed by a CA both servers trust: SASL EXTERNAL;
+#   - "external": both certificates signed by a CA both servers trust: SASL EXTERNAL, then
+#     stream management (XEP-0198) both ways;
 #   - "dialback": each server trusts a CA that signed neither: Server Dialback.
 # After each run the servers' logs must show the expected method on both sides.
 #
@@ -123,7 +124,7 @@ run_as_root = true
 daemonize = false
 data_path = "$work/prosody-data"
 log = { debug = "$work/prosody-$case.log" }
-modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence" }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "smacks" }
 interfaces = { "127.0.0.1" }
 c2s_ports = { $pc2s }
 c2s_direct_tls_ports = { }
@@ -153,6 +154,12 @@ LUA
             grep -q "Accepting SASL EXTERNAL identity from xmppd.fed" "$plog" \
                 && grep -q "SASL EXTERNAL with xmppd.fed succeeded" "$plog" \
                 || { echo "prosody and xmppd did not use SASL EXTERNAL both ways" >&2; status=1; }
+            # Stream management (XEP-0198) both ways after EXTERNAL, with acks flowing.
+            sed 's/\x1b\[[0-9;]*m//g' "$work/xmppd-prosody-$case.log" \
+                | grep -q "outgoing stream authenticated.*remote=prosody.fed.*sm=true" \
+                && grep -q "Received\[s2sout\]: <enabled" "$plog" \
+                && grep -q "Received\[s2sout\]: <a " "$plog" \
+                || { echo "stream management was not used both ways" >&2; status=1; }
         else
             ! grep -q "SASL EXTERNAL with xmppd.fed succeeded" "$plog" \
                 && grep -q "Sending\[s2sout_unauthed\]: <db:result" "$plog" \

@@ -49,6 +49,10 @@ pub struct S2sConfig {
     pub max_incoming_per_domain: usize,
     /// Remote domains with an outgoing stream (or one being made) at once.
     pub max_outgoing: usize,
+    /// Stream management (XEP-0198, acknowledgements without resumption) on server streams:
+    /// offered to peers authenticated with SASL EXTERNAL, and asked for where offered; what a
+    /// broken stream had not acknowledged is sent again on a new one.
+    pub stream_management: bool,
     /// Domains never connected to nor accepted from.
     pub blocked_domains: Vec<String>,
     /// The secret dialback keys are made from (XEP-0185); empty: a random one per start (a
@@ -77,6 +81,7 @@ impl Default for S2sConfig {
             max_incoming: 1000,
             max_incoming_per_domain: 8,
             max_outgoing: 1000,
+            stream_management: true,
             blocked_domains: vec![],
             dialback_secret: String::new(),
         }

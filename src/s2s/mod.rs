@@ -12,10 +12,15 @@
 //! `from` is checked against them (`invalid-from`), its `to` against the served domains
 //! (`host-unknown`).
 //!
-//! Not yet: stream management on server streams (a stanza written into a socket that then
-//! breaks is lost, as with Prosody and ejabberd without it), bidirectional streams (XEP-0288),
-//! SRV-ID and XmppAddr names in certificates (DNS-ID only).
+//! Stream management (XEP-0198, acknowledgements without resumption) runs on streams
+//! authenticated by SASL EXTERNAL when both sides have it: what a broken stream had not
+//! acknowledged is sent again on a new one. Without it (dialback, or a peer without it) a
+//! stanza written into a socket that then breaks is lost, as with Prosody and ejabberd.
+//!
+//! Not yet: bidirectional streams (XEP-0288), SRV-ID and XmppAddr names in certificates
+//! (DNS-ID only).
 
+pub mod connect;
 pub mod dialback;
 pub mod incoming;
 pub mod outgoing;

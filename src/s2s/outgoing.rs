@@ -3,65 +3,29 @@
 //! certificate validates there), else Server Dialback; then the queued stanzas flow, until the
 //! stream is idle for `s2s.idle_timeout_secs`.
 //!
-//! What happens to a stanza: written on the authenticated stream; or, when a write fails,
-//! written again on a new stream (once), else bounced; or, when no stream can be made in
-//! time, bounced with `remote-server-not-found` (no such domain) or `remote-server-timeout`.
+//! What happens to a stanza: written on the authenticated stream, and with stream management
+//! (XEP-0198, when the peer offers it) kept until the peer acknowledges it; when the stream
+//! breaks first (or a write fails), written again on a new stream (once), else bounced; when
+//! no stream can be made in time, bounced with `remote-server-not-found` (no such domain) or
+//! `remote-server-timeout`. Without stream management a stanza the socket took is the peer's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use base64::Engine;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::{debug, info, warn};
 
-use super::stream::{Io, NS_DIALBACK_FEATURE, S2sStream, StreamEnd};
-use super::{S2s, dialback};
+use super::S2s;
+use super::connect::{Failure, connect};
+use super::stream::S2sStream;
 use crate::stanza::ErrorCondition;
-use crate::stream::{NS_STREAMS, NS_TLS, sasl};
+use crate::stream::NS_STREAMS;
+use crate::stream::sm::{self, StreamMgmt};
 use crate::xml::{Element, StreamEvent};
 
-/// Time one TCP connection attempt may take.
-const CONNECT_ATTEMPT: Duration = Duration::from_secs(10);
 /// Stanzas written at once.
 const BATCH: usize = 64;
-
-/// Why no stream could be made.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// The domain has no server (DNS).
-    #[error("{0} does not resolve")]
-    NotFound(String),
-    /// It resolved, but nothing answered or the stream broke.
-    #[error("{0}")]
-    Unreachable(String),
-    /// It answered and refused us, or we refused it.
-    #[error("{0}")]
-    Refused(String),
-}
-
-impl Failure {
-    fn condition(&self) -> ErrorCondition {
-        match self {
-            Failure::NotFound(_) | Failure::Refused(_) => ErrorCondition::RemoteServerNotFound,
-            Failure::Unreachable(_) => ErrorCondition::RemoteServerTimeout,
-        }
-    }
-}
-
-impl From<StreamEnd> for Failure {
-    fn from(e: StreamEnd) -> Self {
-        Failure::Unreachable(e.to_string())
-    }
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(e: std::io::Error) -> Self {
-        Failure::Unreachable(e.to_string())
-    }
-}
 
 /// How a running stream ended.
 enum End {
@@ -98,10 +62,15 @@ pub async fn run(
                 return give_up(&s2s, &local, &remote, id, rx, &bytes, carried, &e);
             }
         };
-        info!(%local, %remote, "outgoing stream authenticated");
+        let mgmt = enable_sm(&s2s, &mut stream).await;
+        info!(%local, %remote, sm = mgmt.is_some(), "outgoing stream authenticated");
+        let mut out = Out {
+            stream: &mut stream,
+            sm: mgmt,
+        };
         match pump(
             &s2s,
-            &mut stream,
+            &mut out,
             &mut rx,
             &bytes,
             std::mem::take(&mut carried),
@@ -164,25 +133,118 @@ fn give_up(
     }
 }
 
+/// Asks for stream management (XEP-0198, without resumption) when the peer offered it.
+async fn enable_sm(s2s: &S2s, stream: &mut S2sStream) -> Option<StreamMgmt> {
+    if !stream.sm_offered || !s2s.config.s2s.stream_management {
+        return None;
+    }
+    stream.send(&Element::new("enable", sm::NS)).await.ok()?;
+    let answer = tokio::time::timeout(Duration::from_secs(10), stream.element()).await;
+    match answer {
+        Ok(Ok(e)) if e.is("enabled", sm::NS) => Some(StreamMgmt::new(None)),
+        _ => None,
+    }
+}
+
+/// An authenticated outgoing stream, with its stream-management state.
+struct Out<'a> {
+    stream: &'a mut S2sStream,
+    sm: Option<StreamMgmt>,
+}
+
+impl Out<'_> {
+    /// Writes `batch` (kept until acknowledged, and an ack requested, with stream
+    /// management); on failure, what may not have arrived.
+    async fn write(&mut self, batch: Vec<Element>) -> Result<(), Vec<Element>> {
+        let mut out = Vec::new();
+        for st in &batch {
+            crate::stream::write_top_level(st, &mut out);
+        }
+        let n = batch.len() as u64;
+        if let Some(sm) = &mut self.sm {
+            let now = crate::storage::now_ms();
+            for st in batch {
+                sm.sent(st, now);
+            }
+            crate::stream::write_top_level(&sm::request(), &mut out);
+            if self.stream.write_raw(&out).await.is_err() {
+                return Err(self.unacked());
+            }
+        } else if self.stream.write_raw(&out).await.is_err() {
+            return Err(batch);
+        }
+        crate::metrics::s2s_stanzas("out", n);
+        Ok(())
+    }
+
+    /// What the peer has not acknowledged (nothing is known without stream management).
+    fn unacked(&mut self) -> Vec<Element> {
+        self.sm
+            .as_mut()
+            .map(|sm| sm.take_unacked().into_iter().map(|u| u.stanza).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether more may be written before the peer acknowledges what it has: what waits for
+    /// an ack is bounded as the queue is (`s2s.queue`, `s2s.queue_bytes`).
+    fn has_room(&self, s2s: &S2s) -> bool {
+        self.sm.as_ref().is_none_or(|sm| {
+            sm.pending() < s2s.config.s2s.queue && sm.pending_bytes() < s2s.config.s2s.queue_bytes
+        })
+    }
+
+    /// Handles what the peer sent; false when the stream is over.
+    async fn on_element(&mut self, e: Element) -> bool {
+        if e.is("a", sm::NS) {
+            let h = sm::parse_h(&e);
+            return match (&mut self.sm, h) {
+                (Some(sm), Some(h)) => sm.ack(h).is_ok(),
+                _ => false,
+            };
+        }
+        if e.is("r", sm::NS) {
+            // Nothing comes to us on this stream: we handled none.
+            return self.stream.send(&sm::ack(0)).await.is_ok();
+        }
+        if e.is("error", NS_STREAMS) {
+            let why = e.children().next().map(|c| c.name().to_string());
+            warn!(
+                "the remote server ended the stream: {}",
+                why.unwrap_or_default()
+            );
+            return false;
+        }
+        // Without bidirectional streams (XEP-0288) nothing else is expected here.
+        true
+    }
+}
+
 /// Writes queued stanzas until the stream is idle, breaks or the server shuts down.
 async fn pump(
     s2s: &S2s,
-    stream: &mut S2sStream,
+    out: &mut Out<'_>,
     rx: &mut mpsc::Receiver<Element>,
     bytes: &AtomicUsize,
     first: Vec<Element>,
 ) -> End {
     let idle = Duration::from_secs(s2s.config.s2s.idle_timeout_secs);
     let mut shutdown = s2s.shutdown.clone();
-    if !first.is_empty() && write(stream, &first).await.is_err() {
-        return End::Broke(first);
+    if !first.is_empty()
+        && let Err(lost) = out.write(first).await
+    {
+        return End::Broke(lost);
     }
     loop {
         let deadline = tokio::time::sleep(idle);
+        let room = out.has_room(s2s);
         tokio::select! {
             _ = shutdown.changed() => return End::Done,
-            _ = deadline => return End::Done,
-            m = rx.recv() => {
+            _ = deadline => {
+                // Idle; what is still unacknowledged after that long goes on a new stream.
+                let unacked = out.unacked();
+                return if unacked.is_empty() { End::Done } else { End::Broke(unacked) };
+            }
+            m = rx.recv(), if room => {
                 let Some(st) = m else { return End::Done };
                 let mut batch = vec![st];
                 while batch.len() < BATCH {
@@ -193,211 +255,20 @@ async fn pump(
                 }
                 let cost: usize = batch.iter().map(Element::deep_cost).sum();
                 bytes.fetch_sub(cost, Ordering::Relaxed);
-                if write(stream, &batch).await.is_err() {
-                    return End::Broke(batch);
+                if let Err(lost) = out.write(batch).await {
+                    return End::Broke(lost);
                 }
             }
-            ev = stream.next() => match ev {
-                // Without bidirectional streams the peer sends nothing else here but errors.
-                Ok(StreamEvent::Element(e)) if e.is("error", NS_STREAMS) => {
-                    warn!("the remote server ended the stream: {}", e.children()
-                        .next().map(|c| c.name().to_string()).unwrap_or_default());
-                    return End::Broke(Vec::new());
-                }
-                Ok(_) => {}
-                Err(_) => return End::Broke(Vec::new()),
-            },
-        }
-    }
-}
-
-async fn write(stream: &mut S2sStream, batch: &[Element]) -> std::io::Result<()> {
-    let mut out = Vec::new();
-    for st in batch {
-        crate::stream::write_top_level(st, &mut out);
-    }
-    stream.write_raw(&out).await?;
-    crate::metrics::s2s_stanzas("out", batch.len() as u64);
-    Ok(())
-}
-
-/// Makes a stream to `remote`'s server; `authenticate`: as `local` (else it is for a dialback
-/// verification, which is sent before any authentication).
-pub async fn connect(
-    s2s: &S2s,
-    local: &str,
-    remote: &str,
-    authenticate: bool,
-) -> Result<S2sStream, Failure> {
-    let targets = s2s.resolver.targets(remote).await;
-    if targets.is_empty() {
-        return Err(Failure::NotFound(remote.to_string()));
-    }
-    let mut last = Failure::NotFound(remote.to_string());
-    for t in targets {
-        for addr in s2s.resolver.addresses(&t.host, t.port).await {
-            let tcp = match tokio::time::timeout(CONNECT_ATTEMPT, TcpStream::connect(addr)).await {
-                Ok(Ok(tcp)) => tcp,
-                Ok(Err(e)) => {
-                    last = Failure::Unreachable(format!("{addr}: {e}"));
-                    continue;
-                }
-                Err(_) => {
-                    last = Failure::Unreachable(format!("{addr}: no answer"));
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            match negotiate(s2s, tcp, t.direct_tls, local, remote, authenticate).await {
-                Ok(s) => return Ok(s),
-                Err(e) => {
-                    debug!(%addr, "stream to {remote}: {e}");
-                    last = e;
-                }
-            }
-        }
-    }
-    Err(last)
-}
-
-/// One connection's negotiation: TLS, then (with `authenticate`) SASL EXTERNAL or dialback.
-async fn negotiate(
-    s2s: &S2s,
-    tcp: TcpStream,
-    direct_tls: bool,
-    local: &str,
-    remote: &str,
-    authenticate: bool,
-) -> Result<S2sStream, Failure> {
-    let name = ServerName::try_from(remote.to_string())
-        .map_err(|_| Failure::NotFound(remote.to_string()))?;
-    let io = if direct_tls {
-        let tls = s2s.tls.direct_connector.connect(name.clone(), tcp).await?;
-        Io::Tls(Box::new(tls.into()))
-    } else {
-        Io::Plain(tcp)
-    };
-    let mut st = S2sStream::new(io, s2s.limits());
-    let mut sasl_done = false;
-    loop {
-        st.header(Some(local), Some(remote), None).await?;
-        let StreamEvent::Header(h) = st.next().await? else {
-            return Err(Failure::Refused("no stream header".into()));
-        };
-        if h.ns != NS_STREAMS {
-            return Err(Failure::Refused("not an XMPP stream".into()));
-        }
-        let id = h.attr("id").unwrap_or_default().to_string();
-        let features = st.element().await?;
-        if !features.is("features", NS_STREAMS) {
-            return Err(Failure::Refused(format!(
-                "expected stream features, got <{}>",
-                features.name()
-            )));
-        }
-        if !st.is_tls() {
-            // RFC 6120 §5.3.1: TLS is mandatory here; a peer without it is not used.
-            if features.get_child("starttls", NS_TLS).is_none() {
-                return Err(Failure::Refused(format!(
-                    "{remote} does not offer STARTTLS"
-                )));
-            }
-            st.send(&Element::new("starttls", NS_TLS)).await?;
-            let answer = st.element().await?;
-            if !answer.is("proceed", NS_TLS) {
-                return Err(Failure::Refused("STARTTLS refused".into()));
-            }
-            let Io::Plain(tcp) = std::mem::replace(&mut st.io, Io::Gone) else {
-                return Err(Failure::Unreachable("lost the socket".into()));
-            };
-            let tls = s2s.tls.connector.connect(name.clone(), tcp).await?;
-            st.io = Io::Tls(Box::new(tls.into()));
-            st.restart();
-            continue;
-        }
-        let valid = s2s.tls.trust.valid_for(&st.peer_certificates(), remote);
-        if !valid && s2s.config.s2s.require_valid_certificates {
-            return Err(Failure::Refused(format!(
-                "the certificate of {remote} does not validate"
-            )));
-        }
-        if sasl_done || !authenticate {
-            return Ok(st);
-        }
-        if offers_external(&features) {
-            let payload = base64::engine::general_purpose::STANDARD.encode(local);
-            let auth = Element::new("auth", sasl::NS)
-                .with_attr("mechanism", "EXTERNAL")
-                .with_text(payload);
-            st.send(&auth).await?;
-            let answer = st.element().await?;
-            if answer.is("success", sasl::NS) {
-                sasl_done = true;
-                st.restart();
-                continue;
-            }
-            debug!(%remote, "SASL EXTERNAL refused; trying dialback");
-        }
-        let dialback_offered = features
-            .get_child("dialback", NS_DIALBACK_FEATURE)
-            .is_some();
-        if !s2s.config.s2s.dialback {
-            return Err(Failure::Refused(format!(
-                "{remote} did not accept our certificate and dialback is off"
-            )));
-        }
-        if !dialback_offered {
-            debug!(%remote, "dialback not advertised; trying it anyway (XEP-0220 §2.1)");
-        }
-        let key = s2s.secret.key(remote, local, &id);
-        st.send(&dialback::element("result", local, remote).with_text(key))
-            .await?;
-        loop {
-            let e = st.element().await?;
-            if dialback::is(&e, "result") {
-                return match e.attr("type") {
-                    Some("valid") => Ok(st),
-                    _ => Err(Failure::Refused(format!("{remote} refused our dialback"))),
+            ev = out.stream.next() => {
+                let alive = match ev {
+                    Ok(StreamEvent::Element(e)) => out.on_element(e).await,
+                    Ok(_) => true,
+                    Err(_) => false,
                 };
-            }
-            if e.is("error", NS_STREAMS) {
-                return Err(Failure::Refused(format!("{remote} ended the stream")));
-            }
-        }
-    }
-}
-
-/// Whether the features offer SASL EXTERNAL.
-fn offers_external(features: &Element) -> bool {
-    features
-        .get_child("mechanisms", sasl::NS)
-        .is_some_and(|m| m.children().any(|c| c.text().trim() == "EXTERNAL"))
-}
-
-/// Asks `remote`'s authoritative server whether `key` is its key for the stream `id` it opened
-/// to `local` (XEP-0220 §2.3): a new connection, TLS if offered, `<db:verify/>`.
-pub async fn verify(s2s: &S2s, local: &str, remote: &str, id: &str, key: &str) -> bool {
-    let limit = Duration::from_secs(s2s.config.s2s.connect_timeout_secs);
-    let ask = async {
-        let mut st = connect(s2s, local, remote, false).await?;
-        let req = dialback::element("verify", local, remote)
-            .with_attr("id", id)
-            .with_text(key);
-        st.send(&req).await?;
-        loop {
-            let e = st.element().await?;
-            if dialback::is(&e, "verify") {
-                st.close().await;
-                return Ok::<bool, Failure>(e.attr("type") == Some("valid"));
+                if !alive {
+                    return End::Broke(out.unacked());
+                }
             }
         }
-    };
-    match tokio::time::timeout(limit, ask).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            debug!(%remote, "dialback verification failed: {e}");
-            false
-        }
-        Err(_) => false,
     }
 }

@@ -57,6 +57,8 @@ pub enum Io {
 pub struct S2sStream {
     /// The socket.
     pub io: Io,
+    /// The peer offered stream management (XEP-0198) after authentication.
+    pub sm_offered: bool,
     parser: StreamParser,
     limits: Limits,
     /// Bytes read and not parsed yet.
@@ -70,6 +72,7 @@ impl S2sStream {
     pub fn new(io: Io, limits: Limits) -> Self {
         S2sStream {
             io,
+            sm_offered: false,
             parser: StreamParser::new(limits),
             limits,
             data: Vec::new(),

@@ -7,23 +7,27 @@
 //! Every stanza needs an authenticated pair: its `from` domain authenticated on this stream for
 //! its `to` domain (else `invalid-from`), its `to` one of ours (else `host-unknown`).
 
+mod auth;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use base64::Engine;
 use jid::Jid;
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info_span, warn};
 
 use super::stream::{
     Io, NS_DIALBACK_FEATURE, S2sStream, StreamEnd, into_client_ns, is_server_stanza,
 };
-use super::{S2s, dialback, outgoing};
-use crate::stream::{Condition, NS_STREAMS, NS_TLS, StreamError, check_header, random_id, sasl};
+use super::{S2s, dialback};
+use crate::stream::{
+    Condition, NS_STREAMS, NS_TLS, StreamError, check_header, random_id, sasl, sm,
+};
 use crate::xml::{Element, StreamEvent, XmlError};
+use auth::{answer_verify, dialback_result, external};
 
 /// Time a TLS handshake may take.
 const TLS_TIMEOUT: Duration = Duration::from_secs(15);
@@ -74,6 +78,8 @@ struct Incoming {
     pairs: HashSet<(String, String)>,
     /// Remote domains this stream is counted for.
     counted: Vec<String>,
+    /// Stanzas handled, once the peer enabled stream management (XEP-0198).
+    handled: Option<u32>,
 }
 
 /// What to do after an element.
@@ -101,6 +107,7 @@ async fn serve(s2s: &Arc<S2s>, tcp: TcpStream, peer: SocketAddr, direct_tls: boo
         from: None,
         pairs: HashSet::new(),
         counted: Vec::new(),
+        handled: None,
     };
     let end = run(s2s, &mut st, &mut inc).await;
     match end {
@@ -226,6 +233,10 @@ fn features(s2s: &S2s, st: &S2sStream, inc: &Incoming) -> Element {
                 .with_child(Element::new("mechanism", sasl::NS).with_text("EXTERNAL")),
         );
     }
+    if !inc.pairs.is_empty() && s2s.config.s2s.stream_management {
+        // After SASL EXTERNAL's restart: acknowledgements for what the peer sends.
+        f.append_child(Element::new("sm", sm::NS));
+    }
     if s2s.config.s2s.dialback {
         f.append_child(
             Element::new("dialback", NS_DIALBACK_FEATURE)
@@ -267,6 +278,9 @@ async fn on_element(s2s: &Arc<S2s>, st: &mut S2sStream, inc: &mut Incoming, e: E
     if e.is("auth", sasl::NS) {
         return external(s2s, st, inc, &e).await;
     }
+    if e.ns() == sm::NS {
+        return stream_management(s2s, st, inc, &e).await;
+    }
     if dialback::is(&e, "verify") {
         return answer_verify(s2s, st, &e).await;
     }
@@ -282,141 +296,35 @@ async fn on_element(s2s: &Arc<S2s>, st: &mut S2sStream, inc: &mut Incoming, e: E
     ))
 }
 
-/// Counts a newly authenticated pair; false when the remote domain has too many streams.
-fn authenticated(
-    s2s: &S2s,
-    inc: &mut Incoming,
-    remote: &str,
-    local: &str,
-    method: &'static str,
-) -> bool {
-    if !inc.counted.iter().any(|d| d == remote) {
-        if !s2s.admit_incoming(remote) {
-            return false;
+/// XEP-0198 on an incoming stream: `<enable/>` once authenticated (no resumption: a broken
+/// stream's unacknowledged stanzas are sent again on a new one), `<r/>` answered with the
+/// count of stanzas handled (routed: delivered, stored or bounced).
+async fn stream_management(s2s: &S2s, st: &mut S2sStream, inc: &mut Incoming, e: &Element) -> Next {
+    let reply = match e.name() {
+        "enable"
+            if !inc.pairs.is_empty()
+                && s2s.config.s2s.stream_management
+                && inc.handled.is_none() =>
+        {
+            inc.handled = Some(0);
+            Element::new("enabled", sm::NS)
         }
-        inc.counted.push(remote.to_string());
-    }
-    inc.pairs.insert((remote.to_string(), local.to_string()));
-    info!(%remote, %local, method, "incoming stream authenticated");
-    s2s.methods
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(remote.to_string(), method);
-    true
-}
-
-/// SASL EXTERNAL (XEP-0178): the authorization identity (or the header's `from`) is the
-/// peer's domain, and its certificate must validate for it.
-async fn external(s2s: &S2s, st: &mut S2sStream, inc: &mut Incoming, e: &Element) -> Next {
-    let failure = |cond: &str| {
-        Element::new("failure", sasl::NS).with_child(Element::new(cond.to_string(), sasl::NS))
+        "enable" => sm::failed("unexpected-request", None),
+        "r" => match inc.handled {
+            Some(h) => sm::ack(h),
+            None => return Next::Continue,
+        },
+        // Acks of what we send: nothing is sent on this stream but errors.
+        _ => return Next::Continue,
     };
-    if e.attr("mechanism") != Some("EXTERNAL") {
-        let _ = st.send(&failure("invalid-mechanism")).await;
-        return Next::Continue;
-    }
-    let text = e.text();
-    let text = text.trim();
-    let authzid = match text {
-        "" | "=" => inc.from.clone(),
-        b64 => base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .map(|d| d.to_ascii_lowercase()),
-    };
-    let Some(domain) = authzid else {
-        let _ = st.send(&failure("malformed-request")).await;
-        return Next::Continue;
-    };
-    let ok = !s2s.config.s2s.blocked(&domain)
-        && inc.from.as_deref().is_none_or(|f| f == domain)
-        && s2s.tls.trust.valid_for(&st.peer_certificates(), &domain);
-    if !ok {
-        let _ = st.send(&failure("not-authorized")).await;
-        return Next::Continue;
-    }
-    let local = inc.local.clone();
-    if !authenticated(s2s, inc, &domain, &local, "external") {
-        return Next::Close(StreamError::with_text(
-            Condition::PolicyViolation,
-            "too many streams from your domain",
-        ));
-    }
-    if st.send(&Element::new("success", sasl::NS)).await.is_err() {
-        return Next::Close(StreamError::new(Condition::UndefinedCondition));
-    }
-    Next::Restart
-}
-
-/// We are the authoritative server: is `key` ours for the stream `id` that one of our domains
-/// (`to`) opened to the asking server (`from`)?
-async fn answer_verify(s2s: &S2s, st: &mut S2sStream, e: &Element) -> Next {
-    let (Some(from), Some(to), Some(id)) = (e.attr("from"), e.attr("to"), e.attr("id")) else {
-        return Next::Close(StreamError::with_text(
-            Condition::BadFormat,
-            "db:verify needs from, to, id",
-        ));
-    };
-    let valid = s2s.is_ours(to) && s2s.secret.check(&e.text(), from, to, id);
-    let answer = dialback::element("verify", to, from)
-        .with_attr("id", id)
-        .with_attr("type", if valid { "valid" } else { "invalid" });
-    match st.send(&answer).await {
+    match st.send(&reply).await {
         Ok(()) => Next::Continue,
         Err(_) => Next::Close(StreamError::new(Condition::UndefinedCondition)),
     }
 }
 
-/// A peer asks to be authenticated as `from` for our `to` (XEP-0220 §2.1).
-async fn dialback_result(s2s: &S2s, st: &mut S2sStream, inc: &mut Incoming, e: &Element) -> Next {
-    let (Some(from), Some(to)) = (e.attr("from"), e.attr("to")) else {
-        return Next::Close(StreamError::with_text(
-            Condition::BadFormat,
-            "db:result needs from and to",
-        ));
-    };
-    let (from, to) = (from.to_ascii_lowercase(), to.to_ascii_lowercase());
-    let reply =
-        |kind: &str| dialback::element("result", &to, &from).with_attr("type", kind.to_string());
-    if !s2s.is_ours(&to) {
-        // XEP-0220 §2.4: an error for this pair, the stream stays.
-        let err = reply("error").with_child(
-            Element::new("error", crate::stream::NS_CLIENT)
-                .with_attr("type", "cancel")
-                .with_child(Element::new("item-not-found", crate::stanza::NS_STANZAS)),
-        );
-        let _ = st.send(&err).await;
-        return Next::Continue;
-    }
-    let valid = if !s2s.config.s2s.dialback || s2s.config.s2s.blocked(&from) {
-        false
-    } else if s2s.tls.trust.valid_for(&st.peer_certificates(), &from) {
-        // XEP-0344 §2.3: the certificate already proves the domain.
-        true
-    } else if s2s.config.s2s.require_valid_certificates {
-        false
-    } else {
-        outgoing::verify(s2s, &to, &from, &inc.id, &e.text()).await
-    };
-    let admitted = valid && authenticated(s2s, inc, &from, &to, "dialback");
-    if valid && !admitted {
-        return Next::Close(StreamError::with_text(
-            Condition::PolicyViolation,
-            "too many streams from your domain",
-        ));
-    }
-    let kind = if admitted { "valid" } else { "invalid" };
-    match st.send(&reply(kind)).await {
-        Ok(()) if admitted => Next::Continue,
-        // XEP-0220 §2.4.2 (old behaviour kept by peers): an invalid key ends the stream.
-        Ok(()) => Next::Close(StreamError::new(Condition::NotAuthorized)),
-        Err(_) => Next::Close(StreamError::new(Condition::UndefinedCondition)),
-    }
-}
-
 /// A stanza from an authenticated pair, routed as the router's own.
-async fn stanza(s2s: &S2s, inc: &Incoming, e: Element) -> Next {
+async fn stanza(s2s: &S2s, inc: &mut Incoming, e: Element) -> Next {
     if inc.pairs.is_empty() {
         return Next::Close(StreamError::with_text(
             Condition::NotAuthorized,
@@ -452,5 +360,8 @@ async fn stanza(s2s: &S2s, inc: &Incoming, e: Element) -> Next {
     tracing::trace!(%from, %to, kind = e.name(), "stanza in");
     crate::metrics::s2s_stanzas("in", 1);
     router.route(into_client_ns(e)).await;
+    if let Some(h) = &mut inc.handled {
+        *h = h.wrapping_add(1);
+    }
     Next::Continue
 }
