@@ -239,3 +239,21 @@ async fn carbons_blocking_and_metrics_work_with_remote_contacts() {
         assert!(text.contains(needle), "{needle} not in {text}");
     }
 }
+
+#[tokio::test]
+async fn idle_streams_close_and_are_made_again_when_needed() {
+    let (a, b) = pair(|c| c.s2s.idle_timeout_secs = 1).await;
+    chat_both_ways_tagged(&a, &b, "before").await;
+    let s2s = a.server().s2s.clone().unwrap();
+    assert!(s2s.has_outgoing("b.test"));
+    // Bounded wait: the stream closes within a few idle periods.
+    let closed = async {
+        while s2s.has_outgoing("b.test") {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), closed)
+        .await
+        .expect("the idle outgoing stream was not closed");
+    chat_both_ways_tagged(&a, &b, "after").await;
+}

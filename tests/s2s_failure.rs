@@ -216,3 +216,30 @@ async fn a_full_queue_for_a_remote_domain_bounces_with_resource_constraint() {
     );
     drop(silent);
 }
+
+#[tokio::test]
+async fn an_xmpps_server_record_means_direct_tls() {
+    // XEP-0368: b.test announces only a direct-TLS port; a.test must speak TLS from the first
+    // byte there (a plain stream header would not even reach XML).
+    let b = server("b.test", "127.0.0.2", |c| {
+        c.s2s.tls_listen = vec!["127.0.0.2:0".into()];
+    })
+    .await;
+    b.add_user_at("b.test", "bob", "pw-bob").await;
+    let direct = b.server().s2s_addrs.direct[0].port();
+    let zone = Zone::default()
+        .srv("_xmpps-server._tcp.b.test.", 0, 0, direct, "xmpps.b.test.")
+        .a("xmpps.b.test.", Ipv4Addr::new(127, 0, 0, 2));
+    let dns = serve(zone).await;
+    let a = server("a.test", "127.0.0.1", move |c| {
+        c.s2s.dns_servers = vec![dns.to_string()];
+    })
+    .await;
+    a.add_user_at("a.test", "alice", "pw-alice").await;
+    let b_s2s = b.server().s2s.clone().unwrap();
+    b_s2s
+        .resolver
+        .set_static("a.test", &a.server().s2s_addrs.plain[0].to_string());
+    chat_both_ways(&a, &b).await;
+    assert_eq!(method(&b, "a.test"), Some("external"));
+}
