@@ -16,24 +16,43 @@ fn b_addr(b: &common::TestServer) -> std::net::SocketAddr {
     b.server().s2s_addrs.plain[0]
 }
 
-#[tokio::test]
-async fn a_spoofed_from_ends_the_stream_with_invalid_from() {
+/// What `b.test` answers (up to closing the stream) when a peer authenticated as `a.test`
+/// sends `input`.
+async fn authenticated_then(input: &str) -> String {
     let b = server("b.test", "127.0.0.2", |_| {}).await;
     let mut raw = RawS2s::authenticated(b_addr(&b), "a.test", "b.test").await;
-    raw.send("<message from='mallory@evil.test' to='bob@b.test'><body>hi</body></message>")
-        .await;
-    let got = raw.read_to_close().await;
+    raw.send(input).await;
+    raw.read_to_close().await
+}
+
+#[tokio::test]
+async fn a_spoofed_from_ends_the_stream_with_invalid_from() {
+    let got = authenticated_then(
+        "<message from='mallory@evil.test' to='bob@b.test'><body>hi</body></message>",
+    )
+    .await;
     assert!(got.contains("<invalid-from"), "{got}");
 }
 
 #[tokio::test]
 async fn a_stanza_to_a_domain_not_served_here_ends_the_stream_with_host_unknown() {
-    let b = server("b.test", "127.0.0.2", |_| {}).await;
+    let got = authenticated_then(
+        "<message from='x@a.test' to='someone@elsewhere.test'><body>relay?</body></message>",
+    )
+    .await;
+    assert!(got.contains("<host-unknown"), "{got}");
+}
+
+#[tokio::test]
+async fn domains_piggybacked_on_one_stream_are_bounded() {
+    // The test certificate is valid for localhost, a.test and b.test: each added domain is
+    // proven at once (XEP-0344), so only s2s.max_domains_per_stream stops them.
+    let b = server("b.test", "127.0.0.2", |c| c.s2s.max_domains_per_stream = 1).await;
     let mut raw = RawS2s::authenticated(b_addr(&b), "a.test", "b.test").await;
-    raw.send("<message from='x@a.test' to='someone@elsewhere.test'><body>relay?</body></message>")
+    raw.send("<db:result from='localhost' to='b.test'>00</db:result>")
         .await;
     let got = raw.read_to_close().await;
-    assert!(got.contains("<host-unknown"), "{got}");
+    assert!(got.contains("<policy-violation"), "{got}");
 }
 
 #[tokio::test]

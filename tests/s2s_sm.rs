@@ -70,8 +70,8 @@ async fn accept_as_b(l: &TcpListener, sm: bool) -> RawS2s {
     r
 }
 
-#[tokio::test]
-async fn an_unacknowledged_stanza_is_sent_again_on_a_new_stream() {
+/// `a.test` with alice online, its route to `b.test` pointing at a listener the test plays.
+async fn a_routed_to_a_hand_played_b() -> (common::TestServer, TcpListener, tokio_xmpp::Client) {
     let a = server("a.test", "127.0.0.1", |_| {}).await;
     a.add_user_at("a.test", "alice", "pw-alice").await;
     let l = TcpListener::bind("127.0.0.2:0").await.unwrap();
@@ -80,7 +80,13 @@ async fn an_unacknowledged_stanza_is_sent_again_on_a_new_stream() {
         s2s.resolver
             .set_static("b.test", &l.local_addr().unwrap().to_string())
     );
-    let (mut alice, _) = online(&a, "alice@a.test", "pw-alice").await;
+    let (alice, _) = online(&a, "alice@a.test", "pw-alice").await;
+    (a, l, alice)
+}
+
+#[tokio::test]
+async fn an_unacknowledged_stanza_is_sent_again_on_a_new_stream() {
+    let (_a, l, mut alice) = a_routed_to_a_hand_played_b().await;
     alice.send_stanza(chat("bob@b.test", "m1")).await.unwrap();
     // The first stream takes m1, is asked for an ack, and breaks without giving one.
     let mut first = accept_as_b(&l, true).await;
@@ -100,15 +106,7 @@ async fn an_unacknowledged_stanza_is_sent_again_on_a_new_stream() {
 
 #[tokio::test]
 async fn without_stream_management_a_stanza_the_socket_took_is_not_sent_twice() {
-    let a = server("a.test", "127.0.0.1", |_| {}).await;
-    a.add_user_at("a.test", "alice", "pw-alice").await;
-    let l = TcpListener::bind("127.0.0.2:0").await.unwrap();
-    let s2s = a.server().s2s.clone().unwrap();
-    assert!(
-        s2s.resolver
-            .set_static("b.test", &l.local_addr().unwrap().to_string())
-    );
-    let (mut alice, _) = online(&a, "alice@a.test", "pw-alice").await;
+    let (_a, l, mut alice) = a_routed_to_a_hand_played_b().await;
     alice.send_stanza(chat("bob@b.test", "m1")).await.unwrap();
     let mut first = accept_as_b(&l, false).await;
     let got = first.read_until(">m1<").await;

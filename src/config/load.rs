@@ -275,6 +275,10 @@ fn validate(c: &Config, errors: &mut Vec<ConfigError>) {
             "s2s.max_incoming_per_domain",
             c.s2s.max_incoming_per_domain as u64,
         ),
+        (
+            "s2s.max_domains_per_stream",
+            c.s2s.max_domains_per_stream as u64,
+        ),
         ("pep.max_item_size", c.pep.max_item_size as u64),
         ("c2s.max_auth_attempts", u64::from(c.c2s.max_auth_attempts)),
         ("c2s.session_queue", c.c2s.session_queue as u64),

@@ -47,6 +47,8 @@ pub struct S2sConfig {
     pub max_incoming: usize,
     /// Incoming server streams at once from one authenticated domain.
     pub max_incoming_per_domain: usize,
+    /// Domain pairs one incoming stream may authenticate (dialback piggybacking).
+    pub max_domains_per_stream: usize,
     /// Remote domains with an outgoing stream (or one being made) at once.
     pub max_outgoing: usize,
     /// Stream management (XEP-0198, acknowledgements without resumption) on server streams:
@@ -80,6 +82,7 @@ impl Default for S2sConfig {
             max_stanza_size: 256 * 1024,
             max_incoming: 1000,
             max_incoming_per_domain: 8,
+            max_domains_per_stream: 64,
             max_outgoing: 1000,
             stream_management: true,
             blocked_domains: vec![],

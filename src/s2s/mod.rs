@@ -64,7 +64,7 @@ pub struct S2s {
     /// Incoming streams by authenticated remote domain.
     incoming: Mutex<HashMap<String, usize>>,
     incoming_total: AtomicUsize,
-    /// How each remote domain last authenticated an incoming stream (`"external"` or
+    /// How each remote domain with an incoming stream authenticated it (`"external"` or
     /// `"dialback"`), for the logs, the admin and the tests.
     methods: Mutex<HashMap<String, &'static str>>,
     shutdown: watch::Receiver<bool>,
@@ -190,7 +190,8 @@ impl S2s {
             .any(|(_, r)| r == remote)
     }
 
-    /// How `remote` last authenticated an incoming stream: `"external"` or `"dialback"`.
+    /// How `remote`'s incoming streams authenticated (the last one): `"external"` or
+    /// `"dialback"`; none once it has no incoming stream.
     pub fn method_of(&self, remote: &str) -> Option<&'static str> {
         self.methods
             .lock()
@@ -216,6 +217,11 @@ impl S2s {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 m.remove(remote);
+                // Kept only while the domain has a stream: the map stays as small as `incoming`.
+                self.methods
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(remote);
             }
         }
     }

@@ -20,13 +20,18 @@ pub(super) fn authenticated(
     local: &str,
     method: &'static str,
 ) -> bool {
+    // Each pair is proven on its own, so a peer with many domains could stack them here.
+    let pair = (remote.to_string(), local.to_string());
+    if !inc.pairs.contains(&pair) && inc.pairs.len() >= s2s.config.s2s.max_domains_per_stream {
+        return false;
+    }
     if !inc.counted.iter().any(|d| d == remote) {
         if !s2s.admit_incoming(remote) {
             return false;
         }
         inc.counted.push(remote.to_string());
     }
-    inc.pairs.insert((remote.to_string(), local.to_string()));
+    inc.pairs.insert(pair);
     info!(%remote, %local, method, "incoming stream authenticated");
     s2s.methods
         .lock()
@@ -75,7 +80,7 @@ pub(super) async fn external(
     if !authenticated(s2s, inc, &domain, &local, "external") {
         return Next::Close(StreamError::with_text(
             Condition::PolicyViolation,
-            "too many streams from your domain",
+            "too many streams from your domain, or domains on this stream",
         ));
     }
     if st.send(&Element::new("success", sasl::NS)).await.is_err() {
@@ -143,7 +148,7 @@ pub(super) async fn dialback_result(
     if valid && !admitted {
         return Next::Close(StreamError::with_text(
             Condition::PolicyViolation,
-            "too many streams from your domain",
+            "too many streams from your domain, or domains on this stream",
         ));
     }
     let kind = if admitted { "valid" } else { "invalid" };

@@ -26,7 +26,7 @@ use super::{S2s, dialback};
 use crate::stream::{
     Condition, NS_STREAMS, NS_TLS, StreamError, check_header, random_id, sasl, sm,
 };
-use crate::xml::{Element, StreamEvent, XmlError};
+use crate::xml::{Element, StreamEvent};
 use auth::{answer_verify, dialback_result, external};
 
 /// Time a TLS handshake may take.
@@ -148,7 +148,7 @@ async fn run(s2s: &Arc<S2s>, st: &mut S2sStream, inc: &mut Incoming) -> Option<S
         };
         let ev = match ev {
             Ok(ev) => ev,
-            Err(StreamEnd::Xml(e)) => return Some(xml_error(e)),
+            Err(StreamEnd::Xml(e)) => return Some(StreamError::from(e)),
             Err(_) => return None,
         };
         let next = match ev {
@@ -199,18 +199,6 @@ async fn run(s2s: &Arc<S2s>, st: &mut S2sStream, inc: &mut Incoming) -> Option<S
             Next::Close(e) => return Some(e),
         }
     }
-}
-
-fn xml_error(e: XmlError) -> StreamError {
-    let c = match e {
-        XmlError::PolicyViolation(_) => Condition::PolicyViolation,
-        XmlError::Restricted(_) => Condition::RestrictedXml,
-        XmlError::BadNamespacePrefix => Condition::BadNamespacePrefix,
-        XmlError::UnsupportedEncoding => Condition::UnsupportedEncoding,
-        XmlError::BadFormat => Condition::BadFormat,
-        XmlError::NotWellFormed(_) => Condition::NotWellFormed,
-    };
-    StreamError::with_text(c, e.to_string())
 }
 
 /// The stream features now (RFC 6120 §4.3.2).
