@@ -5,10 +5,12 @@
 #   - "external": both certificates signed by a CA both servers trust: SASL EXTERNAL, then
 #     stream management (XEP-0198) both ways;
 #   - "dialback": each server trusts a CA that signed neither: Server Dialback.
-# After each run the servers' logs must show the expected method on both sides.
+# After each run the servers' logs must show the expected method on both sides. Then, once,
+# ejabberd from Debian's package (ejabberd.fed) with the shared CA: SASL EXTERNAL both ways.
 #
 #   compliance/federation/run.sh [path/to/xmppd]
-# Needs root (the DNS server binds port 53: libunbound has no port setting), prosody, openssl.
+# Needs root (the DNS server binds port 53: libunbound has no port setting; ejabberd runs in a
+# mount namespace), prosody, ejabberd, openssl, unshare (util-linux).
 # The domains are not under .test: libunbound answers RFC 6761 special-use names itself.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -24,13 +26,15 @@ work="$(mktemp -d)"
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    pkill -9 -f "beam.smp.*fed@localhost" 2>/dev/null || true
+    [ -z "${ejabberd_ran:-}" ] || pkill -9 -u ejabberd -x epmd 2>/dev/null || true
     [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
 
-read -r xc2s xs2s pc2s ps2s < <(python3 -c '
+read -r xc2s xs2s pc2s ps2s ec2s es2s < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(4)]
+socks = [socket.socket() for _ in range(6)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 
@@ -41,7 +45,7 @@ for ca in ca stranger; do
     openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=$ca" -keyout "$ca.key" -out "$ca.pem" \
         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
 done
-for d in xmppd.fed prosody.fed; do
+for d in xmppd.fed prosody.fed ejabberd.fed; do
     openssl req "${ec[@]}" -subj "/CN=$d" -keyout "$d.key" -out "$d.csr" 2>/dev/null
     printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' "$d" > "$d.ext"
     openssl x509 -req -in "$d.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
@@ -52,7 +56,9 @@ done
     "_xmpp-server._tcp.xmppd.fed. SRV 0 5 $xs2s s2s.xmppd.fed." \
     "s2s.xmppd.fed. A 127.0.0.1" \
     "_xmpp-server._tcp.prosody.fed. SRV 0 5 $ps2s s2s.prosody.fed." \
-    "s2s.prosody.fed. A 127.0.0.1" > "$work/dns.log" 2>&1 &
+    "s2s.prosody.fed. A 127.0.0.1" \
+    "_xmpp-server._tcp.ejabberd.fed. SRV 0 5 $es2s s2s.ejabberd.fed." \
+    "s2s.ejabberd.fed. A 127.0.0.1" > "$work/dns.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do grep -q "dns ready" "$work/dns.log" && break; sleep 0.1; done
 echo "nameserver 127.0.0.9" > "$work/resolv.conf"
@@ -175,7 +181,80 @@ LUA
     return "$status"
 }
 
+# ejabberd (one case, its start is slow): certificates from the shared CA.
+run_ejabberd() {
+    local ej="$work/ejabberd" status=0
+    mkdir -p "$ej/spool" "$ej/logs"
+    cat "$work/ejabberd.fed.crt" "$work/ejabberd.fed.key" > "$ej/ejabberd.fed.pem"
+    cp "$work/ca.pem" "$ej/ca.pem"
+    # Erlang's resolver asks the loopback DNS server only (resolv_conf "" stops it reloading
+    # the system's nameservers over it); localhost from the file: the node's name resolves.
+    printf '%s\n' '{resolv_conf, ""}.' '{hosts_file, ""}.' '{lookup, [file, dns]}.' \
+        '{host, {127,0,0,1}, ["localhost", "s2s.xmppd.fed", "xmppd.fed"]}.' \
+        '{nameserver, {127,0,0,9}, 53}.' > "$ej/inetrc"
+    cat > "$ej/ejabberd.yml" <<YML
+hosts: ["ejabberd.fed"]
+loglevel: info
+certfiles: ["$ej/ejabberd.fed.pem"]
+ca_file: "$ej/ca.pem"
+s2s_use_starttls: required
+outgoing_s2s_families: [ipv4]
+listen:
+  - port: $ec2s
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    starttls_required: true
+  - port: $es2s
+    ip: "127.0.0.1"
+    module: ejabberd_s2s_in
+auth_method: internal
+auth_password_format: scram
+modules:
+  mod_roster: {}
+  mod_disco: {}
+  mod_ping: {}
+  mod_s2s_dialback: {}
+YML
+    printf 'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"\n' > "$ej/ejabberdctl.cfg"
+    chown -R ejabberd "$ej"
+    local ctl="ejabberdctl --config-dir $ej --config $ej/ejabberd.yml --ctl-config $ej/ejabberdctl.cfg --spool $ej/spool --logs $ej/logs --node fed@localhost"
+    # ejabberd 23.01 finds the addresses of SRV targets with getaddrinfo (net:getaddrinfo), which
+    # reads /etc/hosts and not the inetrc: it runs in a mount namespace of its own whose /etc/hosts
+    # names the xmppd.fed target, so the machine's /etc/hosts is left alone.
+    printf '127.0.0.1 localhost s2s.xmppd.fed\n::1 localhost\n' > "$ej/hosts"
+    unshare --mount sh -c "mount --bind '$ej/hosts' /etc/hosts && exec su ejabberd -s /bin/sh -c 'exec $ctl foreground'" \
+        > "$ej/out.log" 2>&1 &
+    pids+=($!)
+    start_xmppd ca.pem ejabberd
+    wait_ports "$xc2s" "$ec2s" || status=1
+    if [ "$status" -eq 0 ]; then
+        su ejabberd -s /bin/sh -c "$ctl started" >/dev/null 2>&1 || true
+        su ejabberd -s /bin/sh -c "$ctl register pat ejabberd.fed pat-pw" || status=1
+    fi
+    [ "$status" -ne 0 ] || run_pytest ejabberd.fed "$ec2s" || status=$?
+    kill -TERM "$xpid" 2>/dev/null || true
+    wait "$xpid" 2>/dev/null || true
+    su ejabberd -s /bin/sh -c "$ctl stop" >/dev/null 2>&1 || true
+    if [ "$status" -eq 0 ]; then
+        xmppd_used ejabberd.fed external ejabberd || status=1
+        grep -q "Accepted inbound s2s EXTERNAL authentication xmppd.fed -> ejabberd.fed" "$ej/logs/ejabberd.log" \
+            && grep -q "Accepted outbound s2s EXTERNAL authentication ejabberd.fed -> xmppd.fed" "$ej/logs/ejabberd.log" \
+            || { echo "ejabberd and xmppd did not use SASL EXTERNAL both ways" >&2; status=1; }
+    fi
+    if [ "$status" -ne 0 ]; then
+        echo "---- xmppd log (ejabberd) ----" >&2; tail -n 60 "$work/xmppd-ejabberd.log" >&2
+        echo "---- ejabberd log ----" >&2; tail -n 80 "$ej/logs/ejabberd.log" >&2 || true
+        tail -n 30 "$ej/out.log" >&2 || true
+    fi
+    return "$status"
+}
+
 status=0
 run_prosody external || status=$?
 run_prosody dialback || status=$?
+if [ -z "${FED_SKIP_EJABBERD:-}" ]; then
+    chmod 755 "$work"
+    ejabberd_ran=1
+    run_ejabberd || status=$?
+fi
 exit "$status"
