@@ -23,6 +23,7 @@
 pub mod connect;
 pub mod dialback;
 pub mod incoming;
+pub mod names;
 pub mod outgoing;
 pub mod resolve;
 pub mod stream;

@@ -1,6 +1,7 @@
 //! TLS for server streams (RFC 6120 §5, §13.7.2; RFC 7590): both sides present the server's
 //! certificate, and each validates the other's against the configured CA file or the
-//! system's store, for the peer's domain (RFC 6125 DNS-ID, the name type public CAs issue).
+//! system's store, for the peer's domain: a DNS-ID (the name type public CAs issue, checked by
+//! webpki), or an SRV-ID or XmppAddr ([`super::names`]), as RFC 6120 §13.7.1.4 and RFC 7590 ask.
 //!
 //! The handshake itself accepts any certificate (its signature over the handshake is still
 //! checked, so the peer holds its key): whether it *validates* decides between SASL EXTERNAL
@@ -14,11 +15,12 @@
 
 use std::sync::Arc;
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
@@ -45,20 +47,30 @@ pub struct S2sTls {
 
 /// The trust anchors peers' certificates are validated against.
 pub struct Trust {
-    verifier: Option<Arc<WebPkiServerVerifier>>,
+    roots: Option<Arc<RootCertStore>>,
+    provider: Arc<CryptoProvider>,
 }
 
 impl Trust {
-    /// Whether the certificate chain (leaf first) validates for `domain` now.
+    /// Whether the certificate chain (leaf first) validates now, for server authentication,
+    /// and names `domain` (DNS-ID, SRV-ID or XmppAddr). No revocation check: as Prosody and
+    /// ejabberd by default.
     pub fn valid_for(&self, chain: &[CertificateDer<'static>], domain: &str) -> bool {
-        let (Some(v), Some((leaf, rest))) = (&self.verifier, chain.split_first()) else {
+        let (Some(roots), Some((leaf, rest))) = (&self.roots, chain.split_first()) else {
             return false;
         };
-        let Ok(name) = ServerName::try_from(domain.to_string()) else {
+        let Ok(parsed) = ParsedCertificate::try_from(leaf) else {
             return false;
         };
-        v.verify_server_cert(leaf, rest, &name, &[], UnixTime::now())
-            .is_ok()
+        let algs = self.provider.signature_verification_algorithms.all;
+        if verify_server_cert_signed_by_trust_anchor(&parsed, roots, rest, UnixTime::now(), algs)
+            .is_err()
+        {
+            return false;
+        }
+        let dns_id = ServerName::try_from(domain.to_string())
+            .is_ok_and(|name| verify_server_name(&parsed, &name).is_ok());
+        dns_id || super::names::xmpp_names_match(leaf, domain)
     }
 }
 
@@ -114,13 +126,10 @@ fn trust(config: &Config, provider: Arc<CryptoProvider>) -> Result<Trust, TlsErr
         tracing::warn!(
             "no CA certificates for federation: every peer will be authenticated by dialback"
         );
-        return Ok(Trust { verifier: None });
     }
-    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-        .build()
-        .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
     Ok(Trust {
-        verifier: Some(verifier),
+        roots: (!roots.is_empty()).then(|| Arc::new(roots)),
+        provider,
     })
 }
 

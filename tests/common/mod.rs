@@ -32,6 +32,8 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// The test CA (trusted by the clients through SSL_CERT_FILE) and a leaf for `localhost`.
 struct Pki {
     dir: PathBuf,
+    /// The CA, to issue more leaves ([`leaf_certificate`]).
+    ca: (rcgen::CertificateParams, String),
 }
 
 fn pki() -> &'static Pki {
@@ -46,6 +48,7 @@ fn pki() -> &'static Pki {
             .distinguished_name
             .push(DnType::CommonName, "xmppd test CA");
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let ca = (ca_params.clone(), ca_key.serialize_pem());
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf_key = KeyPair::generate().unwrap();
         // localhost, and the two domains of the federation tests.
@@ -60,8 +63,23 @@ fn pki() -> &'static Pki {
         // rustls-native-certs (inside tokio-xmpp) reads only this file when it is set. Set once,
         // before any client exists, by whichever test gets here first.
         unsafe { std::env::set_var("SSL_CERT_FILE", dir.join("ca.pem")) };
-        Pki { dir }
+        Pki { dir, ca }
     })
+}
+
+/// A certificate from the test CA with these subjectAltNames: (certificate, key) files.
+pub fn leaf_certificate(sans: Vec<rcgen::SanType>) -> (PathBuf, PathBuf) {
+    use rcgen::{CertificateParams, Issuer, KeyPair};
+    let (ca_params, ca_key) = &pki().ca;
+    let issuer = Issuer::new(ca_params.clone(), KeyPair::from_pem(ca_key).unwrap());
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.subject_alt_names = sans;
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &issuer).unwrap();
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    (dir.join("cert.pem"), dir.join("key.pem"))
 }
 
 /// A running server with its temporary folder.
