@@ -83,7 +83,7 @@ impl Server {
         }
         let tls = Some(tls::acceptors(&config)?);
         let registry = Arc::new(Registry::new());
-        let router = Arc::new(Router::new(registry, config.server.hosts.clone()));
+        let router = Router::shared(registry, config.server.hosts.clone());
         router.set_hooks(Arc::new(Extensions::new(storage.clone(), config.clone())));
         if config.muc.enabled {
             for host in &config.server.hosts {

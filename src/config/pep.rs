@@ -24,6 +24,11 @@ pub struct PepConfig {
     /// Explicit subscriptions (XEP-0060 §6.1) one node takes at most; past it a subscriber
     /// gets `<policy-violation/>` with `<too-many-subscriptions/>`.
     pub max_subscribers: usize,
+    /// Bytes of memory, at most, for the resources of contacts on other servers that want
+    /// notifications (their JIDs and what their capabilities ask for); 0: none are sent.
+    pub remote_resources_bytes: usize,
+    /// Resources of one remote contact remembered per account, at most.
+    pub remote_resources_per_contact: usize,
 }
 
 impl Default for PepConfig {
@@ -37,6 +42,8 @@ impl Default for PepConfig {
             caps_cache: 10_000,
             caps_timeout_secs: 10,
             max_subscribers: 1000,
+            remote_resources_bytes: 8 * 1024 * 1024,
+            remote_resources_per_contact: 16,
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod origin;
 pub mod requests;
 pub mod routes;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use jid::{BareJid, FullJid, Jid};
 
@@ -41,11 +41,22 @@ pub struct Router {
     pub routes: Routes,
     /// Iqs the server sent and waits to have answered.
     pub requests: Arc<requests::Requests>,
+    /// Itself, for work that outlives a routing call ([`Router::shared`]).
+    me: Weak<Router>,
 }
 
 impl Router {
     /// A router for `hosts`.
     pub fn new(registry: Arc<Registry>, hosts: Vec<String>) -> Self {
+        Self::with_self(registry, hosts, Weak::new())
+    }
+
+    /// A router for `hosts` that can hand out references to itself ([`Router::arc`]).
+    pub fn shared(registry: Arc<Registry>, hosts: Vec<String>) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self::with_self(registry, hosts, me.clone()))
+    }
+
+    fn with_self(registry: Arc<Registry>, hosts: Vec<String>, me: Weak<Router>) -> Self {
         Router {
             registry,
             hosts,
@@ -53,7 +64,14 @@ impl Router {
             remote: OnceLock::new(),
             routes: Routes::default(),
             requests: Arc::default(),
+            me,
         }
+    }
+
+    /// The router itself, for a task that goes on after the call that started it (`None`
+    /// once the server is gone, or for a router not made by [`Router::shared`]).
+    pub fn arc(&self) -> Option<Arc<Router>> {
+        self.me.upgrade()
     }
 
     /// Installs the extensions' hooks (once, at start-up).

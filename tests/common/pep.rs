@@ -42,6 +42,17 @@ pub fn ver_of(features: &[&str]) -> String {
 /// not know them yet (`asked`), answers its disco#info with `answered` features (the same,
 /// unless a test lies).
 pub async fn online_with_caps(c: &mut Client, features: &[&str], asked: bool, answered: &[&str]) {
+    online_with_caps_at(c, "localhost", features, asked, answered).await
+}
+
+/// [`online_with_caps`] for an account of `domain`.
+pub async fn online_with_caps_at(
+    c: &mut Client,
+    domain: &str,
+    features: &[&str],
+    asked: bool,
+    answered: &[&str],
+) {
     let ver = ver_of(features);
     send(
         c,
@@ -53,7 +64,22 @@ pub async fn online_with_caps(c: &mut Client, features: &[&str], asked: bool, an
     if !asked {
         return;
     }
-    let q = wait(c, "the server's disco#info", |e| {
+    let asker = answer_caps(c, features, answered).await;
+    assert_eq!(asker, domain);
+    // The session handles its stanzas in order: once the ping is answered, so is the question.
+    let pong = ask(
+        c,
+        &format!("<iq type='get' id='caps-ping' to='{domain}'><ping xmlns='urn:xmpp:ping'/></iq>"),
+    )
+    .await;
+    assert_eq!(pong.attr("type"), Some("result"));
+}
+
+/// Waits for a disco#info question about the capabilities of `features` and answers it with
+/// `answered` features; returns who asked.
+pub async fn answer_caps(c: &mut Client, features: &[&str], answered: &[&str]) -> String {
+    let ver = ver_of(features);
+    let q = wait(c, "a disco#info about our capabilities", |e| {
         e.name() == "iq" && e.attr("type") == Some("get") && e.get_child("query", INFO).is_some()
     })
     .await;
@@ -64,23 +90,17 @@ pub async fn online_with_caps(c: &mut Client, features: &[&str], asked: bool, an
         .unwrap_or_default()
         .to_string();
     assert_eq!(node, format!("https://xmppd.test#{ver}"));
+    let asker = q.attr("from").unwrap().to_string();
     let mut reply = format!(
-        "<iq type='result' id='{}' to='{}'><query xmlns='{INFO}' node='{node}'><identity category='client' type='pc' name='t'/>",
+        "<iq type='result' id='{}' to='{asker}'><query xmlns='{INFO}' node='{node}'><identity category='client' type='pc' name='t'/>",
         q.attr("id").unwrap(),
-        q.attr("from").unwrap()
     );
     for f in answered {
         reply += &format!("<feature var='{f}'/>");
     }
     reply += "</query></iq>";
     send(c, &reply).await;
-    // The session handles its stanzas in order: once the ping is answered, so is the question.
-    let pong = ask(
-        c,
-        "<iq type='get' id='caps-ping' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
-    )
-    .await;
-    assert_eq!(pong.attr("type"), Some("result"));
+    asker
 }
 
 /// Publishes `payload` as item `id` of `node` (with publish-options `options`: var, value).

@@ -16,8 +16,7 @@ use std::time::Duration;
 use base64::Engine;
 use sha1::Digest;
 
-use crate::router::requests::Requests;
-use crate::session::{Registry, SessionMsg};
+use crate::router::Router;
 use crate::stanza::form;
 use crate::xml::Element;
 
@@ -77,12 +76,12 @@ impl Caps {
             .is_some_and(|f| f.contains(&format!("{node}+notify")))
     }
 
-    /// Makes sure the `ver` of `presence` (sent by session `full`) is known: asks the client
-    /// when it is not (once at a time per `ver`). Returns the features once known.
+    /// Makes sure the `ver` of `presence` (sent by `full`: a local session, or a client on
+    /// another server) is known: asks the client when it is not (once at a time per `ver`).
+    /// Returns the features once known.
     pub async fn learn(
         &self,
-        requests: &Requests,
-        registry: &Registry,
+        router: &Router,
         host: &str,
         full: &jid::FullJid,
         presence: &Element,
@@ -98,9 +97,7 @@ impl Caps {
         let first = self.sessions.lock().ok()?.insert(full.clone());
         let found = match first {
             true => {
-                let f = self
-                    .ask(requests, registry, host, full, &hash, &node, &ver)
-                    .await;
+                let f = self.ask(router, host, full, &hash, &node, &ver).await;
                 if let Ok(mut s) = self.sessions.lock() {
                     s.remove(full);
                 }
@@ -137,11 +134,9 @@ impl Caps {
     }
 
     /// Asks `full` for disco#info on `node#ver`; its features if the answer has hash `ver`.
-    #[allow(clippy::too_many_arguments)]
     async fn ask(
         &self,
-        requests: &Requests,
-        registry: &Registry,
+        router: &Router,
         host: &str,
         full: &jid::FullJid,
         hash: &str,
@@ -149,6 +144,11 @@ impl Caps {
         ver: &str,
     ) -> Option<HashSet<String>> {
         let to = full.to_string();
+        let local = router.is_local(full.domain().as_str());
+        if local && router.registry.get(full).is_none() {
+            return None;
+        }
+        let requests = &router.requests;
         let (id, rx) = requests.open(&to)?;
         let iq = Element::new("iq", crate::stream::NS_CLIENT)
             .with_attr("type", "get")
@@ -156,8 +156,8 @@ impl Caps {
             .with_attr("from", host)
             .with_attr("to", to)
             .with_child(Element::new("query", NS_INFO).with_attr("node", format!("{node}#{ver}")));
-        let session = registry.get(full)?;
-        session.try_send(SessionMsg::Stanza(Box::new(iq))).ok()?;
+        // To the session, or through federation to the client's server.
+        router.send_to_session(iq);
         let answer = requests.wait(&id, rx, self.timeout).await?;
         let query = answer.get_child("query", NS_INFO)?;
         if verification_hash(query, hash)? != ver {

@@ -20,6 +20,7 @@ pub mod bookmarks;
 pub mod caps;
 pub mod notify;
 mod ops;
+pub mod remote;
 pub mod server;
 mod subscribe;
 
@@ -191,18 +192,19 @@ fn on_presence_out<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut PresenceOut)
         };
         // Not awaited here: the client's answer to the capabilities question comes through
         // this very session, which must go on reading.
-        let registry = router.registry.clone();
-        let requests = router.requests.clone();
+        let Some(router) = router.arc() else {
+            return Flow::Next;
+        };
         let storage = ctx.storage.clone();
         let host = session.domain().to_string();
         tokio::spawn(async move {
             if caps
-                .learn(&requests, &registry, &host, &session, &presence)
+                .learn(&router, &host, &session, &presence)
                 .await
                 .is_some()
                 && let Some(b) = backlog
             {
-                b.send(&storage, &registry, &caps).await;
+                b.send(&storage, &router.registry, &caps).await;
             }
         });
         Flow::Next
@@ -278,4 +280,10 @@ pub fn register(r: &mut Registrar, config: &Config) {
         Duration::from_secs(config.pep.caps_timeout_secs.max(1)),
     )));
     r.hooks.presence_out.add(-10, "pep", on_presence_out);
+    r.state(Arc::new(remote::RemoteResources::new(
+        config.pep.remote_resources_bytes,
+        config.pep.remote_resources_per_contact,
+    )));
+    // Before the roster's handler, which takes the presence.
+    r.hooks.presence_in.add(10, "pep", remote::on_presence_in);
 }

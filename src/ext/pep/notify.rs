@@ -4,7 +4,8 @@
 //! event is serialised once for all of them. When a session comes online it gets the last
 //! item of each node it may see and wants, its own account's and its contacts'. Entities
 //! that subscribed to a node by name (XEP-0060 §6.1) hear of it too, whatever their
-//! capabilities, as long as they may still see it.
+//! capabilities, as long as they may still see it. Contacts on other servers are reached
+//! through federation (`remote.rs`).
 
 use std::sync::Arc;
 
@@ -106,10 +107,22 @@ pub async fn subscribers(ctx: &Ctx, owner: &BareJid, node: &str, access: Access)
     v
 }
 
-/// The accounts that hear of `owner`'s node of `access`: the owner, and its local contacts
-/// subscribed to its presence that it has not blocked (nor they it).
-pub async fn audience(ctx: &Ctx, router: &Router, owner: &BareJid, access: Access) -> Vec<BareJid> {
-    let mut v = vec![owner.clone()];
+/// Who hears of `owner`'s node of `access`: the owner and its local contacts subscribed to its
+/// presence (accounts), and its contacts on other servers so subscribed; none it has blocked
+/// (nor that blocked it).
+pub struct Audience {
+    /// Local accounts, the owner first.
+    pub local: Vec<BareJid>,
+    /// Contacts on other servers.
+    pub remote: Vec<BareJid>,
+}
+
+/// The [`Audience`] of `owner`'s node of `access`.
+pub async fn audience(ctx: &Ctx, router: &Router, owner: &BareJid, access: Access) -> Audience {
+    let mut v = Audience {
+        local: vec![owner.clone()],
+        remote: Vec::new(),
+    };
     if access == Access::Whitelist {
         return v;
     }
@@ -126,12 +139,15 @@ pub async fn audience(ctx: &Ctx, router: &Router, owner: &BareJid, access: Acces
         return v;
     };
     for item in blocking::presence_peers(ctx, router, &me, &roster.1).await {
-        let local = router.is_local(crate::ext::account_str(&item.contact).0);
-        if item.subscription.has_from()
-            && local
-            && let Ok(j) = BareJid::new(&item.contact)
-        {
-            v.push(j);
+        if !item.subscription.has_from() {
+            continue;
+        }
+        let Ok(j) = BareJid::new(&item.contact) else {
+            continue;
+        };
+        match router.is_local(j.domain().as_str()) {
+            true => v.local.push(j),
+            false => v.remote.push(j),
         }
     }
     v
@@ -163,11 +179,26 @@ pub async fn broadcast_to(
     inner: Element,
     subscribers: &[Jid],
 ) {
-    let accounts = audience(ctx, router, owner, access).await;
+    let audience = audience(ctx, router, owner, access).await;
+    super::remote::broadcast(ctx, router, owner, node, &audience.remote, &inner);
+    // Explicit subscribers on other servers (XEP-0060 §6.1), not reached above.
+    let mut far: Vec<&Jid> = subscribers
+        .iter()
+        .filter(|j| !router.is_local(j.domain().as_str()))
+        .collect();
+    far.dedup();
+    if !far.is_empty() {
+        let msg = event(owner.as_str(), inner.clone());
+        for j in far {
+            let mut m = msg.clone();
+            m.set_attr("to", j.to_string());
+            router.send_to_session(m);
+        }
+    }
     send(
         &router.registry,
         caps,
-        &accounts,
+        &audience.local,
         subscribers,
         node,
         event(owner.as_str(), inner),
