@@ -130,7 +130,7 @@ run_as_root = true
 daemonize = false
 data_path = "$work/prosody-data"
 log = { debug = "$work/prosody-$case.log" }
-modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "smacks" }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "smacks", "pep" }
 interfaces = { "127.0.0.1" }
 c2s_ports = { $pc2s }
 c2s_direct_tls_ports = { }
@@ -214,6 +214,9 @@ modules:
   mod_disco: {}
   mod_ping: {}
   mod_s2s_dialback: {}
+  mod_caps: {}
+  mod_pubsub:
+    plugins: ["pep"]
 YML
     printf 'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"\n' > "$ej/ejabberdctl.cfg"
     chown -R ejabberd "$ej"

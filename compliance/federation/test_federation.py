@@ -1,6 +1,7 @@
 """Federation with Prosody or ejabberd (run by compliance/federation/run.sh): alice on xmppd
 (xmppd.fed) and pat on the other server, slixmpp on both sides: subscription both ways, presence, chat both
-ways. The servers find each other by DNS SRV; how they authenticate (SASL EXTERNAL or
+ways, and personal eventing (XEP-0163: each follows the other's nickname, XEP-0172, through
+entity capabilities) both ways. The servers find each other by DNS SRV; how they authenticate (SASL EXTERNAL or
 dialback) is set by run.sh and checked there in both servers' logs."""
 
 import asyncio
@@ -28,6 +29,10 @@ class Client:
         x = slixmpp.ClientXMPP(jid, password)
         x.register_plugin("xep_0030")
         x.register_plugin("xep_0199")
+        # Capabilities with nick+notify (xep_0172 registers its interest through xep_0163).
+        x.register_plugin("xep_0115")
+        x.register_plugin("xep_0163")
+        x.register_plugin("xep_0172")
         x.ssl_context = ssl.create_default_context(cafile=CA)
         x.enable_plaintext = False
         x.auto_authorize = True
@@ -36,11 +41,13 @@ class Client:
         self.port = port
         self.messages = asyncio.Queue()
         self.presences = asyncio.Queue()
+        self.nicks = asyncio.Queue()
         self.started = asyncio.get_running_loop().create_future()
         x.add_event_handler("session_start", self._start)
         x.add_event_handler("failed_auth", lambda _: self._settle(False))
         x.add_event_handler("message", self.messages.put_nowait)
         x.add_event_handler("presence_available", self.presences.put_nowait)
+        x.add_event_handler("user_nick_publish", self.nicks.put_nowait)
 
     def _settle(self, ok):
         if not self.started.done():
@@ -67,6 +74,13 @@ class Client:
             if m["type"] == "error":
                 raise AssertionError(f"error: {m}")
             if m["body"] == body:
+                return m
+
+    async def nick_of(self, bare, nick):
+        """Waits for `bare`'s PEP event that publishes `nick`."""
+        while True:
+            m = await asyncio.wait_for(self.nicks.get(), WAIT)
+            if m["from"].bare == bare and m["pubsub_event"]["items"]["item"]["nick"]["nick"] == nick:
                 return m
 
     async def stop(self):
@@ -109,6 +123,12 @@ async def test_subscription_presence_and_chat_with_another_server():
         # A ping to the remote server itself (XEP-0199 over s2s) is answered.
         await alice.xmpp.plugin["xep_0199"].send_ping(PEER, timeout=WAIT)
         await pat.xmpp.plugin["xep_0199"].send_ping("xmppd.fed", timeout=WAIT)
+        # PEP both ways: each server learns the other's user's capabilities (asking the client
+        # through its server) and sends the nick event, or the last item once it knows them.
+        await alice.xmpp.plugin["xep_0172"].publish_nick("Alice of xmppd")
+        await pat.nick_of("alice@xmppd.fed", "Alice of xmppd")
+        await pat.xmpp.plugin["xep_0172"].publish_nick(f"Pat of {PEER}")
+        await alice.nick_of(PAT, f"Pat of {PEER}")
     finally:
         await alice.stop()
         await pat.stop()

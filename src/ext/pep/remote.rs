@@ -1,13 +1,13 @@
 //! PEP for contacts on other servers (XEP-0163 §4 across federation). Their clients make
 //! themselves known the way local ones do, by presence: an available presence from a remote
-//! full JID to a local account, sent by a contact subscribed to the account's presence
-//! (`from`/`both`) and with entity capabilities, is remembered with the client's verified
-//! `+notify` features (asked of the client through its server, as for local sessions, when the
-//! hash is new); its unavailable presence forgets it. Events of the account's nodes then go to
-//! the remembered resources that want them, through federation, and a resource newly seen (or
-//! whose capabilities changed) gets the last item of each node it wants, as Prosody's `mod_pep`
-//! does. Contacts whose server tells nothing of their resources get nothing pushed; they can
-//! still fetch items.
+//! full JID to a local account, sent by a contact in the account's roster and with entity
+//! capabilities, is remembered with the client's verified `+notify` features (asked of the
+//! client through its server, as for local sessions, when the hash is new); its unavailable
+//! presence forgets it. Events of the account's nodes then go, through federation, to the
+//! remembered resources that want them and may see the node (subscribed to the account's
+//! presence, checked at each event); a resource newly seen (or whose capabilities changed) gets
+//! the last item of each node it wants, as Prosody's `mod_pep` does. Contacts whose server
+//! tells nothing of their resources get nothing pushed; they can still fetch items.
 //!
 //! Bounds: `pep.remote_resources_bytes` in all (each entry counts its JID's bytes and a fixed
 //! overhead) and `pep.remote_resources_per_contact` per account and contact; past either, a
@@ -175,12 +175,23 @@ pub fn on_presence_in<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut PresenceI
             }
             _ => return Flow::Next,
         }
+        // Any contact in the roster is remembered, whatever the subscription says now: a
+        // contact's presence often arrives while the subscriptions are still being agreed, and
+        // is not sent again when they are. Who may see a node is checked at each event.
         let (host, user) = account(&owner);
-        let subscribed = matches!(
-            ctx.storage.rosters.item(host, user, from.to_bare().as_str()).await,
-            Ok(Some(i)) if i.subscription.has_from()
-        );
-        if !subscribed || caps::of(stanza).is_none() {
+        let subscription = match ctx
+            .storage
+            .rosters
+            .item(host, user, from.to_bare().as_str())
+            .await
+        {
+            Ok(Some(i)) => i.subscription,
+            _ => {
+                remote.forget(&owner, &from);
+                return Flow::Next;
+            }
+        };
+        if caps::of(stanza).is_none() {
             remote.forget(&owner, &from);
             return Flow::Next;
         }
@@ -196,10 +207,10 @@ pub fn on_presence_in<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut PresenceI
             let Some(features) = caps.learn(&router, &host, &from, &presence).await else {
                 return;
             };
-            if remote.set(&owner, &from, features.clone()) != Some(true) {
-                return;
+            if remote.set(&owner, &from, features.clone()) == Some(true) && subscription.has_from()
+            {
+                last_items(&storage, &router, &owner, &from, &features).await;
             }
-            last_items(&storage, &router, &owner, &from, &features).await;
         });
         Flow::Next
     })
