@@ -24,12 +24,15 @@ fn other(oid: [u64; 9], value: &str) -> SanType {
 /// `a.test` (the usual DNS-ID certificate) and `b.test` with a certificate naming only `sans`.
 async fn strict_pair(sans: Vec<SanType>) -> (TestServer, TestServer) {
     let (cert, key) = leaf_certificate(sans);
+    // One stream each way (no XEP-0288): a authenticates b's incoming stream too.
     let a = server("a.test", "127.0.0.1", |c| {
-        c.s2s.require_valid_certificates = true
+        c.s2s.require_valid_certificates = true;
+        c.s2s.bidi = false;
     })
     .await;
     let b = server("b.test", "127.0.0.2", move |c| {
         c.s2s.require_valid_certificates = true;
+        c.s2s.bidi = false;
         c.tls.cert_file = Some(cert);
         c.tls.key_file = Some(key);
     })

@@ -4,7 +4,9 @@
 # with slixmpp clients on both sides (test_federation.py). Twice:
 #   - "external": both certificates signed by a CA both servers trust: SASL EXTERNAL, then
 #     stream management (XEP-0198) both ways;
-#   - "dialback": each server trusts a CA that signed neither: Server Dialback.
+#   - "dialback": each server trusts a CA that signed neither: Server Dialback;
+#   - "bidi-out" and "bidi-in": Prosody with mod_s2s_bidi (XEP-0288), xmppd's user speaking
+#     first, then Prosody's: one stream, made by the first, carries both directions.
 # After each run the servers' logs must show the expected method on both sides. Then, once,
 # ejabberd from Debian's package (ejabberd.fed) with the shared CA: SASL EXTERNAL both ways.
 #
@@ -121,8 +123,12 @@ xmppd_used() {
 
 # Prosody; $1: external | dialback
 run_prosody() {
-    local case="$1" trust secure status=0
-    if [ "$case" = external ]; then trust=ca.pem; secure=true; else trust=stranger.pem; secure=false; fi
+    local case="$1" trust=ca.pem secure=true bidi="" first="" status=0
+    case "$case" in
+        dialback) trust=stranger.pem; secure=false ;;
+        bidi-out) bidi='"s2s_bidi"' ;;
+        bidi-in) bidi='"s2s_bidi"'; first=1 ;;
+    esac
     rm -rf "$work/prosody-data"
     mkdir -p "$work/prosody-data"
     cat > "$work/prosody.cfg.lua" <<LUA
@@ -130,7 +136,7 @@ run_as_root = true
 daemonize = false
 data_path = "$work/prosody-data"
 log = { debug = "$work/prosody-$case.log" }
-modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "smacks", "pep" }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "smacks", "pep", $bidi }
 interfaces = { "127.0.0.1" }
 c2s_ports = { $pc2s }
 c2s_direct_tls_ports = { }
@@ -148,31 +154,42 @@ LUA
     local ppid=$!
     pids+=($ppid)
     wait_ports "$xc2s" "$pc2s" || status=1
-    [ "$status" -ne 0 ] || run_pytest prosody.fed "$pc2s" || status=$?
+    [ "$status" -ne 0 ] || FED_PEER_FIRST="$first" run_pytest prosody.fed "$pc2s" || status=$?
     kill -TERM "$xpid" "$ppid" 2>/dev/null || true
     wait "$xpid" 2>/dev/null || true
     wait "$ppid" 2>/dev/null || true
     # Both directions authenticated with the method this case is about.
-    if [ "$status" -eq 0 ]; then
-        xmppd_used prosody.fed "$case" "prosody-$case" || status=1
-        local plog="$work/prosody-$case.log"
-        if [ "$case" = external ]; then
-            grep -q "Accepting SASL EXTERNAL identity from xmppd.fed" "$plog" \
-                && grep -q "SASL EXTERNAL with xmppd.fed succeeded" "$plog" \
-                || { echo "prosody and xmppd did not use SASL EXTERNAL both ways" >&2; status=1; }
-            # Stream management (XEP-0198) both ways after EXTERNAL, with acks flowing.
-            sed 's/\x1b\[[0-9;]*m//g' "$work/xmppd-prosody-$case.log" \
-                | grep -q "outgoing stream authenticated.*remote=prosody.fed.*sm=true" \
-                && grep -q "Received\[s2sout\]: <enabled" "$plog" \
-                && grep -q "Received\[s2sout\]: <a " "$plog" \
-                || { echo "stream management was not used both ways" >&2; status=1; }
-        else
-            ! grep -q "SASL EXTERNAL with xmppd.fed succeeded" "$plog" \
-                && grep -q "Sending\[s2sout_unauthed\]: <db:result" "$plog" \
-                && grep -q "connection prosody.fed->xmppd.fed is now authenticated" "$plog" \
-                && grep -q "verified dialback key... it is valid" "$plog" \
-                || { echo "prosody and xmppd did not use dialback both ways" >&2; status=1; }
-        fi
+    local plog="$work/prosody-$case.log" xlog
+    xlog="$(sed 's/\x1b\[[0-9;]*m//g' "$work/xmppd-prosody-$case.log")"
+    if [ "$status" -eq 0 ] && [ "$case" = external ]; then
+        xmppd_used prosody.fed external "prosody-$case" || status=1
+        grep -q "Accepting SASL EXTERNAL identity from xmppd.fed" "$plog" \
+            && grep -q "SASL EXTERNAL with xmppd.fed succeeded" "$plog" \
+            || { echo "prosody and xmppd did not use SASL EXTERNAL both ways" >&2; status=1; }
+        # Stream management (XEP-0198) both ways after EXTERNAL, with acks flowing.
+        grep -q "outgoing stream authenticated.*remote=prosody.fed.*sm=true" <<< "$xlog" \
+            && grep -q "Received\[s2sout\]: <enabled" "$plog" \
+            && grep -q "Received\[s2sout\]: <a " "$plog" \
+            || { echo "stream management was not used both ways" >&2; status=1; }
+    elif [ "$status" -eq 0 ] && [ "$case" = dialback ]; then
+        xmppd_used prosody.fed dialback "prosody-$case" || status=1
+        ! grep -q "SASL EXTERNAL with xmppd.fed succeeded" "$plog" \
+            && grep -q "Sending\[s2sout_unauthed\]: <db:result" "$plog" \
+            && grep -q "connection prosody.fed->xmppd.fed is now authenticated" "$plog" \
+            && grep -q "verified dialback key... it is valid" "$plog" \
+            || { echo "prosody and xmppd did not use dialback both ways" >&2; status=1; }
+    elif [ "$status" -eq 0 ] && [ "$case" = bidi-out ]; then
+        # XEP-0288: xmppd's stream to Prosody carried both directions; Prosody made none.
+        grep -q "outgoing stream authenticated.*remote=prosody.fed" <<< "$xlog" \
+            && ! grep -q "incoming stream authenticated" <<< "$xlog" \
+            && grep -q "Requested bidirectional stream" "$plog" \
+            || { echo "xmppd's stream to prosody was not bidirectional" >&2; status=1; }
+    elif [ "$status" -eq 0 ] && [ "$case" = bidi-in ]; then
+        # XEP-0288 the other way: Prosody's stream carried xmppd's stanzas; xmppd made none.
+        grep -q "incoming stream authenticated.*remote=prosody.fed.*bidi=true" <<< "$xlog" \
+            && ! grep -q "outgoing stream authenticated" <<< "$xlog" \
+            && grep -q "Requesting bidirectional stream" "$plog" \
+            || { echo "prosody's stream to xmppd was not bidirectional" >&2; status=1; }
     fi
     if [ "$status" -ne 0 ]; then
         echo "---- xmppd log (prosody, $case) ----" >&2; tail -n 60 "$work/xmppd-prosody-$case.log" >&2
@@ -255,6 +272,8 @@ YML
 status=0
 run_prosody external || status=$?
 run_prosody dialback || status=$?
+run_prosody bidi-out || status=$?
+run_prosody bidi-in || status=$?
 if [ -z "${FED_SKIP_EJABBERD:-}" ]; then
     chmod 755 "$work"
     ejabberd_ran=1

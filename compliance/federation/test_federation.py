@@ -17,6 +17,8 @@ XMPPD_PORT = int(os.environ.get("FED_XMPPD_PORT", "0"))
 PEER_PORT = int(os.environ.get("FED_PEER_PORT", "0"))
 PEER = os.environ.get("FED_PEER_DOMAIN", "prosody.fed")
 PAT = f"pat@{PEER}"
+# Who speaks first, and so whose server makes the first stream: alice (xmppd), or pat.
+PEER_FIRST = bool(os.environ.get("FED_PEER_FIRST"))
 WAIT = 15
 
 pytestmark = pytest.mark.skipif(not CA, reason="run by compliance/federation/run.sh")
@@ -97,8 +99,11 @@ async def test_subscription_presence_and_chat_with_another_server():
     try:
         await alice.start()
         await pat.start()
-        # RFC 6121 §3: alice asks; pat's client approves and asks back; alice's approves.
-        alice.xmpp.send_presence(pto=PAT, ptype="subscribe")
+        # RFC 6121 §3: one asks; the other's client approves and asks back; the first approves.
+        if PEER_FIRST:
+            pat.xmpp.send_presence(pto="alice@xmppd.fed", ptype="subscribe")
+        else:
+            alice.xmpp.send_presence(pto=PAT, ptype="subscribe")
         got = await pat.presence_from("alice@xmppd.fed")
         assert got["from"].domain == "xmppd.fed"
         got = await alice.presence_from(PAT)

@@ -55,6 +55,9 @@ pub struct S2sConfig {
     /// offered to peers authenticated with SASL EXTERNAL, and asked for where offered; what a
     /// broken stream had not acknowledged is sent again on a new one.
     pub stream_management: bool,
+    /// Bidirectional streams (XEP-0288): one connection carries stanzas both ways, asked for
+    /// and offered (Prosody offers it by default).
+    pub bidi: bool,
     /// Domains never connected to nor accepted from.
     pub blocked_domains: Vec<String>,
     /// The secret dialback keys are made from (XEP-0185); empty: a random one per start (a
@@ -85,6 +88,7 @@ impl Default for S2sConfig {
             max_domains_per_stream: 64,
             max_outgoing: 1000,
             stream_management: true,
+            bidi: true,
             blocked_domains: vec![],
             dialback_secret: String::new(),
         }

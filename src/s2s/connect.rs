@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::debug;
 
-use super::stream::{Io, NS_DIALBACK_FEATURE, S2sStream, StreamEnd};
+use super::stream::{Io, NS_BIDI, NS_BIDI_FEATURE, NS_DIALBACK_FEATURE, S2sStream, StreamEnd};
 use super::{S2s, dialback};
 use crate::stanza::ErrorCondition;
 use crate::stream::{NS_STREAMS, NS_TLS, sasl, sm};
@@ -154,6 +154,16 @@ async fn negotiate(
             return Err(Failure::Refused(format!(
                 "the certificate of {remote} does not validate"
             )));
+        }
+        if authenticate
+            && !sasl_done
+            && !st.bidi
+            && s2s.config.s2s.bidi
+            && features.get_child("bidi", NS_BIDI_FEATURE).is_some()
+        {
+            // XEP-0288 §2.2: asked for before authenticating; there is no answer.
+            st.send(&Element::new("bidi", NS_BIDI)).await?;
+            st.bidi = true;
         }
         if sasl_done || !authenticate {
             st.sm_offered = features.get_child("sm", sm::NS).is_some();

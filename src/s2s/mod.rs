@@ -1,5 +1,6 @@
 //! Federation: server-to-server streams (RFC 6120 §§4–6 between servers, XEP-0178 SASL EXTERNAL,
-//! XEP-0220 Server Dialback with XEP-0185 keys, XEP-0368 direct TLS, XEP-0288's absence noted).
+//! XEP-0220 Server Dialback with XEP-0185 keys, XEP-0368 direct TLS, XEP-0288 bidirectional
+//! streams).
 //!
 //! A remote domain is a route of the router ([`crate::router::Remote`]): a stanza for one goes
 //! to the outgoing stream of its domain pair (`local → remote`), at most one per pair, made on
@@ -8,7 +9,7 @@
 //! senders (`remote-server-not-found` when the domain does not resolve, else
 //! `remote-server-timeout`); nothing waits forever.
 //!
-//! Incoming streams (`incoming.rs`) are authenticated per domain pair and every stanza's
+//! Incoming streams (`incoming/`) are authenticated per domain pair and every stanza's
 //! `from` is checked against them (`invalid-from`), its `to` against the served domains
 //! (`host-unknown`).
 //!
@@ -17,9 +18,11 @@
 //! acknowledged is sent again on a new one. Without it (dialback, or a peer without it) a
 //! stanza written into a socket that then breaks is lost, as with Prosody and ejabberd.
 //!
-//! Not yet: bidirectional streams (XEP-0288), SRV-ID and XmppAddr names in certificates
-//! (DNS-ID only).
+//! Bidirectional streams (XEP-0288, `bidi.rs`): with a peer that offers them one connection
+//! carries both directions. A peer's certificate may name its domain by DNS-ID, SRV-ID or
+//! XmppAddr (`names.rs`).
 
+pub mod bidi;
 pub mod connect;
 pub mod dialback;
 pub mod incoming;
@@ -199,6 +202,11 @@ impl S2s {
             .unwrap_or_else(|p| p.into_inner())
             .get(remote)
             .copied()
+    }
+
+    /// Incoming streams open now (authenticated or not).
+    pub fn incoming_streams(&self) -> usize {
+        self.incoming_total.load(Ordering::Relaxed)
     }
 
     /// Counts an incoming stream authenticated for `remote`; false when it has too many.

@@ -17,8 +17,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::S2s;
+use super::bidi::check_reverse;
 use super::connect::{Failure, connect};
-use super::stream::S2sStream;
+use super::stream::{S2sStream, into_client_ns, is_server_stanza};
 use crate::stanza::ErrorCondition;
 use crate::stream::NS_STREAMS;
 use crate::stream::sm::{self, StreamMgmt};
@@ -67,6 +68,9 @@ pub async fn run(
         let mut out = Out {
             stream: &mut stream,
             sm: mgmt,
+            local: &local,
+            remote: &remote,
+            received: 0,
         };
         match pump(
             &s2s,
@@ -150,6 +154,10 @@ async fn enable_sm(s2s: &S2s, stream: &mut S2sStream) -> Option<StreamMgmt> {
 struct Out<'a> {
     stream: &'a mut S2sStream,
     sm: Option<StreamMgmt>,
+    local: &'a str,
+    remote: &'a str,
+    /// Stanzas the peer sent us on it (bidirectional, XEP-0288) and we routed.
+    received: u32,
 }
 
 impl Out<'_> {
@@ -194,7 +202,7 @@ impl Out<'_> {
     }
 
     /// Handles what the peer sent; false when the stream is over.
-    async fn on_element(&mut self, e: Element) -> bool {
+    async fn on_element(&mut self, s2s: &S2s, e: Element) -> bool {
         if e.is("a", sm::NS) {
             let h = sm::parse_h(&e);
             return match (&mut self.sm, h) {
@@ -203,8 +211,11 @@ impl Out<'_> {
             };
         }
         if e.is("r", sm::NS) {
-            // Nothing comes to us on this stream: we handled none.
-            return self.stream.send(&sm::ack(0)).await.is_ok();
+            // What came to us on this stream (bidirectional), routed.
+            return self.stream.send(&sm::ack(self.received)).await.is_ok();
+        }
+        if self.stream.bidi && is_server_stanza(&e) {
+            return self.reverse(s2s, e).await;
         }
         if e.is("error", NS_STREAMS) {
             let why = e.children().next().map(|c| c.name().to_string());
@@ -214,7 +225,25 @@ impl Out<'_> {
             );
             return false;
         }
-        // Without bidirectional streams (XEP-0288) nothing else is expected here.
+        // Nothing else is expected here.
+        true
+    }
+
+    /// A stanza of the peer on our bidirectional stream (XEP-0288): of the inverse pair only.
+    async fn reverse(&mut self, s2s: &S2s, e: Element) -> bool {
+        if let Err(err) = check_reverse(&e, self.local, self.remote) {
+            warn!(local = %self.local, remote = %self.remote,
+                "the remote server sent what it may not: {}", err.condition.as_str());
+            self.stream.fail(&err).await;
+            return false;
+        }
+        let Some(router) = s2s.router.upgrade() else {
+            return false;
+        };
+        tracing::trace!(from = %self.remote, to = %self.local, kind = e.name(), "stanza in (bidi)");
+        crate::metrics::s2s_stanzas("in", 1);
+        router.route(into_client_ns(e)).await;
+        self.received = self.received.wrapping_add(1);
         true
     }
 }
@@ -261,7 +290,7 @@ async fn pump(
             }
             ev = out.stream.next() => {
                 let alive = match ev {
-                    Ok(StreamEvent::Element(e)) => out.on_element(e).await,
+                    Ok(StreamEvent::Element(e)) => out.on_element(s2s, e).await,
                     Ok(_) => true,
                     Err(_) => false,
                 };

@@ -23,6 +23,10 @@ pub const NS_SERVER: &str = "jabber:server";
 pub const NS_DIALBACK: &str = "jabber:server:dialback";
 /// `urn:xmpp:features:dialback`: dialback offered as a stream feature (XEP-0220 §2.4).
 pub const NS_DIALBACK_FEATURE: &str = "urn:xmpp:features:dialback";
+/// `urn:xmpp:bidi`: the request for a bidirectional stream (XEP-0288 §2.2).
+pub const NS_BIDI: &str = "urn:xmpp:bidi";
+/// `urn:xmpp:features:bidi`: bidirectional streams offered (XEP-0288 §2.1).
+pub const NS_BIDI_FEATURE: &str = "urn:xmpp:features:bidi";
 
 /// How long one write may take before the peer counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,6 +63,8 @@ pub struct S2sStream {
     pub io: Io,
     /// The peer offered stream management (XEP-0198) after authentication.
     pub sm_offered: bool,
+    /// The stream is bidirectional (XEP-0288): we asked for it, the peer offered it.
+    pub bidi: bool,
     parser: StreamParser,
     limits: Limits,
     /// Bytes read and not parsed yet.
@@ -73,6 +79,7 @@ impl S2sStream {
         S2sStream {
             io,
             sm_offered: false,
+            bidi: false,
             parser: StreamParser::new(limits),
             limits,
             data: Vec::new(),

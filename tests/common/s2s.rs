@@ -252,3 +252,83 @@ impl RawS2s {
         String::from_utf8_lossy(&acc).into_owned()
     }
 }
+
+const B_HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+    xmlns:stream='http://etherx.jabber.org/streams' version='1.0' from='b.test'";
+
+pub fn acceptor() -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let pki = TestServer::ca_file().parent().unwrap().to_path_buf();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pki.join("cert.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(pki.join("key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// Plays `b.test` for one incoming stream from `a.test` up to stream management enabled
+/// (`sm`: offered and enabled); `bidi`: bidirectional streams offered (XEP-0288), and asked
+/// for. Returns the stream.
+pub async fn accept_as_b(l: &tokio::net::TcpListener, sm: bool, bidi: bool) -> RawS2s {
+    let (tcp, _) = tokio::time::timeout(WAIT, l.accept())
+        .await
+        .expect("no stream came")
+        .unwrap();
+    let mut r = RawS2s(Box::new(tcp));
+    r.read_until("<stream:stream").await;
+    r.send(&format!("{B_HEADER} id='s1'><stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>")).await;
+    r.read_until("<starttls").await;
+    r.send("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .await;
+    let tls = acceptor().accept(r.0).await.unwrap();
+    let mut r = RawS2s(Box::new(tls));
+    r.read_until("<stream:stream").await;
+    let offer = if bidi {
+        "<bidi xmlns='urn:xmpp:features:bidi'/>"
+    } else {
+        ""
+    };
+    r.send(&format!("{B_HEADER} id='s2'><stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>{offer}</stream:features>")).await;
+    let got = r.read_until("<auth").await;
+    assert_eq!(got.contains("<bidi xmlns='urn:xmpp:bidi'"), bidi, "{got}");
+    r.send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+        .await;
+    r.read_until("<stream:stream").await;
+    let offer = if sm {
+        "<sm xmlns='urn:xmpp:sm:3'/>"
+    } else {
+        ""
+    };
+    r.send(&format!(
+        "{B_HEADER} id='s3'><stream:features>{offer}</stream:features>"
+    ))
+    .await;
+    if sm {
+        r.read_until("<enable").await;
+        r.send("<enabled xmlns='urn:xmpp:sm:3'/>").await;
+    }
+    r
+}
+
+/// `a.test` with alice online, its route to `b.test` pointing at a listener the test plays.
+pub async fn a_routed_to_a_hand_played_b() -> (TestServer, tokio::net::TcpListener, Client) {
+    let a = server("a.test", "127.0.0.1", |_| {}).await;
+    a.add_user_at("a.test", "alice", "pw-alice").await;
+    let l = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let s2s = a.server().s2s.clone().unwrap();
+    assert!(
+        s2s.resolver
+            .set_static("b.test", &l.local_addr().unwrap().to_string())
+    );
+    let (alice, _) = online(&a, "alice@a.test", "pw-alice").await;
+    (a, l, alice)
+}

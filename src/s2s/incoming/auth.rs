@@ -32,7 +32,8 @@ pub(super) fn authenticated(
         inc.counted.push(remote.to_string());
     }
     inc.pairs.insert(pair);
-    info!(%remote, %local, method, "incoming stream authenticated");
+    let bidi = inc.bidi && inc.reverse.adopt(s2s, local, remote);
+    info!(%remote, %local, method, bidi, "incoming stream authenticated");
     s2s.methods
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -6,6 +6,9 @@
 //!
 //! Every stanza needs an authenticated pair: its `from` domain authenticated on this stream for
 //! its `to` domain (else `invalid-from`), its `to` one of ours (else `host-unknown`).
+//!
+//! A peer that asks for a bidirectional stream (XEP-0288) gets our stanzas for the inverse of
+//! each pair it authenticates on it, when we have no outgoing stream of that pair (`bidi.rs`).
 
 mod auth;
 
@@ -19,8 +22,10 @@ use jid::Jid;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{Instrument, debug, info_span, warn};
 
+use super::bidi::Reverse;
 use super::stream::{
-    Io, NS_DIALBACK_FEATURE, S2sStream, StreamEnd, into_client_ns, is_server_stanza,
+    Io, NS_BIDI, NS_BIDI_FEATURE, NS_DIALBACK_FEATURE, S2sStream, StreamEnd, into_client_ns,
+    is_server_stanza,
 };
 use super::{S2s, dialback};
 use crate::stream::{
@@ -80,6 +85,10 @@ struct Incoming {
     counted: Vec<String>,
     /// Stanzas handled, once the peer enabled stream management (XEP-0198).
     handled: Option<u32>,
+    /// The peer asked for a bidirectional stream (XEP-0288).
+    bidi: bool,
+    /// Our stanzas to the peer on this stream, when it is bidirectional.
+    reverse: Reverse,
 }
 
 /// What to do after an element.
@@ -108,6 +117,8 @@ async fn serve(s2s: &Arc<S2s>, tcp: TcpStream, peer: SocketAddr, direct_tls: boo
         pairs: HashSet::new(),
         counted: Vec::new(),
         handled: None,
+        bidi: false,
+        reverse: Reverse::new(s2s),
     };
     let end = run(s2s, &mut st, &mut inc).await;
     match end {
@@ -117,6 +128,7 @@ async fn serve(s2s: &Arc<S2s>, tcp: TcpStream, peer: SocketAddr, direct_tls: boo
         }
         None => st.close().await,
     }
+    inc.reverse.finish(s2s);
     for d in &inc.counted {
         s2s.release_incoming(d);
     }
@@ -145,6 +157,14 @@ async fn run(s2s: &Arc<S2s>, st: &mut S2sStream, inc: &mut Incoming) -> Option<S
                 };
             }
             ev = st.next() => ev,
+            Some(out) = inc.reverse.next(), if inc.reverse.has_room(s2s) => {
+                // Ours to the peer, on its bidirectional stream (XEP-0288).
+                let acks = inc.handled.is_some();
+                if !inc.reverse.write(st, out, acks).await {
+                    return None;
+                }
+                continue;
+            }
         };
         let ev = match ev {
             Ok(ev) => ev,
@@ -221,6 +241,9 @@ fn features(s2s: &S2s, st: &S2sStream, inc: &Incoming) -> Element {
                 .with_child(Element::new("mechanism", sasl::NS).with_text("EXTERNAL")),
         );
     }
+    if inc.pairs.is_empty() && s2s.config.s2s.bidi {
+        f.append_child(Element::new("bidi", NS_BIDI_FEATURE));
+    }
     if !inc.pairs.is_empty() && s2s.config.s2s.stream_management {
         // After SASL EXTERNAL's restart: acknowledgements for what the peer sends.
         f.append_child(Element::new("sm", sm::NS));
@@ -263,6 +286,11 @@ async fn on_element(s2s: &Arc<S2s>, st: &mut S2sStream, inc: &mut Incoming, e: E
             "STARTTLS is required",
         ));
     }
+    if e.is("bidi", NS_BIDI) {
+        // XEP-0288 §2.2: asked before authenticating; no answer. Later, it changes nothing.
+        inc.bidi |= inc.pairs.is_empty() && s2s.config.s2s.bidi;
+        return Next::Continue;
+    }
     if e.is("auth", sasl::NS) {
         return external(s2s, st, inc, &e).await;
     }
@@ -302,7 +330,16 @@ async fn stream_management(s2s: &S2s, st: &mut S2sStream, inc: &mut Incoming, e:
             Some(h) => sm::ack(h),
             None => return Next::Continue,
         },
-        // Acks of what we send: nothing is sent on this stream but errors.
+        // Acks of what we send on a bidirectional stream.
+        "a" => {
+            return match sm::parse_h(e).is_some_and(|h| inc.reverse.ack(h)) {
+                true => Next::Continue,
+                false => Next::Close(StreamError::with_text(
+                    Condition::UndefinedCondition,
+                    "acknowledged what was not sent",
+                )),
+            };
+        }
         _ => return Next::Continue,
     };
     match st.send(&reply).await {
