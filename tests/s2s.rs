@@ -262,3 +262,65 @@ async fn idle_streams_close_and_are_made_again_when_needed() {
         .expect("the idle outgoing stream was not closed");
     chat_both_ways_tagged(&a, &b, "after").await;
 }
+
+#[tokio::test]
+async fn iqs_reach_the_other_server_and_remote_messages_wait_offline() {
+    use common::im::iq;
+    use tokio_xmpp::IqRequest;
+    let (a, b) = pair(|_| {}).await;
+    let (mut alice, _) = online(&a, "alice@a.test", "pw-alice").await;
+    // The other server answers for itself: disco#info, version (XEP-0092), time (XEP-0202).
+    let info = minidom::Element::builder("query", "http://jabber.org/protocol/disco#info").build();
+    let got = iq(&mut alice, Some("b.test"), IqRequest::Get(info))
+        .await
+        .unwrap()
+        .expect("a disco#info answer");
+    assert!(
+        got.children()
+            .any(|i| i.name() == "identity" && i.attr("category") == Some("server")),
+        "{}",
+        String::from(&got)
+    );
+    let version = minidom::Element::builder("query", "jabber:iq:version").build();
+    let got = iq(&mut alice, Some("b.test"), IqRequest::Get(version))
+        .await
+        .unwrap()
+        .expect("a version answer");
+    assert_eq!(
+        got.get_child("name", "jabber:iq:version").map(|n| n.text()),
+        Some("xmppd".to_string())
+    );
+    let time = minidom::Element::builder("time", "urn:xmpp:time").build();
+    let got = iq(&mut alice, Some("b.test"), IqRequest::Get(time))
+        .await
+        .unwrap()
+        .expect("a time answer");
+    assert!(got.get_child("utc", "urn:xmpp:time").is_some());
+    // An iq to an account with no session there: service-unavailable from its server.
+    let ping = minidom::Element::builder("ping", "urn:xmpp:ping").build();
+    let got = iq(&mut alice, Some("bob@b.test/gone"), IqRequest::Get(ping)).await;
+    assert_eq!(got, Err("ServiceUnavailable".to_string()));
+    // bob, offline, is written to from the other server: the message waits for him, with
+    // its delay stamp, and comes when he logs in.
+    alice
+        .send_stanza(chat("bob@b.test", "while you were away"))
+        .await
+        .unwrap();
+    // alice's next iq crosses the same stream after the message: once it is answered, the
+    // message has been handled by b.test.
+    let ping = minidom::Element::builder("ping", "urn:xmpp:ping").build();
+    iq(&mut alice, Some("b.test"), IqRequest::Get(ping))
+        .await
+        .unwrap();
+    let (mut bob, _) = online(&b, "bob@b.test", "pw-bob").await;
+    let m = common::muc::wait(&mut bob, "the stored message", |e| {
+        e.name() == "message" && e.get_child("body", "jabber:client").is_some()
+    })
+    .await;
+    assert_eq!(
+        m.get_child("body", "jabber:client").unwrap().text(),
+        "while you were away"
+    );
+    assert!(m.attr("from").unwrap().starts_with("alice@a.test/"));
+    assert!(m.get_child("delay", "urn:xmpp:delay").is_some());
+}
