@@ -262,3 +262,54 @@ async fn an_xmpps_server_record_means_direct_tls() {
     chat_both_ways(&a, &b).await;
     assert_eq!(method(&b, "a.test"), Some("external"));
 }
+
+/// A listener on `addr` whose accept queue is full: the kernel drops further connection
+/// attempts, which hang as toward an address that does not answer. Kept alive by the caller.
+async fn black_hole(
+    addr: std::net::SocketAddr,
+) -> (tokio::net::TcpListener, tokio::net::TcpStream) {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(addr).unwrap();
+    let l = sock.listen(0).unwrap();
+    let filler = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The premise: one more connection does not complete.
+    let probe = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await;
+    assert!(probe.is_err(), "the black hole answered");
+    (l, filler)
+}
+
+#[tokio::test]
+async fn an_address_that_does_not_answer_is_overtaken_by_the_next_one() {
+    // Happy Eyeballs (RFC 8305): b.test's SRV target has two addresses, the first of which
+    // never answers. Without overlapping attempts, the first would hold the connection for its
+    // whole attempt (10 s), past a.test's connect timeout (5 s here): alice's message would
+    // bounce. With them, the second starts a quarter second later and carries it.
+    let b = server("b.test", "127.0.0.2", |_| {}).await;
+    b.add_user_at("b.test", "bob", "pw-bob").await;
+    let port = b_addr(&b).port();
+    let hole = black_hole(std::net::SocketAddr::from(([127, 0, 0, 5], port))).await;
+    let zone = Zone::default()
+        .srv("_xmpp-server._tcp.b.test.", 0, 0, port, "xmpp.b.test.")
+        .a("xmpp.b.test.", Ipv4Addr::new(127, 0, 0, 5))
+        .a("xmpp.b.test.", Ipv4Addr::new(127, 0, 0, 2));
+    let dns = serve(zone).await;
+    let a = server("a.test", "127.0.0.1", move |c| {
+        c.s2s.dns_servers = vec![dns.to_string()];
+        c.s2s.connect_timeout_secs = 5;
+    })
+    .await;
+    a.add_user_at("a.test", "alice", "pw-alice").await;
+    let (mut bob, _) = online(&b, "bob@b.test", "pw-bob").await;
+    let (mut alice, alice_jid) = online(&a, "alice@a.test", "pw-alice").await;
+    alice
+        .send_stanza(chat("bob@b.test", "past the dead address"))
+        .await
+        .unwrap();
+    let (from, _) = message_with(&mut bob, "past the dead address").await;
+    assert_eq!(from, alice_jid);
+    drop(hole);
+}

@@ -11,12 +11,12 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::debug;
 
 use super::stream::{Io, NS_BIDI, NS_BIDI_FEATURE, NS_DIALBACK_FEATURE, S2sStream, StreamEnd};
-use super::{S2s, dialback};
+use super::{S2s, dialback, eyeballs};
 use crate::stanza::ErrorCondition;
 use crate::stream::{NS_STREAMS, NS_TLS, sasl, sm};
 use crate::xml::{Element, StreamEvent};
 
-/// Time one TCP connection attempt may take.
+/// Time one TCP connection attempt may take (attempts overlap: `eyeballs.rs`).
 const CONNECT_ATTEMPT: Duration = Duration::from_secs(10);
 
 /// Why no stream could be made.
@@ -69,18 +69,18 @@ pub async fn connect(
     }
     let mut last = Failure::NotFound(remote.to_string());
     for t in targets {
-        for addr in s2s.resolver.addresses(&t.host, t.port).await {
-            let tcp = match tokio::time::timeout(CONNECT_ATTEMPT, TcpStream::connect(addr)).await {
-                Ok(Ok(tcp)) => tcp,
-                Ok(Err(e)) => {
-                    last = Failure::Unreachable(format!("{addr}: {e}"));
-                    continue;
-                }
-                Err(_) => {
-                    last = Failure::Unreachable(format!("{addr}: no answer"));
-                    continue;
+        let mut addrs = eyeballs::interleave(s2s.resolver.addresses(&t.host, t.port).await);
+        // Happy Eyeballs among the target's addresses; one that connects and then fails the
+        // negotiation is left out of the next race.
+        while !addrs.is_empty() {
+            let (tcp, addr) = match eyeballs::connect(&addrs, CONNECT_ATTEMPT).await {
+                Ok(x) => x,
+                Err(e) => {
+                    last = e;
+                    break;
                 }
             };
+            addrs.retain(|a| *a != addr);
             let _ = tcp.set_nodelay(true);
             match negotiate(s2s, tcp, t.direct_tls, local, remote, authenticate).await {
                 Ok(s) => return Ok(s),

@@ -25,6 +25,7 @@
 pub mod bidi;
 pub mod connect;
 pub mod dialback;
+pub mod eyeballs;
 pub mod incoming;
 pub mod names;
 pub mod outgoing;
