@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Compliance suite: runs third-party clients (slixmpp; Converse.js in headless Chromium) against
-# the xmppd binary.
+# Compliance suite: runs third-party clients (slixmpp; Converse.js in headless Chromium;
+# Profanity in tmux; Gajim in Xvfb) against the xmppd binary.
 #
 #   compliance/run.sh [path/to/xmppd]     (default: target/debug/xmppd, built if missing)
 #
@@ -93,7 +93,7 @@ write_config ""
 "$bin" -c "$work/xmppd.toml" adduser alice@localhost --password alice-secret
 echo bob-secret | "$bin" -c "$work/xmppd.toml" adduser bob@localhost
 "$bin" -c "$work/xmppd.toml" listusers | grep -qx bob@localhost
-for u in carol dave erin frank grace heidi ivan judy kim leo mallory nina oscar peggy quinn rupert sybil trent ursula victor wendy yann zoe; do
+for u in carol dave erin frank grace heidi ivan judy kim leo mallory nina oscar olga pavel peggy quinn rupert sybil trent ursula victor wendy yann zoe; do
     "$bin" -c "$work/xmppd.toml" adduser "$u@localhost" --password pw >/dev/null
 done
 

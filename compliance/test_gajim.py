@@ -1,0 +1,124 @@
+"""Gajim (Debian's package, the GTK desktop client) on a fresh profile fills its chat history
+from the server's archive (XEP-0313), as a new device does: olga's phone (slixmpp) and pavel
+chat while Gajim has never run; then Gajim starts for olga on an empty profile (made with
+Gajim's own settings module, as its account wizard would), connects over STARTTLS and asks the
+archive. What it shows in a chat window is what it stored in its history database (logs.db):
+the test reads that, both directions of the conversation, with the archive's stanza ids.
+
+Gajim runs in a virtual X display (Xvfb), as an unprivileged user, in a mount namespace whose
+system CA file is the server's self-signed certificate (Gajim trusts what GnuTLS trusts)."""
+
+import asyncio
+import os
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+
+import pytest
+
+WAIT = 20
+PORT = os.environ.get("XMPPD_PORT", "5222")
+CA = os.environ.get("XMPPD_CA")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# CI (XMPPD_REQUIRE_GAJIM=1) must run it; elsewhere it is skipped without what it needs.
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("XMPPD_REQUIRE_GAJIM")
+    and not (
+        shutil.which("gajim")
+        and shutil.which("xvfb-run")
+        and shutil.which("unshare")
+        and os.geteuid() == 0
+    ),
+    reason="needs gajim, xvfb-run, unshare and root",
+)
+
+
+def history(db, contact):
+    """(message, stanza_id) of the conversation with `contact` in Gajim's history."""
+    if not os.path.exists(db):
+        return []
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        rows = con.execute(
+            "SELECT logs.message, logs.stanza_id FROM logs JOIN jids USING (jid_id) "
+            "WHERE jids.jid = ? ORDER BY logs.time",
+            (contact,),
+        ).fetchall()
+        con.close()
+        return rows
+    except sqlite3.Error:
+        return []  # being created
+
+
+async def test_gajim_fills_a_fresh_profile_from_the_archive(session):
+    token = secrets.token_hex(4)
+    phone = await session("olga@localhost/phone", "pw")
+    pavel = await session("pavel@localhost/p", "pw")
+    await phone.online()
+    await pavel.online()
+    # Both directions land in olga's archive; her phone takes pavel's message, so nothing
+    # waits in offline storage: only the archive can give Gajim this conversation.
+    sent = f"from olga's phone {token}"
+    got = f"from pavel {token}"
+    phone.xmpp.send_message(mto="pavel@localhost", mbody=sent, mtype="chat")
+    while (await pavel.next_message())["body"] != sent:
+        pass
+    pavel.xmpp.send_message(mto="olga@localhost", mbody=got, mtype="chat")
+    while (await phone.next_message())["body"] != got:
+        pass
+    await phone.stop()
+
+    root = tempfile.mkdtemp(prefix="gajim-")
+    profile = os.path.join(root, "profile")
+    os.chmod(root, 0o755)
+    shutil.chown(root, "nobody")
+    as_nobody = ["runuser", "-u", "nobody", "--", "env", f"HOME={root}"]
+    made = subprocess.run(
+        as_nobody
+        + ["python3", os.path.join(HERE, "gajim", "profile.py"), profile,
+           "olga@localhost", "pw", "127.0.0.1", PORT],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    ca = os.path.join(root, "ca.pem")
+    shutil.copy(CA, ca)
+    os.chmod(ca, 0o644)
+    gajim = " ".join(
+        as_nobody
+        + ["dbus-run-session", "--", "xvfb-run", "-a", "-s", "'-screen 0 1280x800x24'",
+           "gajim", "-c", profile]
+    )
+    log = open(os.path.join(root, "gajim.log"), "w")
+    proc = subprocess.Popen(
+        ["unshare", "--mount", "sh", "-c",
+         f"mount --bind {ca} /etc/ssl/certs/ca-certificates.crt && exec {gajim}"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        db = os.path.join(profile, "logs.db")
+        rows = []
+        for _ in range(60 * 4):
+            rows = history(db, "pavel@localhost")
+            if {sent, got} <= {r[0] for r in rows}:
+                break
+            if proc.poll() is not None:
+                break
+            await asyncio.sleep(0.25)
+        log.flush()
+        shown = {r[0]: r[1] for r in rows}
+        assert sent in shown and got in shown, (
+            f"Gajim's history: {rows}\n" + open(os.path.join(root, "gajim.log")).read()[-4000:]
+        )
+        # Filled from the archive: each message has the archive's id (XEP-0359 stanza-id).
+        assert shown[sent] and shown[got], rows
+    finally:
+        try:
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
