@@ -1,9 +1,12 @@
 """Gajim (Debian's package, the GTK desktop client) on a fresh profile fills its chat history
-from the server's archive (XEP-0313), as a new device does: olga's phone (slixmpp) and pavel
-chat while Gajim has never run; then Gajim starts for olga on an empty profile (made with
-Gajim's own settings module, as its account wizard would), connects over STARTTLS and asks the
-archive. What it shows in a chat window is what it stored in its history database (logs.db):
-the test reads that, both directions of the conversation, with the archive's stanza ids.
+from the server's archive (XEP-0313), as a new device does, and enters a group chat from a
+bookmark: olga's phone (slixmpp) and pavel chat, pavel makes a room and speaks in it, and the
+phone bookmarks the room with autojoin (XEP-0402), all while Gajim has never run. Then Gajim
+starts for olga on an empty profile (made with Gajim's own settings module, as its account
+wizard would), connects over STARTTLS, asks the archive, reads the bookmarks and joins the
+room; pavel speaks again and then kicks her. What Gajim shows in a chat window is what it
+stored in its history database (logs.db): the test reads that, both directions of the
+conversation with the archive's stanza ids, and the room's messages before and after it came.
 
 Gajim runs in a virtual X display (Xvfb), as an unprivileged user, in a mount namespace whose
 system CA file is the server's self-signed certificate (Gajim trusts what GnuTLS trusts)."""
@@ -17,6 +20,9 @@ import subprocess
 import tempfile
 
 import pytest
+from slixmpp.xmlstream import ET
+
+from conftest import future_of
 
 WAIT = 20
 PORT = os.environ.get("XMPPD_PORT", "5222")
@@ -53,10 +59,10 @@ def history(db, contact):
         return []  # being created
 
 
-async def test_gajim_fills_a_fresh_profile_from_the_archive(session):
+async def test_gajim_fills_a_fresh_profile_from_the_archive_and_joins_a_bookmarked_room(session):
     token = secrets.token_hex(4)
-    phone = await session("olga@localhost/phone", "pw")
-    pavel = await session("pavel@localhost/p", "pw")
+    phone = await session("olga@localhost/phone", "pw", plugins=("xep_0004", "xep_0060"))
+    pavel = await session("pavel@localhost/p", "pw", plugins=("xep_0004", "xep_0045"))
     await phone.online()
     await pavel.online()
     # Both directions land in olga's archive; her phone takes pavel's message, so nothing
@@ -69,7 +75,23 @@ async def test_gajim_fills_a_fresh_profile_from_the_archive(session):
     pavel.xmpp.send_message(mto="olga@localhost", mbody=got, mtype="chat")
     while (await phone.next_message())["body"] != got:
         pass
+    # pavel's room, where he speaks before olga comes; her phone bookmarks it with autojoin.
+    room = f"gajim-{token}@conference.localhost"
+    muc = pavel.xmpp.plugin["xep_0045"]
+    await muc.join_muc_wait(room, "Pavel", timeout=WAIT)
+    await muc.set_room_config(room, await muc.get_room_config(room))
+    before = f"before olga came {token}"
+    pavel.xmpp.send_message(mto=room, mbody=before, mtype="groupchat")
+    mark = ET.Element("{urn:xmpp:bookmarks:1}conference", {"name": "Gajim's room", "autojoin": "true"})
+    ET.SubElement(mark, "{urn:xmpp:bookmarks:1}nick").text = "Olga"
+    form = phone.xmpp.plugin["xep_0004"].make_form(ftype="submit")
+    form.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#publish-options")
+    for name, value in {"access_model": "whitelist", "persist_items": "true", "max_items": "max"}.items():
+        form.add_field(var=f"pubsub#{name}", value=value)
+    await phone.xmpp.plugin["xep_0060"].publish(
+        None, "urn:xmpp:bookmarks:1", id=room, payload=mark, options=form, timeout=WAIT)
     await phone.stop()
+    olga_in = future_of(pavel.xmpp, f"muc::{room}::got_online", lambda p: p["muc"]["nick"] == "Olga")
 
     root = tempfile.mkdtemp(prefix="gajim-")
     profile = os.path.join(root, "profile")
@@ -99,6 +121,14 @@ async def test_gajim_fills_a_fresh_profile_from_the_archive(session):
     )
     try:
         db = os.path.join(profile, "logs.db")
+        # Gajim enters the bookmarked room; pavel speaks while she is there.
+        try:
+            await asyncio.wait_for(olga_in, 60)
+        except asyncio.TimeoutError:
+            raise AssertionError(
+                "Gajim did not join the room\n" + open(os.path.join(root, "gajim.log")).read()[-4000:])
+        during = f"while olga is here {token}"
+        pavel.xmpp.send_message(mto=room, mbody=during, mtype="groupchat")
         rows = []
         for _ in range(60 * 4):
             rows = history(db, "pavel@localhost")
@@ -114,6 +144,19 @@ async def test_gajim_fills_a_fresh_profile_from_the_archive(session):
         )
         # Filled from the archive: each message has the archive's id (XEP-0359 stanza-id).
         assert shown[sent] and shown[got], rows
+        # The room: what was said before she came (the room's history) and while she is there.
+        said = []
+        for _ in range(30 * 4):
+            said = [r[0] for r in history(db, room)]
+            if before in said and during in said:
+                break
+            await asyncio.sleep(0.25)
+        assert before in said and during in said, said
+        # pavel (the room's owner) kicks her: she leaves with status 307.
+        kicked = future_of(pavel.xmpp, f"muc::{room}::got_offline", lambda p: p["muc"]["nick"] == "Olga")
+        await muc.set_role(room, "Olga", "none", reason="bye")
+        gone = await asyncio.wait_for(kicked, WAIT)
+        assert 307 in gone["muc"]["status_codes"], gone
     finally:
         try:
             os.killpg(proc.pid, 9)
