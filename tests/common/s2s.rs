@@ -332,3 +332,19 @@ pub async fn a_routed_to_a_hand_played_b() -> (TestServer, tokio::net::TcpListen
     let (alice, _) = online(&a, "alice@a.test", "pw-alice").await;
     (a, l, alice)
 }
+
+/// After a stream to the hand-played `b.test` broke with alice's `m1` unacknowledged: `a.test`
+/// makes a new stream on `l` and sends `m1` again; once acknowledged it is not sent a third
+/// time (alice's next message comes alone).
+pub async fn m1_comes_again_on_a_new_stream(l: &tokio::net::TcpListener, alice: &mut Client) {
+    let mut second = accept_as_b(l, true, false).await;
+    let got = second.read_until("<r xmlns='urn:xmpp:sm:3'").await;
+    assert!(got.contains(">m1<"), "m1 sent again: {got}");
+    second.send("<a xmlns='urn:xmpp:sm:3' h='1'/>").await;
+    alice
+        .send_stanza(super::im::chat("bob@b.test", "m2"))
+        .await
+        .unwrap();
+    let got = second.read_until(">m2<").await;
+    assert!(!got.contains(">m1<"), "m1 only once after its ack: {got}");
+}

@@ -18,7 +18,7 @@ use crate::router::Router;
 use crate::session::{Registry, SessionMsg};
 use crate::stanza::shared::{Addressed, SharedStanza};
 use crate::storage::Storage;
-use crate::storage::pep::{Access, PepItem};
+use crate::storage::pep::{Access, NodeConfig, PepItem};
 use crate::xml::{Element, Limits, parse_fragment};
 
 /// `<message from=owner type=headline><event>inner</event></message>`.
@@ -224,24 +224,34 @@ impl Backlog {
         };
         let me = self.session.to_bare();
         for source in &self.sources {
-            let (host, user) = account(source);
-            let last = match storage.pep.last_items(host, user).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!("last items of {source}: {e}");
-                    continue;
-                }
-            };
-            for (node, config, item) in last {
+            for (node, config, item) in last_items(storage, source).await {
                 let allowed = source == &me || config.access != Access::Whitelist;
                 if !allowed || !caps.wants(&self.presence, &node) {
                     continue;
                 }
-                let mut m = event(source.as_str(), items_event(&node, &item));
-                m.set_attr("to", self.session.to_string());
-                m.append_child(crate::stanza::delay(source.as_str(), item.ts_ms));
+                let m = last_item_event(source, &node, &item, self.session.as_str());
                 let _ = h.try_send(SessionMsg::Stanza(Box::new(m)));
             }
         }
     }
+}
+
+/// The last item of each of `owner`'s nodes (none, logged, if the store fails).
+pub async fn last_items(storage: &Storage, owner: &BareJid) -> Vec<(String, NodeConfig, PepItem)> {
+    let (host, user) = account(owner);
+    match storage.pep.last_items(host, user).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("last items of {owner}: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// `owner`'s last item of `node` as an event to `to`, stamped with when it was published.
+pub fn last_item_event(owner: &BareJid, node: &str, item: &PepItem, to: &str) -> Element {
+    let mut m = event(owner.as_str(), items_event(node, item));
+    m.set_attr("to", to);
+    m.append_child(crate::stanza::delay(owner.as_str(), item.ts_ms));
+    m
 }

@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use jid::{BareJid, FullJid};
 
 use super::caps::{self, Caps, Features};
-use super::notify::{event, items_event};
+use super::notify::event;
 use crate::ext::hooks::{Flow, HookFut, PresenceIn};
 use crate::ext::{Ctx, account};
 use crate::router::Router;
@@ -225,22 +225,16 @@ async fn last_items(
     to: &FullJid,
     features: &Features,
 ) {
-    let (host, user) = account(owner);
-    let last = match storage.pep.last_items(host, user).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("last items of {owner}: {e}");
-            return;
-        }
-    };
-    for (node, config, item) in last {
+    for (node, config, item) in super::notify::last_items(storage, owner).await {
         if config.access == Access::Whitelist || !features.contains(&format!("{node}+notify")) {
             continue;
         }
-        let mut m = event(owner.as_str(), items_event(&node, &item));
-        m.set_attr("to", to.to_string());
-        m.append_child(crate::stanza::delay(owner.as_str(), item.ts_ms));
-        router.send_to_session(m);
+        router.send_to_session(super::notify::last_item_event(
+            owner,
+            &node,
+            &item,
+            to.as_str(),
+        ));
     }
 }
 
