@@ -296,17 +296,8 @@ async fn accept_loop(
     alive: mpsc::Sender<()>,
 ) {
     loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.changed() => return,
-            r = l.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let Some((tcp, peer)) = crate::transport::accept(&l, &mut shutdown, "c2s").await else {
+            return;
         };
         match shared.limits.admit(peer.ip()) {
             Ok(guard) => {

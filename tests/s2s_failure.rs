@@ -16,6 +16,27 @@ fn b_addr(b: &common::TestServer) -> std::net::SocketAddr {
     b.server().s2s_addrs.plain[0]
 }
 
+/// `a.test` (with alice) finding `b.test` through a DNS server on loopback answering `zone`;
+/// `b` reaches it back by a static route. `tweak` adjusts a's configuration.
+async fn a_resolving_through(
+    zone: Zone,
+    b: &common::TestServer,
+    tweak: impl FnOnce(&mut xmppd::config::Config) + Send + 'static,
+) -> common::TestServer {
+    let dns = serve(zone).await;
+    let a = server("a.test", "127.0.0.1", move |c| {
+        c.s2s.dns_servers = vec![dns.to_string()];
+        tweak(c);
+    })
+    .await;
+    a.add_user_at("a.test", "alice", "pw-alice").await;
+    let b_s2s = b.server().s2s.clone().unwrap();
+    b_s2s
+        .resolver
+        .set_static("a.test", &a.server().s2s_addrs.plain[0].to_string());
+    a
+}
+
 /// What `b.test` answers (up to closing the stream) when a peer authenticated as `a.test`
 /// sends `input`.
 async fn authenticated_then(input: &str) -> String {
@@ -184,17 +205,7 @@ async fn srv_records_are_tried_in_priority_order_with_fallback() {
         .a("dead.b.test.", Ipv4Addr::new(127, 0, 0, 1))
         .a("wrong.b.test.", Ipv4Addr::new(127, 0, 0, 1))
         .a("xmpp.b.test.", Ipv4Addr::new(127, 0, 0, 2));
-    let dns = serve(zone).await;
-    let a = server("a.test", "127.0.0.1", move |c| {
-        c.s2s.dns_servers = vec![dns.to_string()];
-    })
-    .await;
-    a.add_user_at("a.test", "alice", "pw-alice").await;
-    // b reaches a by a static route; a reaches b through DNS.
-    let b_s2s = b.server().s2s.clone().unwrap();
-    b_s2s
-        .resolver
-        .set_static("a.test", &a.server().s2s_addrs.plain[0].to_string());
+    let a = a_resolving_through(zone, &b, |_| {}).await;
     chat_both_ways(&a, &b).await;
     drop(silent);
 }
@@ -249,16 +260,7 @@ async fn an_xmpps_server_record_means_direct_tls() {
     let zone = Zone::default()
         .srv("_xmpps-server._tcp.b.test.", 0, 0, direct, "xmpps.b.test.")
         .a("xmpps.b.test.", Ipv4Addr::new(127, 0, 0, 2));
-    let dns = serve(zone).await;
-    let a = server("a.test", "127.0.0.1", move |c| {
-        c.s2s.dns_servers = vec![dns.to_string()];
-    })
-    .await;
-    a.add_user_at("a.test", "alice", "pw-alice").await;
-    let b_s2s = b.server().s2s.clone().unwrap();
-    b_s2s
-        .resolver
-        .set_static("a.test", &a.server().s2s_addrs.plain[0].to_string());
+    let a = a_resolving_through(zone, &b, |_| {}).await;
     chat_both_ways(&a, &b).await;
     assert_eq!(method(&b, "a.test"), Some("external"));
 }
@@ -296,13 +298,7 @@ async fn an_address_that_does_not_answer_is_overtaken_by_the_next_one() {
         .srv("_xmpp-server._tcp.b.test.", 0, 0, port, "xmpp.b.test.")
         .a("xmpp.b.test.", Ipv4Addr::new(127, 0, 0, 5))
         .a("xmpp.b.test.", Ipv4Addr::new(127, 0, 0, 2));
-    let dns = serve(zone).await;
-    let a = server("a.test", "127.0.0.1", move |c| {
-        c.s2s.dns_servers = vec![dns.to_string()];
-        c.s2s.connect_timeout_secs = 5;
-    })
-    .await;
-    a.add_user_at("a.test", "alice", "pw-alice").await;
+    let a = a_resolving_through(zone, &b, |c| c.s2s.connect_timeout_secs = 5).await;
     let (mut bob, _) = online(&b, "bob@b.test", "pw-bob").await;
     let (mut alice, alice_jid) = online(&a, "alice@a.test", "pw-alice").await;
     alice

@@ -134,17 +134,9 @@ pub async fn serve(
     let limits = state.c2s.limits.clone();
     let app = routes(state.clone());
     loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.changed() => return,
-            r = listener.accept() => match r {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of descriptors, most likely: wait rather than spin.
-                    tracing::warn!("HTTP accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let Some((tcp, peer)) = crate::transport::accept(&listener, &mut shutdown, "HTTP").await
+        else {
+            return;
         };
         // A trusted proxy's connection counts toward the total; its clients are counted by
         // address when they start a session.

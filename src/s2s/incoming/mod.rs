@@ -41,16 +41,8 @@ const TLS_TIMEOUT: Duration = Duration::from_secs(15);
 pub async fn accept_loop(s2s: Arc<S2s>, l: TcpListener, direct_tls: bool) {
     let mut shutdown = s2s.shutdown.clone();
     loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.changed() => return,
-            r = l.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    warn!("s2s accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let Some((tcp, peer)) = crate::transport::accept(&l, &mut shutdown, "s2s").await else {
+            return;
         };
         if s2s.incoming_total.fetch_add(1, Ordering::Relaxed) >= s2s.config.s2s.max_incoming {
             s2s.incoming_total.fetch_sub(1, Ordering::Relaxed);
