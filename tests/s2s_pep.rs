@@ -43,6 +43,15 @@ async fn online_answering_both_servers(bob: &mut tokio_xmpp::Client, features: &
     assert_eq!(askers, ["a.test", "b.test"]);
 }
 
+/// The (item id, text, delayed) of the next nick event from alice that `c` receives.
+async fn next_nick_of_alice(
+    c: &mut tokio_xmpp::Client,
+    what: &str,
+) -> Option<(String, String, bool)> {
+    let ev = wait(c, what, |e| nick_event(e, "alice@a.test").is_some()).await;
+    nick_event(&ev, "alice@a.test")
+}
+
 /// alice and bob see each other's presence, as after subscriptions both ways.
 async fn befriend_across(a: &TestServer, b: &TestServer) {
     for (t, host, user, contact) in [
@@ -75,24 +84,16 @@ async fn a_remote_contact_follows_a_node_by_capabilities() {
     online_answering_both_servers(&mut bob, &wants).await;
 
     // The last item, stamped with when it was published.
-    let ev = wait(&mut bob, "alice's last nick", |e| {
-        nick_event(e, "alice@a.test").is_some()
-    })
-    .await;
     assert_eq!(
-        nick_event(&ev, "alice@a.test"),
+        next_nick_of_alice(&mut bob, "alice's last nick").await,
         Some(("n1".into(), "Ali".into(), true))
     );
 
     // A new item is pushed as it is published.
     let r = publish(&mut alice, NICK, "n2", &nick("Alice"), &[]).await;
     assert_eq!(r.attr("type"), Some("result"));
-    let ev = wait(&mut bob, "alice's new nick", |e| {
-        nick_event(e, "alice@a.test").is_some()
-    })
-    .await;
     assert_eq!(
-        nick_event(&ev, "alice@a.test"),
+        next_nick_of_alice(&mut bob, "alice's new nick").await,
         Some(("n2".into(), "Alice".into(), false))
     );
 

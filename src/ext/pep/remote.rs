@@ -10,10 +10,11 @@
 //! tells nothing of their resources get nothing pushed; they can still fetch items.
 //!
 //! Bounds: `pep.remote_resources_bytes` in all (each entry counts its JID's bytes and a fixed
-//! overhead) and `pep.remote_resources_per_contact` per account and contact; past either, a
+//! overhead, and so does each capabilities question in flight: one at a time per account and
+//! resource) and `pep.remote_resources_per_contact` per account and contact; past either, a
 //! resource is not remembered (a debug line says so).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use jid::{BareJid, FullJid};
@@ -40,6 +41,9 @@ pub struct RemoteResources {
 struct Inner {
     /// Account → remote resource → its `+notify` features.
     by_owner: HashMap<BareJid, HashMap<FullJid, Features>>,
+    /// (account, remote resource) whose capabilities are being asked now: one question at a
+    /// time each, counted in `bytes` too.
+    learning: HashSet<(BareJid, FullJid)>,
     bytes: usize,
 }
 
@@ -81,6 +85,33 @@ impl RemoteResources {
         resources.insert(full.clone(), features);
         inner.bytes += c;
         Some(true)
+    }
+
+    /// Marks `full`'s capabilities as being asked for `owner`; false if they already are, or
+    /// past the bounds (a peer that repeats presence faster than its client answers makes no
+    /// more work nor memory than one question).
+    pub fn begin_learning(&self, owner: &BareJid, full: &FullJid) -> bool {
+        let Ok(mut inner) = self.inner.lock() else {
+            return false;
+        };
+        let c = cost(full);
+        if inner.bytes + c > self.max_bytes {
+            return false;
+        }
+        if !inner.learning.insert((owner.clone(), full.clone())) {
+            return false;
+        }
+        inner.bytes += c;
+        true
+    }
+
+    /// The question [`RemoteResources::begin_learning`] marked is over.
+    pub fn end_learning(&self, owner: &BareJid, full: &FullJid) {
+        if let Ok(mut inner) = self.inner.lock()
+            && inner.learning.remove(&(owner.clone(), full.clone()))
+        {
+            inner.bytes -= cost(full);
+        }
     }
 
     /// Forgets `full` for `owner`.
@@ -195,16 +226,34 @@ pub fn on_presence_in<'a>(ctx: &'a Ctx, router: &'a Router, e: &'a mut PresenceI
             remote.forget(&owner, &from);
             return Flow::Next;
         }
-        // Not awaited: the client's answer to a capabilities question comes in on the stream
-        // this presence came by, which must go on being read.
-        let presence = stanza.clone();
         let Some(router) = router.arc() else {
             return Flow::Next;
         };
         let storage = ctx.storage.clone();
+        if let Some(features) = caps.features(stanza) {
+            // Known capabilities: remembered now; only the last items go on in a task.
+            if remote.set(&owner, &from, features.clone()) == Some(true) && subscription.has_from()
+            {
+                tokio::spawn(async move {
+                    last_items(&storage, &router, &owner, &from, &features).await;
+                });
+            }
+            return Flow::Next;
+        }
+        if !remote.begin_learning(&owner, &from) {
+            return Flow::Next;
+        }
+        // Not awaited: the client's answer to a capabilities question comes in on the stream
+        // this presence came by, which must go on being read. The task keeps only the `<c/>`.
+        let presence = match stanza.get_child("c", caps::NS_CAPS) {
+            Some(c) => Element::new("presence", crate::stream::NS_CLIENT).with_child(c.clone()),
+            None => return Flow::Next,
+        };
         tokio::spawn(async move {
             let host = owner.domain().to_string();
-            let Some(features) = caps.learn(&router, &host, &from, &presence).await else {
+            let learnt = caps.learn(&router, &host, &from, &presence).await;
+            remote.end_learning(&owner, &from);
+            let Some(features) = learnt else {
                 return;
             };
             if remote.set(&owner, &from, features.clone()) == Some(true) && subscription.has_from()
@@ -289,6 +338,15 @@ mod tests {
             r.set(&owner, &full("u500@b.test/r"), nick.clone()),
             Some(true)
         );
+        // One capabilities question at a time per (account, resource), counted in bytes.
+        let r = RemoteResources::new(1 << 20, 4);
+        let bob = full("bob@b.test/r");
+        assert!(r.begin_learning(&owner, &bob));
+        assert!(!r.begin_learning(&owner, &bob));
+        assert_eq!(r.bytes(), cost(&bob));
+        r.end_learning(&owner, &bob);
+        assert_eq!(r.bytes(), 0);
+        assert!(r.begin_learning(&owner, &bob));
         // 0 bytes: nothing is remembered.
         let off = RemoteResources::new(0, 16);
         assert_eq!(off.set(&owner, &full("bob@b.test/r"), nick), None);
