@@ -11,7 +11,8 @@
 # HUB_CONTACTS), s4 (logins); s1w and s2w are s1 and s2 over WebSocket (RFC 7395) on each
 # server's loopback HTTP port (ws://, no TLS, as behind a reverse proxy); s2m is s2 with each
 # server's message archive on (xmppd's [archive], mod_mam on SQLite for the others); r (group chat: a room
-# of each of ROOM_SIZES occupants, ROOM_SENDERS posting).
+# of each of ROOM_SIZES occupants, ROOM_SENDERS posting); s2sm, s3sm and rsm are s2, s3 and r
+# with stream management (XEP-0198) enabled by every client, as mobile clients do.
 # Sizes (environment): IDLE_COUNTS="1000 10000" PLAIN_COUNTS=10000 CHAT_USERS=1000
 # FANOUT_USERS=505 FANOUT_CONTACTS=100 HUBS=20 HUB_CONTACTS=1000 LOGINS=2000 CHAT_STEP=5
 # SERVERS="xmppd prosody ejabberd" MECH=SCRAM-SHA-1; INBOX=false turns xmppd's unread counts off
@@ -21,7 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPS=${REPS:-3}
 SERVERS=${SERVERS:-"xmppd prosody ejabberd"}
-SCENARIOS=${SCENARIOS:-"s1 s1p s2 s2m s3 s3h s4 s1w s2w r"}
+SCENARIOS=${SCENARIOS:-"s1 s1p s2 s2sm s2m s3 s3sm s3h s4 s1w s2w r rsm"}
 IDLE_COUNTS=${IDLE_COUNTS:-"1000 10000"}
 PLAIN_COUNTS=${PLAIN_COUNTS:-10000}
 CHAT_USERS=${CHAT_USERS:-1000}
@@ -172,6 +173,7 @@ max_room=0; for n in $ROOM_SIZES; do [ "$n" -gt "$max_room" ] && max_room=$n; do
 accounts=$(printf '%s\n' "$max_idle" "$CHAT_USERS" "$FANOUT_USERS" "$max_room" | sort -n | tail -1)
 hub_users=$((HUBS + HUB_CONTACTS))
 has() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+has_s3() { has s3 || has s3sm; }   # the rosters of 100, with or without stream management
 setup() { # server label args… → appends the set-up figures to results.tsv; a non-empty label
     local s=$1 label=$2; shift 2 # replaces the figures' prefix (register. → register_hubs.)
     timeout 3600 "$BENCH" --port "${PORT[$s]}" --sources 8 "$@" 2>>"$RUN/$s/setup.log" |
@@ -186,16 +188,16 @@ for s in $SERVERS; do
     setup "$s" "" register --count "$accounts" --concurrency 4
     has s3h && setup "$s" register_hubs --user "$HUB_USER" register --count "$hub_users" \
         --concurrency 4
-    if [[ $s == prosody ]] && { has s3 || has s3h; }; then
+    if [[ $s == prosody ]] && { has_s3 || has s3h; }; then
         # Prosody does not finish this set-up through the protocol (bench/prosody_rosters.py).
         stop "$s"
-        has s3 && python3 "$ROOT/bench/prosody_rosters.py" "$RUN/$s/data" localhost \
+        has_s3 && python3 "$ROOT/bench/prosody_rosters.py" "$RUN/$s/data" localhost \
             "$FANOUT_USERS" "$FANOUT_CONTACTS" 'bench{}'
         has s3h && python3 "$ROOT/bench/prosody_rosters.py" "$RUN/$s/data" localhost \
             "$hub_users" "$HUB_CONTACTS" "$HUB_USER" "$HUBS"
         pid=$(start "$s")
     elif [[ $s != prosody ]]; then
-        has s3 && setup "$s" "" --mech "$MECH" rosters --users "$FANOUT_USERS" \
+        has_s3 && setup "$s" "" --mech "$MECH" rosters --users "$FANOUT_USERS" \
             --contacts "$FANOUT_CONTACTS"
         has s3h && setup "$s" rosters_hubs --mech "$MECH" --user "$HUB_USER" rosters \
             --users "$hub_users" --contacts "$HUB_CONTACTS" --hubs "$HUBS"
@@ -220,6 +222,9 @@ for rep in $(seq 1 "$REPS"); do
                 done ;;
             s2) pid=$(start "$s"); bench "$s" "$pid" "$rep" "" chat --users "$CHAT_USERS" \
                     --step "$CHAT_STEP" --latency-at "$LATENCY_AT"; stop "$s" ;;
+            s2sm) pid=$(start "$s"); bench "$s" "$pid" "$rep" s2sm --sm chat \
+                    --users "$CHAT_USERS" --step "$CHAT_STEP" --latency-at "$LATENCY_AT"
+                  stop "$s" ;;
             s2m) pid=$(ARCHIVE=true start "$s"); bench "$s" "$pid" "$rep" s2mam chat \
                     --users "$CHAT_USERS" --step "$CHAT_STEP" --latency-at "$LATENCY_AT"
                  stop "$s"; archived "$s" "$rep" ;;
@@ -232,6 +237,8 @@ for rep in $(seq 1 "$REPS"); do
                     --step "$CHAT_STEP" --latency-at "$LATENCY_AT"; stop "$s" ;;
             s3) pid=$(start "$s"); bench "$s" "$pid" "$rep" "" fanout --users "$FANOUT_USERS" \
                     --contacts "$FANOUT_CONTACTS" --waves 3; stop "$s" ;;
+            s3sm) pid=$(start "$s"); bench "$s" "$pid" "$rep" s3sm --sm fanout \
+                    --users "$FANOUT_USERS" --contacts "$FANOUT_CONTACTS" --waves 3; stop "$s" ;;
             s3h) pid=$(start "$s"); bench "$s" "$pid" "$rep" s3hubs --user "$HUB_USER" fanout \
                     --users "$hub_users" --contacts "$HUB_CONTACTS" --hubs "$HUBS" --waves 3
                  stop "$s" ;;
@@ -240,6 +247,12 @@ for rep in $(seq 1 "$REPS"); do
             r) for n in $ROOM_SIZES; do
                     pid=$(start "$s"); sleep 2
                     bench "$s" "$pid" "$rep" "room_$n" rooms --occupants "$n" \
+                        --senders "$ROOM_SENDERS" --step "$CHAT_STEP"
+                    stop "$s"
+                done ;;
+            rsm) for n in $ROOM_SIZES; do
+                    pid=$(start "$s"); sleep 2
+                    bench "$s" "$pid" "$rep" "room_sm_$n" --sm rooms --occupants "$n" \
                         --senders "$ROOM_SENDERS" --step "$CHAT_STEP"
                     stop "$s"
                 done ;;

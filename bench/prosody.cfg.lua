@@ -1,6 +1,6 @@
 -- Prosody as bench/compare.sh runs it: Debian's Prosody with the modules that match what xmppd
--- does by default (roster, presence, offline, carbons, blocking, ping, version, disco,
--- WebSocket on loopback HTTP), SCRAM
+-- does by default (roster, presence, offline, carbons, blocking, ping, version, disco, stream
+-- management, WebSocket on loopback HTTP), SCRAM
 -- with hashed passwords, TLS required, in-band registration open, no rate limits (mod_limits
 -- is not loaded), registration throttling off. Placeholders are filled in by compare.sh.
 run_as_root = true
@@ -24,7 +24,7 @@ http_interfaces = { "127.0.0.1" }
 https_ports = { }
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "carbons"; "blocklist"; "ping"; "register";
-	"version"; "offline"; "websocket";
+	"version"; "offline"; "websocket"; "smacks";
 }
 -- XMPP over WebSocket on loopback (the s1w/s2w scenarios), as xmppd treats a loopback
 -- connection: private, so SASL is allowed on ws://.

@@ -388,3 +388,68 @@ async fn claimed_offline_messages_through_resumption_and_expiry() {
         assert_eq!(offline(&t).await, 0, "acknowledged, so deleted: {got}");
     }
 }
+
+/// A room's message reaches an occupant with stream management as the shared serialisation
+/// (kept unacknowledged as such); when the connection drops before the ack, resumption sends
+/// it again as an element of its own: the occupant's `to`, the room's stanza id, a delay.
+#[tokio::test]
+async fn a_room_message_kept_for_an_occupant_with_sm_comes_again_on_resumption() {
+    let t = server(|_| {}).await;
+    let room = "sm-room@conference.localhost";
+    let (mut bob, id, mut seen) = bob_with_sm(&t, true).await;
+    let mut alice = alice_online(&t).await;
+    alice
+        .send(&format!(
+            "<presence to='{room}/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ))
+        .await;
+    alice.read_until("status code='201'").await;
+    alice
+        .send(&format!(
+            "<iq type='set' id='c' to='{room}'><query xmlns='http://jabber.org/protocol/muc#owner'>\
+             <x xmlns='jabber:x:data' type='submit'/></query></iq>"
+        ))
+        .await;
+    alice.read_until("id='c'").await;
+    bob.send(&format!(
+        "<presence to='{room}/bob'><x xmlns='http://jabber.org/protocol/muc'>\
+         <history maxstanzas='0'/></x></presence>"
+    ))
+    .await;
+    seen += &bob.read_until("</subject>").await;
+    let h = count_stanzas(&seen);
+    alice
+        .send(&format!(
+            "<message to='{room}' type='groupchat' id='g1'><body>to all</body></message>"
+        ))
+        .await;
+    let first = bob.read_until("to all</body>").await;
+    assert!(first.contains("to='bob@localhost/phone'"), "{first}");
+    drop(bob);
+    let mut bob = t.raw().await;
+    bob.authenticate("bob", "pw").await;
+    bob.send(&format!(
+        "<resume xmlns='urn:xmpp:sm:3' previd='{}' h='{h}'/>",
+        id.unwrap()
+    ))
+    .await;
+    let again = bob.read_until("to all</body>").await;
+    assert!(again.contains("<resumed"), "{again}");
+    let msg = &again[again.rfind("<message").unwrap()..];
+    assert_eq!(
+        attr_of(msg, "message", "to").as_deref(),
+        Some("bob@localhost/phone"),
+        "{msg}"
+    );
+    assert_eq!(
+        attr_of(msg, "message", "from").as_deref(),
+        Some(&*format!("{room}/alice")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("urn:xmpp:sid:0") && msg.contains("urn:xmpp:delay"),
+        "{msg}"
+    );
+    bob.expect_silence(std::time::Duration::from_millis(300))
+        .await;
+}

@@ -183,7 +183,11 @@ impl Reverse {
         self.rx.close();
         let mut left: Vec<Element> = std::mem::take(&mut self.unsent);
         if let Some(sm) = &mut self.sm {
-            left.extend(sm.take_unacked().into_iter().map(|u| u.stanza));
+            left.extend(
+                sm.take_unacked()
+                    .into_iter()
+                    .map(|u| u.stanza.into_element()),
+            );
         }
         while let Ok(e) = self.rx.try_recv() {
             self.bytes.fetch_sub(e.deep_cost(), Ordering::Relaxed);

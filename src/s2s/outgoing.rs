@@ -189,7 +189,10 @@ impl Out<'_> {
     fn unacked(&mut self) -> Vec<Element> {
         self.sm
             .as_mut()
-            .map(|sm| sm.take_unacked().into_iter().map(|u| u.stanza).collect())
+            .map(|sm| {
+                let kept = sm.take_unacked().into_iter();
+                kept.map(|u| u.stanza.into_element()).collect()
+            })
             .unwrap_or_default()
     }
 

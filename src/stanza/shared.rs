@@ -46,7 +46,7 @@ impl SharedStanza {
 }
 
 /// The shared stanza for one recipient.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Addressed {
     pub shared: Arc<SharedStanza>,
     pub to: String,

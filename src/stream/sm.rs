@@ -7,16 +7,64 @@
 
 use std::collections::VecDeque;
 
+use crate::stanza::shared::Addressed;
 use crate::xml::Element;
 
 /// `urn:xmpp:sm:3`
 pub const NS: &str = "urn:xmpp:sm:3";
 
+/// A stanza as it is kept: an element, or the shared serialisation of a fan-out with this
+/// recipient's `to` (so that a session with stream management writes the shared bytes as
+/// well, and makes an element only if it must send the stanza again or re-route it).
+#[derive(Debug, Clone)]
+pub enum Kept {
+    Element(Element),
+    Shared(Addressed),
+}
+
+impl Kept {
+    /// What it holds in memory, in bytes.
+    pub fn cost(&self) -> usize {
+        match self {
+            Kept::Element(e) => e.deep_cost(),
+            Kept::Shared(a) => a.bytes(),
+        }
+    }
+
+    /// The stanza as an element of its own.
+    pub fn into_element(self) -> Element {
+        match self {
+            Kept::Element(e) => e,
+            Kept::Shared(a) => a.element(),
+        }
+    }
+
+    /// A copy of the stanza as an element.
+    pub fn to_element(&self) -> Element {
+        match self {
+            Kept::Element(e) => e.clone(),
+            Kept::Shared(a) => a.element(),
+        }
+    }
+}
+
+impl From<Element> for Kept {
+    fn from(e: Element) -> Self {
+        Kept::Element(e)
+    }
+}
+
+impl From<Addressed> for Kept {
+    fn from(a: Addressed) -> Self {
+        Kept::Shared(a)
+    }
+}
+
 /// A stanza sent to the client and kept until it is acknowledged.
 #[derive(Debug, Clone)]
 pub struct Unacked {
     /// The stanza as it was written.
-    pub stanza: Element,
+    pub stanza: Kept,
     /// When it was queued (ms since the epoch), for `<delay/>` on retransmission.
     pub at_ms: i64,
     /// Its id in offline storage when it is a claimed offline message: deleted there once
@@ -44,7 +92,7 @@ pub struct StreamMgmt {
     acked: u32,
     /// Sent and not acknowledged, oldest first.
     queue: VecDeque<Unacked>,
-    /// What the queued stanzas hold in memory ([`Element::deep_cost`]).
+    /// What the queued stanzas hold in memory ([`Kept::cost`]).
     queued_bytes: usize,
     /// Claimed offline messages the client acknowledged, to delete from storage.
     acked_claims: Vec<i64>,
@@ -69,13 +117,14 @@ impl StreamMgmt {
     }
 
     /// Records a stanza as sent (or queued for a detached client).
-    pub fn sent(&mut self, stanza: Element, at_ms: i64) {
+    pub fn sent(&mut self, stanza: impl Into<Kept>, at_ms: i64) {
         self.sent_claimed(stanza, at_ms, None);
     }
 
     /// Records a stanza as sent, with its offline-storage claim if it is one.
-    pub fn sent_claimed(&mut self, stanza: Element, at_ms: i64, claim: Option<i64>) {
-        self.queued_bytes += stanza.deep_cost();
+    pub fn sent_claimed(&mut self, stanza: impl Into<Kept>, at_ms: i64, claim: Option<i64>) {
+        let stanza = stanza.into();
+        self.queued_bytes += stanza.cost();
         self.queue.push_back(Unacked {
             stanza,
             at_ms,
@@ -120,7 +169,7 @@ impl StreamMgmt {
             });
         }
         for u in self.queue.drain(..n) {
-            self.queued_bytes -= u.stanza.deep_cost();
+            self.queued_bytes -= u.stanza.cost();
             self.acked_claims.extend(u.claim);
         }
         self.acked = h;
@@ -209,7 +258,8 @@ mod tests {
         }
         assert_eq!(sm.ack(2), Ok(2));
         assert_eq!(sm.pending(), 3);
-        assert_eq!(sm.unacked().next().unwrap().stanza.attr("id"), Some("2"));
+        let first = sm.unacked().next().unwrap().stanza.to_element();
+        assert_eq!(first.attr("id"), Some("2"));
         // The same h again acknowledges nothing new.
         assert_eq!(sm.ack(2), Ok(0));
         assert_eq!(sm.ack(6), Err(TooHigh { h: 6, sent: 5 }));

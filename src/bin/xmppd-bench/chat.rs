@@ -2,16 +2,17 @@
 //! A ramp of steps finds the highest rate delivered with < 1% loss, then a run at half of it
 //! gives the latency percentiles. Bodies carry the step number and the send time.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use tokio::sync::watch;
 
-use crate::conn::{Io, Reader, Target};
+use crate::conn::{Io, Target};
+use crate::reader::{Kind, Reader, Writer};
 use crate::scenarios::login_all;
-use crate::stats::{Latencies, Span, epoch, figure, since, stamp};
+use crate::stats::{Lanes, Latencies, Span, epoch, figure, since};
 
 /// What one step measured.
 struct Outcome {
@@ -72,14 +73,14 @@ pub async fn chat(t: Arc<Target>, pid: Option<u32>, o: ChatOpts) -> Result<()> {
     let step = Arc::new(Step {
         id: AtomicU64::new(0),
         received: AtomicU64::new(0),
-        latencies: Mutex::new(Latencies::default()),
+        latencies: Lanes::new(users),
         any: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
     });
     let sent = Arc::new(AtomicU64::new(0));
     let (ctl_tx, ctl) = watch::channel((0u64, 0.0f64));
     for s in sessions {
-        tokio::spawn(chat_reader(s.reader, step.clone()));
+        tokio::spawn(chat_reader(s.reader, s.index, step.clone()));
         tokio::spawn(chat_writer(
             s.writer,
             t.clone(),
@@ -99,9 +100,7 @@ pub async fn chat(t: Arc<Target>, pid: Option<u32>, o: ChatOpts) -> Result<()> {
         async move {
             step.id.store(id, Ordering::Relaxed);
             step.received.store(0, Ordering::Relaxed);
-            if let Ok(mut l) = step.latencies.lock() {
-                *l = Latencies::default();
-            }
+            step.latencies.take();
             let sent0 = sent.load(Ordering::Relaxed);
             let span = Span::start(pid);
             let _ = ctl_tx.send((id, rate / users as f64));
@@ -117,11 +116,7 @@ pub async fn chat(t: Arc<Target>, pid: Option<u32>, o: ChatOpts) -> Result<()> {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let (server_cpu, bench_cpu, _) = span.end();
-            let mut lat = step
-                .latencies
-                .lock()
-                .map(|mut l| std::mem::take(&mut *l))
-                .unwrap_or_default();
+            let mut lat = step.latencies.take();
             let received = step.received.load(Ordering::Relaxed);
             // Let a backlog drain before the next step: until nothing arrives for a second.
             let drain_until = Instant::now() + Duration::from_secs(60);
@@ -244,7 +239,7 @@ pub async fn chat(t: Arc<Target>, pid: Option<u32>, o: ChatOpts) -> Result<()> {
 struct Step {
     id: AtomicU64,
     received: AtomicU64,
-    latencies: Mutex<Latencies>,
+    latencies: Lanes,
     /// Chat messages of any step (to tell when a backlog has drained).
     any: AtomicU64,
     /// Sessions whose stream ended during the run.
@@ -252,25 +247,24 @@ struct Step {
 }
 
 /// Reads a chat session: counts messages of the current step and their latency.
-async fn chat_reader(mut s: Reader<tokio::io::ReadHalf<Box<dyn Io>>>, step: Arc<Step>) {
-    while let Ok(e) = s.next().await {
-        if e.name() != "message" {
+async fn chat_reader(
+    mut s: Reader<tokio::io::ReadHalf<Box<dyn Io>>>,
+    lane: usize,
+    step: Arc<Step>,
+) {
+    while let Ok(e) = s.next_raw().await {
+        if e.kind != Kind::Message {
             continue;
         }
         step.any.fetch_add(1, Ordering::Relaxed);
-        let Some(body) = e.get_child("body", "jabber:client") else {
-            continue;
-        };
-        let Some((k, ns)) = stamp(&body.text()) else {
+        let Some((k, ns)) = e.stamp else {
             continue;
         };
         if k != step.id.load(Ordering::Relaxed) {
             continue;
         }
         step.received.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut l) = step.latencies.lock() {
-            l.push(since(ns));
-        }
+        step.latencies.push(lane, since(ns));
     }
     step.dropped.fetch_add(1, Ordering::Relaxed);
 }
@@ -278,7 +272,7 @@ async fn chat_reader(mut s: Reader<tokio::io::ReadHalf<Box<dyn Io>>>, step: Arc<
 /// Sends chat messages to random other users at `rate` (messages/s for this sender) while the
 /// step is on; `rate == 0` pauses.
 async fn chat_writer(
-    mut w: tokio::io::WriteHalf<Box<dyn Io>>,
+    w: Writer,
     t: Arc<Target>,
     users: usize,
     me: usize,
@@ -313,7 +307,7 @@ async fn chat_writer(
                         "<message type='chat' to='{}' id='m{seq}'><body>{step} {ns}</body></message>",
                         t.jid(to)
                     );
-                    if crate::conn::send(&mut w, &msg).await.is_err() { return; }
+                    if w.stanza(&msg).await.is_err() { return; }
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
                 r = ctl.changed() => { if r.is_err() { return; } break; }

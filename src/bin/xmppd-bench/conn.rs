@@ -15,13 +15,15 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::net::TcpSocket;
 use tokio_rustls::TlsConnector;
 use xmppd::stream::sasl::scram::ScramHash;
 use xmppd::stream::sasl::scram_client::{SaltCache, ScramClient};
 use xmppd::xml::Element;
-use xmppd::xml::parser::{Limits, StreamEvent, StreamParser};
+use xmppd::xml::parser::StreamParser;
+
+use crate::reader::{NS_SM, Reader, Writer, limits};
 
 use xmppd::stanza::{NS_REGISTER_FEATURE, NS_STANZAS as STANZAS};
 use xmppd::stream::sasl::NS as NS_SASL;
@@ -64,6 +66,8 @@ pub struct Target {
     pub sources: Vec<IpAddr>,
     pub tls_config: Arc<rustls::ClientConfig>,
     pub salts: std::sync::Mutex<SaltCache>,
+    /// Enable stream management (XEP-0198) after binding, as mobile clients do.
+    pub sm: bool,
 }
 
 impl Target {
@@ -137,77 +141,6 @@ impl ServerCertVerifier for AnyCert {
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// Parses the incoming stream.
-pub struct Reader<R> {
-    io: R,
-    parser: StreamParser,
-    buf: Vec<u8>,
-    pos: usize,
-    len: usize,
-}
-
-fn limits() -> Limits {
-    Limits {
-        max_stanza_size: 4 << 20,
-        max_stanza_memory: 64 << 20,
-        max_depth: 64,
-        ..Limits::default()
-    }
-}
-
-impl<R: AsyncRead + Unpin> Reader<R> {
-    fn new(io: R) -> Self {
-        Reader {
-            io,
-            parser: StreamParser::new(limits()),
-            buf: vec![0; 4096],
-            pos: 0,
-            len: 0,
-        }
-    }
-
-    /// The next top-level element; an error when the stream ends or breaks.
-    pub async fn next(&mut self) -> Result<Element> {
-        loop {
-            while self.pos < self.len {
-                let mut input = &self.buf[self.pos..self.len];
-                let ev = self.parser.next(&mut input)?;
-                self.pos = self.len - input.len();
-                match ev {
-                    Some(StreamEvent::Element(e)) if e.is("error", STREAMS) => {
-                        bail!("stream error: {}", e.to_string_in(""))
-                    }
-                    Some(StreamEvent::Element(e)) => return Ok(e),
-                    Some(StreamEvent::End) => bail!("the server closed the stream"),
-                    Some(StreamEvent::Header(_)) | None => {}
-                }
-            }
-            let n = self.io.read(&mut self.buf).await?;
-            if n == 0 {
-                bail!("connection closed by the server");
-            }
-            (self.pos, self.len) = (0, n);
-        }
-    }
-
-    /// The next element that satisfies `pick`, answering pings and dropping anything else.
-    async fn wait_for(
-        &mut self,
-        what: &str,
-        mut pick: impl FnMut(&Element) -> bool,
-    ) -> Result<Element> {
-        loop {
-            let e = self
-                .next()
-                .await
-                .with_context(|| format!("waiting for {what}"))?;
-            if pick(&e) {
-                return Ok(e);
-            }
-        }
-    }
-}
-
 /// A connection during negotiation: one object that reads and writes.
 struct Negotiating {
     reader: Reader<Box<dyn Io>>,
@@ -238,7 +171,7 @@ impl Negotiating {
 /// A bound session, split in two halves.
 pub struct Session {
     pub reader: Reader<ReadHalf<Box<dyn Io>>>,
-    pub writer: WriteHalf<Box<dyn Io>>,
+    pub writer: Writer,
     pub index: usize,
 }
 
@@ -398,23 +331,31 @@ pub async fn login(target: &Target, index: usize, presence: bool) -> Result<Sess
             .wait_for("session result", |e| e.attr("id") == Some("sess"))
             .await?;
     }
-    if presence {
-        n.send("<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq>")
+    let Negotiating { reader } = n;
+    let (mut reader, w) = reader.split();
+    let writer = Writer::new(w, target.sm);
+    if target.sm {
+        if features.get_child("sm", NS_SM).is_none() {
+            bail!("the server does not offer stream management ({NS_SM})");
+        }
+        writer
+            .send(&format!("<enable xmlns='{NS_SM}' resume='true'/>"))
             .await?;
-        n.reader
+        let e = reader.wait_for("enabled", |e| e.ns() == NS_SM).await?;
+        if e.name() != "enabled" {
+            bail!("stream management refused: {}", e.to_string_in(""));
+        }
+        reader.enable_acks(writer.clone());
+    }
+    if presence {
+        writer
+            .send("<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq>")
+            .await?;
+        reader
             .wait_for("roster", |e| e.attr("id") == Some("roster"))
             .await?;
-        n.send("<presence/>").await?;
+        writer.send("<presence/>").await?;
     }
-    let Negotiating { reader } = n;
-    let (r, writer) = tokio::io::split(reader.io);
-    let reader = Reader {
-        io: r,
-        parser: reader.parser,
-        buf: reader.buf,
-        pos: reader.pos,
-        len: reader.len,
-    };
     Ok(Session {
         reader,
         writer,
@@ -456,12 +397,4 @@ pub async fn register(target: &Target, index: usize) -> Result<()> {
             r.to_string_in("")
         ),
     }
-}
-
-/// Writes a whole string, and flushes it (a no-op on TCP; over WebSocket the message may
-/// otherwise wait in the library for the next write).
-pub async fn send<W: AsyncWrite + Unpin>(w: &mut W, s: &str) -> Result<()> {
-    w.write_all(s.as_bytes()).await?;
-    w.flush().await?;
-    Ok(())
 }

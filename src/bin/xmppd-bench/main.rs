@@ -14,6 +14,7 @@
 mod chat;
 mod conn;
 mod presence;
+mod reader;
 mod rooms;
 mod scenarios;
 mod stats;
@@ -62,6 +63,11 @@ struct Cli {
     /// Hard limit on the whole run, in seconds.
     #[arg(long, default_value_t = 1800)]
     time_limit: u64,
+    /// Enable stream management (XEP-0198) on every session, as mobile clients do: each
+    /// session answers the server's ack requests, and asks for an ack after each message it
+    /// sends.
+    #[arg(long)]
+    sm: bool,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -185,6 +191,7 @@ async fn run(cli: Cli) -> Result<()> {
         sources: sources(&cli.sources)?,
         tls_config: conn::tls_config()?,
         salts: Mutex::new(Default::default()),
+        sm: cli.sm,
     });
     let pid = cli.server_pid;
     match cli.scenario {

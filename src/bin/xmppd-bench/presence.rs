@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use tokio::sync::watch;
 
-use crate::conn::{Session, Target, send};
+use crate::conn::{Session, Target};
 use crate::scenarios::login_all;
 use crate::stats::{Span, figure};
 
@@ -125,7 +125,7 @@ async fn user_task(
                         if t.index_of(bare).is_some_and(|x| x < me) {
                             out.push_str(&format!("<presence type='subscribe' to='{bare}'/>"));
                         }
-                        send(&mut s.writer, &out).await.ok()?;
+                        s.writer.send(&out).await.ok()?;
                     }
                     ("presence", Some("subscribed")) => {
                         seen.subscribed.fetch_add(1, Ordering::Relaxed);
@@ -140,7 +140,7 @@ async fn user_task(
                     ("iq", Some("get")) => {
                         let id = e.attr("id").unwrap_or_default();
                         let reply = format!("<iq type='result' id='{id}' to='{from}'/>");
-                        send(&mut s.writer, &reply).await.ok()?;
+                        s.writer.send(&reply).await.ok()?;
                     }
                     _ => {}
                 }
@@ -154,11 +154,11 @@ async fn user_task(
                         for j in topo.higher_contacts(me) {
                             out.push_str(&format!("<presence type='subscribe' to='{}'/>", t.jid(j)));
                         }
-                        send(&mut s.writer, &out).await.ok()?;
+                        s.writer.send(&out).await.ok()?;
                     }
                     Ctl::Wave(w) => {
                         let p = format!("<presence><status>wave {w}</status></presence>");
-                        send(&mut s.writer, &p).await.ok()?;
+                        s.writer.send(&p).await.ok()?;
                     }
                     Ctl::Stop => return Some(s),
                     Ctl::Idle => {}
@@ -226,7 +226,7 @@ pub async fn rosters(t: Arc<Target>, topo: Topology) -> Result<()> {
         set.spawn(async move {
             let q = "<iq type='get' id='check'><query xmlns='jabber:iq:roster'/></iq>";
             let mut ok = false;
-            if send(&mut s.writer, q).await.is_ok() {
+            if s.writer.send(q).await.is_ok() {
                 while let Ok(e) = s.reader.next().await {
                     if e.attr("id") == Some("check") {
                         let items = e.get_child("query", "jabber:iq:roster");
@@ -243,7 +243,7 @@ pub async fn rosters(t: Arc<Target>, topo: Topology) -> Result<()> {
             if !ok {
                 bad.fetch_add(1, Ordering::Relaxed);
             }
-            let _ = send(&mut s.writer, "</stream:stream>").await;
+            let _ = s.writer.send("</stream:stream>").await;
         });
     }
     while set.join_next().await.is_some() {}
@@ -302,8 +302,8 @@ pub async fn fanout(t: Arc<Target>, pid: Option<u32>, topo: Topology, waves: u64
     );
     let _ = tx.send(Ctl::Stop);
     for h in tasks {
-        if let Ok(Some(mut s)) = h.await {
-            let _ = send(&mut s.writer, "</stream:stream>").await;
+        if let Ok(Some(s)) = h.await {
+            let _ = s.writer.send("</stream:stream>").await;
         }
     }
     Ok(())

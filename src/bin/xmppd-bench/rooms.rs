@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use tokio::sync::watch;
 
-use crate::conn::{Io, Reader, Target, send};
+use crate::conn::{Io, Target};
+use crate::reader::{Kind, Reader, Writer};
 use crate::scenarios::login_all;
-use crate::stats::{Latencies, Span, epoch, figure, since, stamp};
+use crate::stats::{Lanes, Span, epoch, figure, since};
 
 /// The parameters of R.
 pub struct RoomOpts {
@@ -36,7 +37,7 @@ struct Room {
     received: AtomicU64,
     /// Room messages of any step (to tell when a backlog has drained).
     any: AtomicU64,
-    latencies: Mutex<Latencies>,
+    latencies: Lanes,
     /// Readers whose stream ended.
     dropped: AtomicU64,
     /// Joins the room refused, with the first refusal.
@@ -57,14 +58,17 @@ pub async fn rooms(t: Arc<Target>, pid: Option<u32>, o: RoomOpts) -> Result<()> 
         t.domain
     );
     eprintln!("[rooms] {n} users logged in; room {room}");
-    let state = Arc::new(Room::default());
+    let state = Arc::new(Room {
+        latencies: Lanes::new(n),
+        ..Room::default()
+    });
     let mut writers = Vec::new();
     for (k, mut s) in sessions.into_iter().enumerate() {
         if k == 0 {
-            create(&mut s.reader, &mut s.writer, &room).await?;
+            create(&mut s.reader, &s.writer, &room).await?;
             state.joined.fetch_add(1, Ordering::Relaxed);
         }
-        tokio::spawn(reader(s.reader, state.clone(), k == 0));
+        tokio::spawn(reader(s.reader, k, state.clone(), k == 0));
         writers.push(s.writer);
     }
     // The join wave: everyone else enters, at most 50 joins in flight.
@@ -84,7 +88,7 @@ pub async fn rooms(t: Arc<Target>, pid: Option<u32>, o: RoomOpts) -> Result<()> 
                 eprintln!("[rooms] join wave: {k} sent, {j} joined");
             }
         }
-        send(w, &join(&room, k)).await?;
+        w.send(&join(&room, k)).await?;
     }
     while state.joined.load(Ordering::Relaxed) < n as u64 {
         if state.dropped.load(Ordering::Relaxed) > 0 {
@@ -112,9 +116,7 @@ pub async fn rooms(t: Arc<Target>, pid: Option<u32>, o: RoomOpts) -> Result<()> 
         k += 1;
         state.step.store(k, Ordering::Relaxed);
         state.received.store(0, Ordering::Relaxed);
-        if let Ok(mut l) = state.latencies.lock() {
-            *l = Latencies::default();
-        }
+        state.latencies.take();
         let sent0 = sent.load(Ordering::Relaxed);
         let span = Span::start(pid);
         let _ = ctl_tx.send((k, rate / o.senders as f64));
@@ -130,11 +132,7 @@ pub async fn rooms(t: Arc<Target>, pid: Option<u32>, o: RoomOpts) -> Result<()> 
         }
         let (server_cpu, _, _) = span.end();
         let got = state.received.load(Ordering::Relaxed);
-        let mut lat = state
-            .latencies
-            .lock()
-            .map(|mut l| std::mem::take(&mut *l))
-            .unwrap_or_default();
+        let mut lat = state.latencies.take();
         let (p50, p99, _) = lat.summary();
         // Let a backlog drain before the next step: until nothing arrives for a second (a
         // failed step leaves one, which would fail the steps after it too).
@@ -247,10 +245,10 @@ fn join(room: &str, k: usize) -> String {
 /// Creates the room as occupant 0 and accepts the default configuration (an instant room).
 async fn create(
     r: &mut Reader<tokio::io::ReadHalf<Box<dyn Io>>>,
-    w: &mut tokio::io::WriteHalf<Box<dyn Io>>,
+    w: &Writer,
     room: &str,
 ) -> Result<()> {
-    send(w, &join(room, 0)).await?;
+    w.send(&join(room, 0)).await?;
     loop {
         let e = r.next().await?;
         if e.name() == "presence" && e.attr("type") == Some("error") {
@@ -260,14 +258,11 @@ async fn create(
             break;
         }
     }
-    send(
-        w,
-        &format!(
-            "<iq type='set' id='instant' to='{room}'><query \
+    w.send(&format!(
+        "<iq type='set' id='instant' to='{room}'><query \
              xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' \
              type='submit'/></query></iq>"
-        ),
-    )
+    ))
     .await?;
     loop {
         let e = r.next().await?;
@@ -281,48 +276,48 @@ async fn create(
 }
 
 /// Reads one occupant's stream: its join (the subject ends it), then the room's messages.
-async fn reader(mut r: Reader<tokio::io::ReadHalf<Box<dyn Io>>>, room: Arc<Room>, joined: bool) {
+async fn reader(
+    mut r: Reader<tokio::io::ReadHalf<Box<dyn Io>>>,
+    lane: usize,
+    room: Arc<Room>,
+    joined: bool,
+) {
     let mut joined = joined;
-    while let Ok(e) = r.next().await {
-        if !joined && e.name() == "presence" && e.attr("type") == Some("error") {
+    while let Ok(e) = r.next_raw().await {
+        if !joined && e.kind == Kind::Presence && e.error {
             if room.refused.fetch_add(1, Ordering::Relaxed) == 0
                 && let Ok(mut r) = room.refusal.lock()
             {
-                *r = Some(e.to_string_in(""));
+                *r = Some(format!("occupant {lane}: presence of type error"));
             }
             continue;
         }
-        if e.name() != "message" {
+        if e.kind != Kind::Message {
             continue;
         }
         if !joined {
-            if e.get_child("subject", "jabber:client").is_some() {
+            if e.subject {
                 joined = true;
                 room.joined.fetch_add(1, Ordering::Relaxed);
             }
             continue;
         }
-        let Some(body) = e.get_child("body", "jabber:client") else {
+        let Some((k, ns)) = e.stamp else {
             continue;
         };
         room.any.fetch_add(1, Ordering::Relaxed);
-        let Some((k, ns)) = stamp(&body.text()) else {
-            continue;
-        };
         if k != room.step.load(Ordering::Relaxed) {
             continue;
         }
         room.received.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut l) = room.latencies.lock() {
-            l.push(since(ns));
-        }
+        room.latencies.push(lane, since(ns));
     }
     room.dropped.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Posts to the room at `rate` (messages/s for this sender) while the step is on.
 async fn writer(
-    mut w: tokio::io::WriteHalf<Box<dyn Io>>,
+    w: Writer,
     room: String,
     mut ctl: watch::Receiver<(u64, f64)>,
     sent: Arc<AtomicU64>,
@@ -344,7 +339,7 @@ async fn writer(
                     let m = format!(
                         "<message type='groupchat' to='{room}'><body>{step} {ns}</body></message>"
                     );
-                    if send(&mut w, &m).await.is_err() { return; }
+                    if w.stanza(&m).await.is_err() { return; }
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
                 r = ctl.changed() => { if r.is_err() { return; } break; }

@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::conn::{Session, Target, login, register, send};
+use crate::conn::{Session, Target, login, register};
 use crate::stats::{Counters, Span, figure, progress, sample};
 
 /// Runs `f(i)` for every `i` in `indices`, at most `concurrency` at once; returns the successes.
@@ -141,13 +141,13 @@ async fn hold(mut s: Session, mut stop: watch::Receiver<bool>) {
                     && e.get_child("ping", "urn:xmpp:ping").is_some() => {
                     let id = e.attr("id").unwrap_or_default();
                     let to = e.attr("from").unwrap_or_default();
-                    let _ = send(&mut s.writer, &format!("<iq type='result' id='{id}' to='{to}'/>")).await;
+                    let _ = s.writer.send(&format!("<iq type='result' id='{id}' to='{to}'/>")).await;
                 }
                 Ok(_) => {}
                 Err(_) => return,
             },
             _ = stop.changed() => {
-                let _ = send(&mut s.writer, "</stream:stream>").await;
+                let _ = s.writer.send("</stream:stream>").await;
                 return;
             }
         }
@@ -217,8 +217,8 @@ pub async fn logins(
     run_many("logins", (0..count).collect(), conc, c.clone(), move |i| {
         let t = t2.clone();
         async move {
-            let mut s = login(&t, i % users.max(1), false).await?;
-            send(&mut s.writer, "</stream:stream>").await
+            let s = login(&t, i % users.max(1), false).await?;
+            s.writer.send("</stream:stream>").await
         }
     })
     .await;

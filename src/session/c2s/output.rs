@@ -174,10 +174,13 @@ impl C2s {
                 }
                 Flow::Continue
             }
-            // The shared bytes as they are, unless stream management must keep an element
-            // or CSI may hold it.
-            SessionMsg::Shared(a) if self.sm.is_none() && !self.csi.inactive => {
+            // The shared bytes as they are (stream management keeps the shared copy, not an
+            // element), unless CSI may hold it.
+            SessionMsg::Shared(a) if !self.csi.inactive => {
                 self.out.shared(&a);
+                if let Some(sm) = self.sm.as_mut() {
+                    sm.sent(*a, sm::now_ms());
+                }
                 Flow::Continue
             }
             SessionMsg::Shared(a) => {

@@ -160,7 +160,7 @@ impl C2s {
         // Exactly what the client did not acknowledge, in order (XEP-0198 §5).
         let host = self.host.clone();
         for u in sm.unacked() {
-            let mut st = u.stanza.clone();
+            let mut st = u.stanza.to_element();
             if st.name() == "message" && st.get_child("delay", NS_DELAY).is_none() {
                 st.append_child(crate::stanza::delay(&host, u.at_ms));
             }

@@ -76,7 +76,7 @@ impl C2s {
             for u in unacked {
                 match u.claim {
                     Some(id) => claims.push(id),
-                    None => reroute(&router, u.stanza).await,
+                    None => reroute(&router, u.stanza.into_element()).await,
                 }
             }
             self.settle_claims(claims, false).await;
