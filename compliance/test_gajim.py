@@ -14,6 +14,7 @@ system CA file is the server's self-signed certificate (Gajim trusts what GnuTLS
 import asyncio
 import os
 import secrets
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -59,6 +60,56 @@ def history(db, contact):
         return []  # being created
 
 
+def start_gajim(jid, program=("gajim",), env=()):
+    """Gajim for `jid` on a fresh profile (made with Gajim's own settings module, as its
+    account wizard would), in Xvfb as `nobody`, trusting the server's certificate through a
+    mount namespace's system CA file. `program` is what runs Gajim (with `-c PROFILE` added);
+    `env` are extra variables for it. Returns (work folder, profile, process)."""
+    root = tempfile.mkdtemp(prefix="gajim-")
+    profile = os.path.join(root, "profile")
+    os.chmod(root, 0o755)
+    shutil.chown(root, "nobody")
+    as_nobody = ["runuser", "-u", "nobody", "--", "env", f"HOME={root}", *env]
+    made = subprocess.run(
+        as_nobody
+        + ["python3", os.path.join(HERE, "gajim", "make_profile.py"), profile, jid, "pw",
+           "127.0.0.1", PORT],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    ca = os.path.join(root, "ca.pem")
+    shutil.copy(CA, ca)
+    os.chmod(ca, 0o644)
+    gajim = shlex.join(
+        as_nobody
+        + ["dbus-run-session", "--", "xvfb-run", "-a", "-s", "-screen 0 1280x800x24",
+           *program, "-c", profile]
+    )
+    with open(os.path.join(root, "gajim.log"), "w") as log:
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "sh", "-c",
+             f"mount --bind {ca} /etc/ssl/certs/ca-certificates.crt && exec {gajim}"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    return root, profile, proc
+
+
+def gajim_log(root):
+    """The end of what Gajim printed (for a failure's message)."""
+    with open(os.path.join(root, "gajim.log")) as f:
+        return f.read()[-4000:]
+
+
+def stop_gajim(root, proc):
+    try:
+        os.killpg(proc.pid, 9)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+    # What Gajim printed stays after the test, for a failure's investigation.
+    shutil.copy(os.path.join(root, "gajim.log"), os.path.join(tempfile.gettempdir(), "gajim-last.log"))
+    shutil.rmtree(root, ignore_errors=True)
+
 async def test_gajim_fills_a_fresh_profile_from_the_archive_and_joins_a_bookmarked_room(session):
     token = secrets.token_hex(4)
     phone = await session("olga@localhost/phone", "pw", plugins=("xep_0004", "xep_0060"))
@@ -93,40 +144,14 @@ async def test_gajim_fills_a_fresh_profile_from_the_archive_and_joins_a_bookmark
     await phone.stop()
     olga_in = future_of(pavel.xmpp, f"muc::{room}::got_online", lambda p: p["muc"]["nick"] == "Olga")
 
-    root = tempfile.mkdtemp(prefix="gajim-")
-    profile = os.path.join(root, "profile")
-    os.chmod(root, 0o755)
-    shutil.chown(root, "nobody")
-    as_nobody = ["runuser", "-u", "nobody", "--", "env", f"HOME={root}"]
-    made = subprocess.run(
-        as_nobody
-        + ["python3", os.path.join(HERE, "gajim", "profile.py"), profile,
-           "olga@localhost", "pw", "127.0.0.1", PORT],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert made.returncode == 0, made.stdout + made.stderr
-    ca = os.path.join(root, "ca.pem")
-    shutil.copy(CA, ca)
-    os.chmod(ca, 0o644)
-    gajim = " ".join(
-        as_nobody
-        + ["dbus-run-session", "--", "xvfb-run", "-a", "-s", "'-screen 0 1280x800x24'",
-           "gajim", "-c", profile]
-    )
-    log = open(os.path.join(root, "gajim.log"), "w")
-    proc = subprocess.Popen(
-        ["unshare", "--mount", "sh", "-c",
-         f"mount --bind {ca} /etc/ssl/certs/ca-certificates.crt && exec {gajim}"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    root, profile, proc = start_gajim("olga@localhost")
     try:
         db = os.path.join(profile, "logs.db")
         # Gajim enters the bookmarked room; pavel speaks while she is there.
         try:
             await asyncio.wait_for(olga_in, 60)
         except asyncio.TimeoutError:
-            raise AssertionError(
-                "Gajim did not join the room\n" + open(os.path.join(root, "gajim.log")).read()[-4000:])
+            raise AssertionError("Gajim did not join the room\n" + gajim_log(root))
         during = f"while olga is here {token}"
         pavel.xmpp.send_message(mto=room, mbody=during, mtype="groupchat")
         rows = []
@@ -137,11 +162,8 @@ async def test_gajim_fills_a_fresh_profile_from_the_archive_and_joins_a_bookmark
             if proc.poll() is not None:
                 break
             await asyncio.sleep(0.25)
-        log.flush()
         shown = {r[0]: r[1] for r in rows}
-        assert sent in shown and got in shown, (
-            f"Gajim's history: {rows}\n" + open(os.path.join(root, "gajim.log")).read()[-4000:]
-        )
+        assert sent in shown and got in shown, f"Gajim's history: {rows}\n" + gajim_log(root)
         # Filled from the archive: each message has the archive's id (XEP-0359 stanza-id).
         assert shown[sent] and shown[got], rows
         # The room: what was said before she came (the room's history) and while she is there.
@@ -158,10 +180,60 @@ async def test_gajim_fills_a_fresh_profile_from_the_archive_and_joins_a_bookmark
         gone = await asyncio.wait_for(kicked, WAIT)
         assert 307 in gone["muc"]["status_codes"], gone
     finally:
+        stop_gajim(root, proc)
+
+
+async def test_gajim_creates_a_members_only_room_invites_chats_and_kicks(session):
+    """Gajim (peggy) makes a new room through its own group chat module (compliance/gajim/
+    drive.py says why not through its windows): members-only, quinn invited (made a member,
+    then a direct invitation), a conversation both ways, quinn kicked. A stranger (rupert)
+    is refused, which shows the room took the configuration Gajim sent."""
+    token = secrets.token_hex(4)
+    room = f"made-in-gajim-{token}@conference.localhost"
+    say, answer = f"welcome quinn {token}", f"thanks peggy {token}"
+    quinn = await session("quinn@localhost/q", "pw", plugins=("xep_0045", "xep_0249"))
+    await quinn.online()
+    invited = future_of(quinn.xmpp, "groupchat_direct_invite",
+                        lambda m: str(m["groupchat_invite"]["jid"]) == room)
+    driver = ["python3", os.path.join(HERE, "gajim", "drive.py"), "--verbose"]
+    env = [f"GAJIM_ROOM={room}", "GAJIM_GUEST=quinn@localhost", "GAJIM_GUEST_NICK=Quinn",
+           f"GAJIM_SAY={say}", f"GAJIM_KICK_AFTER={answer}"]
+    root, profile, proc = start_gajim("peggy@localhost", driver, env)
+    try:
         try:
-            os.killpg(proc.pid, 9)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
+            await asyncio.wait_for(invited, 60)
+        except asyncio.TimeoutError:
+            raise AssertionError("no invitation from Gajim\n" + gajim_log(root))
+        muc = quinn.xmpp.plugin["xep_0045"]
+        heard = future_of(quinn.xmpp, "groupchat_message", lambda m: m["body"] == say)
+        await muc.join_muc_wait(room, "Quinn", timeout=WAIT)
+        # The room as Gajim configured it: members-only, quinn a member, peggy the owner.
+        info = await quinn.xmpp.plugin["xep_0030"].get_info(jid=room, timeout=WAIT)
+        assert "muc_membersonly" in info["disco_info"]["features"], info
+        assert muc.get_jid_property(room, "Quinn", "affiliation") == "member"
+        said = await asyncio.wait_for(heard, WAIT)
+        assert said["from"].resource and said["mucnick"], said
+        stranger = await session("rupert@localhost/r", "pw", plugins=("xep_0045",))
+        with pytest.raises(Exception) as refused:
+            await stranger.xmpp.plugin["xep_0045"].join_muc_wait(room, "Rupert", timeout=WAIT)
+        why = getattr(refused.value, "condition", str(refused.value))
+        assert why == "registration-required", refused.value
+        kicked = future_of(quinn.xmpp, f"muc::{room}::got_offline",
+                           lambda p: p["muc"]["nick"] == "Quinn")
+        quinn.xmpp.send_message(mto=room, mbody=answer, mtype="groupchat")
+        try:
+            gone = await asyncio.wait_for(kicked, WAIT)
+        except asyncio.TimeoutError:
+            raise AssertionError("Gajim did not kick\n" + gajim_log(root))
+        assert 307 in gone["muc"]["status_codes"], gone
+        # Gajim showed both sides of the conversation: its history database holds them.
+        db = os.path.join(profile, "logs.db")
+        rows = []
+        for _ in range(WAIT * 4):
+            rows = [r[0] for r in history(db, room)]
+            if say in rows and answer in rows:
+                break
+            await asyncio.sleep(0.25)
+        assert say in rows and answer in rows, rows
+    finally:
+        stop_gajim(root, proc)

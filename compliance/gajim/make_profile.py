@@ -2,7 +2,10 @@
 (gajim.common.application.create_account), without its window: run with Gajim's own Python
 modules, as the user Gajim will run as.
 
-    python3 profile.py CONFIG_ROOT JID PASSWORD HOST PORT
+    python3 make_profile.py CONFIG_ROOT JID PASSWORD HOST PORT
+
+(Not `profile.py`: Python puts this folder first on drive.py's path, and a module of that name
+shadows the standard library's `profile`, which Gajim imports.)
 """
 
 import sys
