@@ -10,6 +10,7 @@
 //!     xmppd-bench --user big{} rosters --users 1020 --contacts 1000 --hubs 20
 //!     xmppd-bench --server-pid $PID logins --count 2000 --users 1000
 //!     xmppd-bench --server-pid $PID rooms --occupants 500 --senders 10
+//!     xmppd-bench --server-pid $PID --sm rooms --occupants 500 --senders 10   # XEP-0198 on
 
 mod chat;
 mod conn;
