@@ -311,18 +311,20 @@ async fn park(s: &mut C2s, wires: &mut Wires, shutdown: &mut watch::Receiver<boo
                 None => return Parked::Expired,
             },
             m = recv_inbox(&mut wires.inbox) => match (m, s.sm.as_mut()) {
-                (Some(SessionMsg::Batch(b)), Some(sm)) if !b.claimed.is_empty() => {
-                    for (el, id) in b.stanzas.into_iter().zip(b.claimed) {
-                        sm.sent_claimed(el, now_ms(), Some(id));
-                    }
-                    if s.unacked_over_limit() {
-                        debug!("too many stanzas for a detached session");
-                        return Parked::Expired;
-                    }
-                }
                 (Some(m), Some(sm)) if !matches!(m, SessionMsg::Close(_)) => {
-                    for el in m.into_stanzas() {
-                        sm.sent(el, now_ms());
+                    match m {
+                        SessionMsg::Batch(b) if !b.claimed.is_empty() => {
+                            for (el, id) in b.stanzas.into_iter().zip(b.claimed) {
+                                sm.sent_claimed(el, now_ms(), Some(id));
+                            }
+                        }
+                        // Kept as the shared serialisation, as for an attached session.
+                        SessionMsg::Shared(a) => sm.sent(*a, now_ms()),
+                        m => {
+                            for el in m.into_stanzas() {
+                                sm.sent(el, now_ms());
+                            }
+                        }
                     }
                     if s.unacked_over_limit() {
                         debug!("too many stanzas for a detached session");
